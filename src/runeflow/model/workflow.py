@@ -1,0 +1,1087 @@
+"""The workflow: a graph of components plus the run state of one instance.
+
+Every change goes through an event (:mod:`runeflow.model.events`): live calls build the
+event, append it to the log and fold it into the state with the same method that
+``from_events`` uses, so a log always rebuilds exactly the state it was written from.
+
+Per-activation work touches only the component concerned and its children: facts,
+pending activations, joins and reduces live in dicts keyed by id, never scanned.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import types
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from runeflow.errors import (
+    InstanceStateError,
+    RunContextError,
+    WorkflowDefinitionError,
+)
+from runeflow.model import events as ev
+from runeflow.model.components import (
+    _MISSING,
+    Accumulator,
+    AwaitEvent,
+    Component,
+    Fold,
+    Map,
+    Reduce,
+    Rule,
+    Step,
+)
+from runeflow.model.facts import ROOT, Fact, FactRef, Scope, Signal
+from runeflow.model.graph import Graph
+from runeflow.model.hashing import short_id
+from runeflow.model.runnable import Runnable
+
+__all__ = ["Activation", "Wait", "Workflow", "workflow"]
+
+_NO_INPUT: Any = object()
+_NO_KWARGS: dict[str, Any] = {}
+_SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError)
+_IMMUTABLE = (str, int, float, bool, bytes, type(None), frozenset)
+ComponentRef = str | Component
+
+
+class Activation:
+    """A component about to run on some input facts (internal bookkeeping)."""
+
+    __slots__ = ("component", "element", "facts", "id", "scope")
+
+    def __init__(
+        self,
+        id: str,
+        component: Component,
+        facts: tuple[Fact | FactRef, ...],
+        scope: Scope,
+        element: Any = _MISSING,
+    ) -> None:
+        self.id = id
+        self.component = component
+        self.facts = facts
+        self.scope = scope
+        self.element = element
+
+
+class Wait:
+    """An open wait of an ``await_event`` step."""
+
+    __slots__ = ("component", "events", "fact", "id", "timeout")
+
+    def __init__(self, id: str, component: AwaitEvent, fact: Fact | FactRef) -> None:
+        self.id = id
+        """Identifies the wait."""
+        self.component = component.name
+        """The waiting step."""
+        self.events = component.events
+        """Events it accepts."""
+        self.timeout = component.timeout
+        """Seconds until ``timeout`` is delivered, if set."""
+        self.fact = fact
+        """The fact it waits with."""
+
+    def __repr__(self) -> str:
+        return f"<Wait {self.component} {self.events} #{self.id[:8]}>"
+
+
+class _FanIn:
+    __slots__ = ("count", "dropped", "failed", "received")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.received: dict[int, Fact | FactRef] = {}
+        self.dropped: set[int] = set()
+        self.failed = False
+
+
+def _isolate(value: Any) -> Any:
+    """Copy mutable state so a reducer mutating it cannot rewrite history."""
+    if isinstance(value, _IMMUTABLE):
+        return value
+    return copy.deepcopy(value)
+
+
+class Workflow:
+    """A dataflow graph of components and the run state of one instance.
+
+    Build one with :func:`workflow` and :meth:`add`; run it inline with
+    :meth:`react_until_satisfied`, or drive the three phases yourself with
+    :meth:`plan_eagerly`, :meth:`prepare_for_dispatch`, ``rf.execute_runnable`` and
+    :meth:`apply_runnable`.
+    """
+
+    _FOLD: ClassVar[dict[str, Callable[[Workflow, Any], None]]]
+
+    def __init__(self, name: str, outputs: Mapping[str, str] | None = None) -> None:
+        self._g = Graph(name, outputs)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._facts: dict[str, Fact | FactRef] = {}
+        self._by_comp: dict[str, list[Fact | FactRef]] = {}
+        self._produced: list[Fact | FactRef] = []
+        self._pending: dict[str, Activation] = {}
+        self._matches: dict[str, Activation] = {}
+        self._in_flight: dict[str, Activation] = {}
+        self._joins: dict[tuple[str, Scope], list[list[Fact | FactRef]]] = {}
+        self._fanin: dict[tuple[str, str], _FanIn] = {}
+        self._acc_state: dict[str, Any] = {}
+        self._acc_queue: dict[str, deque[Activation]] = {}
+        self._waits: dict[str, Wait] = {}
+        self._timers: dict[str, ev.TimerScheduled] = {}
+        self._failures: dict[str, ev.RunnableFailed] = {}
+        self._attempts: dict[str, int] = {}
+        self._done: set[str] = set()
+        self._events: list[ev.Event] = []
+        self._committed = 0
+        self._build_committed = 0
+        self._inputs = 0
+        self._nonce: str | None = None
+        self._run_context: Mapping[str, Mapping[str, Any]] = {}
+        self._replaying = False
+        self._loader: Callable[[str], Any] | None = None
+        self.step_count = 0
+        """Runnables completed or failed (final) so far."""
+
+    # --- structure ------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The workflow's name (the key under which runners find its definition)."""
+        return self._g.name
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """Output ports: port name → component name."""
+        return dict(self._g.outputs)
+
+    @property
+    def components(self) -> Mapping[str, Component]:
+        """Components by name, in insertion order (read-only view)."""
+        return types.MappingProxyType(self._g.components)
+
+    @property
+    def graph(self) -> Graph:
+        """The structure (shared with ``fresh()`` copies; treat as read-only)."""
+        return self._g
+
+    def definition_hash(self) -> str:
+        """A digest of the structure: components, their content hashes and edges."""
+        return self._g.definition_hash()
+
+    def add(self, component: Component | Callable[..., Any], to: Any = None) -> Workflow:
+        """Add ``component`` under ``to`` and return ``self``.
+
+        Args:
+            component: a component, or a plain function (wrapped with ``rf.step``).
+            to: a parent name or component; a list of them makes a join (the child gets the
+                parents' values positionally, in this order); ``None`` means the input.
+
+        Raises:
+            WorkflowDefinitionError: unknown parent, duplicate name, cycle, or a join child
+                whose function cannot take its parents' values.
+        """
+        if not isinstance(component, Component):
+            if not callable(component):
+                raise WorkflowDefinitionError(
+                    f"add() expects a component or a function, got {type(component).__name__}"
+                )
+            component = Step(component, None)
+        if isinstance(component, Reduce) and to is None:
+            to = component.map_name
+        parents = _parent_names(to)
+        self._own_graph()
+        added = self._g.add(component, parents)
+        if self._events:  # structure changed mid-run: keep the order in this log
+            self._events.extend(added)
+        return self
+
+    def connect(self, parent: ComponentRef, child: ComponentRef) -> Workflow:
+        """Add an edge between two existing components; refuses edges that make a cycle."""
+        self._own_graph()
+        added = self._g.connect(_name_of(parent), _name_of(child))
+        if self._events:
+            self._events.append(added)
+        return self
+
+    def _own_graph(self) -> None:
+        if self._g.shared:
+            self._g = self._g.copy()
+
+    def required_context_keys(self) -> dict[str, list[str]]:
+        """Run-context keys without a default, by component name."""
+        out: dict[str, list[str]] = {}
+        for name, comp in self._g.components.items():
+            keys = [m.key for m in comp.context_keys() if m.required]
+            if keys:
+                out[name] = keys
+        return out
+
+    def fresh(self) -> Workflow:
+        """Return a workflow over the same structure with empty run state, in O(1)."""
+        self._g.shared = True
+        wf = Workflow.__new__(Workflow)
+        wf._g = self._g
+        wf._reset()
+        return wf
+
+    # --- phase 1: plan and prepare --------------------------------------------------------
+
+    def plan_eagerly(
+        self, input: Any = _NO_INPUT, *, run_context: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> Workflow:
+        """Feed ``input`` (if given) and evaluate every pending rule condition.
+
+        Args:
+            input: a value for the workflow's root; omit it to re-plan from produced facts.
+            run_context: values for ``rf.context`` parameters: ``{component: {key: value},
+                "_global": {key: value}}``. Kept in memory only, never logged.
+        """
+        if run_context is not None:
+            self._run_context = run_context
+        if input is not _NO_INPUT:
+            self.feed(input)
+        self._run_matches()
+        return self
+
+    def feed(self, value: Any) -> Fact:
+        """Add ``value`` as a new input fact (without evaluating conditions) and return it."""
+        if self._nonce is None:
+            self._nonce = secrets.token_hex(8)
+        self._inputs += 1
+        fid = short_id("input", self._nonce, str(self._inputs))
+        fact = Fact(fid, _materialize(value), ROOT, ROOT, (), (fid,))
+        self._emit_fact(ev.FactProduced(fact=fact))
+        return fact
+
+    def is_runnable(self) -> bool:
+        """True when something is ready to prepare (pending runnables or rule conditions)."""
+        return bool(self._pending or self._matches)
+
+    def next_runnables(self) -> list[tuple[Component, tuple[Fact | FactRef, ...]]]:
+        """``(component, input facts)`` pairs ready to run, without preparing them."""
+        self._run_matches()
+        return [(a.component, a.facts) for a in self._pending.values()]
+
+    def prepare_for_dispatch(self) -> list[Runnable]:
+        """Hand out every ready activation as a self-contained :class:`Runnable`.
+
+        Each is recorded as dispatched and is not handed out again; apply each result with
+        :meth:`apply_runnable`.
+        """
+        if self._matches:
+            self._run_matches()
+        if not self._pending:
+            return []
+        out = []
+        for act in list(self._pending.values()):
+            runnable = self._prepare(act)
+            if runnable is None:
+                continue
+            event = ev.RunnableDispatched(
+                runnable_id=act.id, component=act.component.name, attempt=runnable.attempt
+            )
+            self._events.append(event)
+            self._fold_dispatched(event)
+            out.append(runnable)
+        return out
+
+    def _prepare(self, act: Activation) -> Runnable | None:
+        comp = act.component
+        try:
+            kwargs = self._context_for(comp) if comp.spec.context else _NO_KWARGS
+            fn: Callable[..., Any] | None = comp.fn
+            if isinstance(comp, Map):
+                args: tuple[Any, ...] = (act.element,)
+            elif isinstance(comp, Reduce):
+                fn = Fold(comp.fn)  # type: ignore[arg-type]
+                values = tuple(self._value(f) for f in act.facts)
+                args = (values, _isolate(comp.initial))
+            elif isinstance(comp, Accumulator):
+                args = (self._value(act.facts[0]), _isolate(self._state_of(comp)))
+            else:
+                args = self._args(comp, act.facts, comp.spec.max_args, comp.spec.min_args)
+        except Exception as exc:  # a missing context key, an unloadable value
+            self._fail_unprepared(act, exc)
+            return None
+        return Runnable(
+            id=act.id,
+            component=comp.name,
+            component_kind=comp.kind,
+            component_hash=comp.hash,
+            fn=fn,
+            args=args,
+            kwargs=kwargs,
+            input_ids=tuple(f.id for f in act.facts),
+            is_async=comp.spec.is_async,
+            attempt=self._attempts.get(act.id, 0) + 1,
+        )
+
+    def _args(
+        self, comp: Component, facts: tuple[Fact | FactRef, ...], max_args: float, min_args: int
+    ) -> tuple[Any, ...]:
+        if len(facts) > 1:
+            return tuple(self._value(f) for f in facts)
+        if max_args == 0:
+            return ()
+        value = self._value(facts[0])
+        if min_args >= 2:
+            return tuple(value)
+        return (value,)
+
+    def _value(self, fact: Fact | FactRef) -> Any:
+        if type(fact) is Fact:
+            return fact.value
+        if self._loader is None:
+            raise InstanceStateError(
+                f"the value of fact {fact.id} is not loaded and no fact loader is set: "
+                "recover with a store that keeps fact values"
+            )
+        value = self._loader(fact.id)
+        full = fact.with_value(value)  # type: ignore[union-attr]
+        self._facts[fact.id] = full
+        return value
+
+    def _context_for(self, comp: Component) -> dict[str, Any]:
+        own = self._run_context.get(comp.name, {})
+        glb = self._run_context.get("_global", {})
+        out = {}
+        for param, marker in comp.spec.context:
+            if marker.key in own:
+                out[param] = own[marker.key]
+            elif marker.key in glb:
+                out[param] = glb[marker.key]
+            elif not marker.required:
+                out[param] = marker.default
+            else:
+                raise RunContextError(component=comp.name, key=marker.key)
+        return out
+
+    def _state_of(self, comp: Accumulator) -> Any:
+        state = self._acc_state.get(comp.name, _MISSING)
+        if state is _MISSING:
+            state = comp.initial_state()
+            event = ev.StateInitiated(component=comp.name, scope_key="", value=state)
+            self._events.append(event)
+            self._fold_state(event)
+        return state
+
+    def _run_matches(self) -> None:
+        while self._matches:
+            for act in list(self._matches.values()):
+                self._match(act)
+
+    def _match(self, act: Activation) -> None:
+        comp = act.component
+        assert isinstance(comp, Rule)
+        spec = comp.condition_spec
+        try:
+            args = self._args(comp, act.facts, spec.max_args, spec.min_args)
+            matched = bool(comp.condition(*args))
+        except _SHAPE_ERRORS:
+            matched = False
+        except Exception as exc:
+            self._fail_unprepared(act, exc)
+            return
+        name = comp.name
+        fid = act.facts[0].id
+        event: ev.Event
+        if matched:
+            event = ev.ConditionSatisfied(component=name, fact_id=fid, runnable_id=act.id)
+            self._events.append(event)
+            self._fold_satisfied(event)
+        else:
+            event = ev.ConditionRejected(component=name, fact_id=fid, runnable_id=act.id)
+            self._events.append(event)
+            self._fold_rejected(event)
+
+    def _fail_unprepared(self, act: Activation, exc: Exception) -> None:
+        runnable = Runnable(
+            id=act.id,
+            component=act.component.name,
+            component_kind=act.component.kind,
+            component_hash=act.component.hash,
+            fn=None,
+            args=(),
+        ).fail(exc)
+        self._record_failure(runnable, final=True)
+
+    # --- phase 3: apply -------------------------------------------------------------------
+
+    def apply_runnable(self, runnable: Runnable) -> Workflow:
+        """Fold an executed runnable back in; return ``self``.
+
+        A completed runnable produces its fact; a failed one is recorded (see
+        :meth:`failures`) and its downstream is skipped for that input. Applying the same
+        runnable twice has no further effect.
+        """
+        act = self._in_flight.get(runnable.id)
+        if act is None:
+            if runnable.id in self._done:
+                return self
+            raise InstanceStateError(
+                f"runnable {runnable.id} ({runnable.component}) is not in flight in workflow "
+                f"{self.name!r}: apply only runnables returned by this workflow's "
+                "prepare_for_dispatch()"
+            )
+        status = runnable.status
+        if status == "completed":
+            comp = act.component
+            fact = Fact(
+                runnable.id,
+                _materialize(runnable.result),
+                comp.name,
+                comp.hash,
+                runnable.input_ids,
+                act.scope,
+            )
+            produced = ev.FactProduced(fact=fact, runnable_id=runnable.id)
+            done = ev.RunnableCompleted(
+                runnable_id=runnable.id, component=comp.name, duration=runnable.duration
+            )
+            self._emit_fact(produced)
+            self._events.append(done)
+            self._fold_completed(done)
+        elif status == "failed":
+            self._record_failure(runnable, final=True)
+        else:
+            raise InstanceStateError(
+                f"runnable {runnable.id} ({runnable.component}) has not been executed: "
+                "pass it through rf.execute_runnable() first"
+            )
+        return self
+
+    def record_failed_attempt(self, runnable: Runnable) -> Workflow:
+        """Log a failed attempt that will be retried (the activation stays in flight)."""
+        self._record_failure(runnable, final=False)
+        return self
+
+    def _record_failure(self, runnable: Runnable, *, final: bool) -> None:
+        assert runnable.error is not None
+        event = ev.RunnableFailed(
+            runnable_id=runnable.id,
+            component=runnable.component,
+            error=runnable.error,
+            attempt=runnable.attempt,
+            final=final,
+            duration=runnable.duration,
+        )
+        self._events.append(event)
+        self._fold_failed(event)
+        if final:
+            below = self._g.below(runnable.component)
+            if below:
+                self._events.append(
+                    ev.DownstreamSkipped(
+                        runnable_id=runnable.id,
+                        component=runnable.component,
+                        skipped=tuple(sorted(below)),
+                    )
+                )
+
+    # --- convenience loops ----------------------------------------------------------------
+
+    def react(self, input: Any = _NO_INPUT, **kwargs: Any) -> Workflow:
+        """Feed ``input`` and run one generation of runnables inline."""
+        self.plan_eagerly(input, **kwargs)
+        for runnable in self.prepare_for_dispatch():
+            self.apply_runnable(runnable.execute())
+        return self.plan_eagerly()
+
+    def react_until_satisfied(self, input: Any = _NO_INPUT, **kwargs: Any) -> Workflow:
+        """Feed ``input`` and run inline until nothing is runnable (waits stay open)."""
+        self.plan_eagerly(input, **kwargs)
+        while self._pending or self._matches:
+            for runnable in self.prepare_for_dispatch():
+                self.apply_runnable(runnable.execute())
+        return self
+
+    # --- waits and timers -----------------------------------------------------------------
+
+    def open_waits(self) -> list[Wait]:
+        """Waits that have not received an event yet, oldest first."""
+        return list(self._waits.values())
+
+    def find_wait(self, event: str, step: str | None = None, wait_id: str | None = None) -> Wait:
+        """Return the open wait that ``event`` would resume.
+
+        Raises:
+            InstanceStateError: no open wait matches, or the event is not one it accepts.
+        """
+        if wait_id is not None:
+            wait = self._waits.get(wait_id)
+            if wait is None:
+                raise InstanceStateError(f"no open wait {wait_id!r} in workflow {self.name!r}")
+            candidates = [wait]
+        else:
+            candidates = [w for w in self._waits.values() if step is None or w.component == step]
+        if not candidates:
+            where = f"step {step!r}" if step else "any step"
+            raise InstanceStateError(
+                f"workflow {self.name!r} has no open wait on {where}: nothing to resume "
+                f"with {event!r}"
+            )
+        for wait in candidates:
+            if event in wait.events:
+                return wait
+        accepted = sorted({e for w in candidates for e in w.events})
+        raise InstanceStateError(
+            f"event {event!r} is not accepted by the open wait(s) "
+            f"{sorted({w.component for w in candidates})}: they accept {accepted}"
+        )
+
+    def deliver_event(
+        self,
+        event: str,
+        payload: Any = None,
+        *,
+        step: str | None = None,
+        wait_id: str | None = None,
+    ) -> Fact:
+        """Resume the open wait that accepts ``event``; return the produced fact.
+
+        The waiting step produces a :class:`~runeflow.model.facts.Signal`.
+        """
+        wait = self.find_wait(event, step, wait_id)
+        received = ev.EventReceived(
+            wait_id=wait.id, component=wait.component, event=event, payload=payload
+        )
+        self._events.append(received)
+        self._fold_received(received)
+        comp = self._g.components[wait.component]
+        signal = Signal(event, payload, wait.component, self._value(wait.fact))
+        fact = Fact(wait.id, signal, comp.name, comp.hash, (wait.fact.id,), wait.fact.scope)
+        self._emit_fact(ev.FactProduced(fact=fact, runnable_id=wait.id))
+        return fact
+
+    def record(self, event: ev.Event) -> Workflow:
+        """Append and fold an event built outside the model (timers, for instance)."""
+        self._events.append(event)
+        self._FOLD[event.kind](self, event)
+        return self
+
+    def pending_timers(self) -> list[ev.TimerScheduled]:
+        """Timers scheduled and neither fired nor cancelled."""
+        return list(self._timers.values())
+
+    # --- runner support -------------------------------------------------------------------
+
+    def in_flight(self) -> list[str]:
+        """Ids of runnables dispatched and not yet applied."""
+        return list(self._in_flight)
+
+    def requeue_in_flight(self) -> int:
+        """Make dispatched-but-unapplied activations ready again (after a crash)."""
+        n = len(self._in_flight)
+        self._pending.update(self._in_flight)
+        self._in_flight.clear()
+        return n
+
+    def attempts(self, runnable_id: str) -> int:
+        """Failed attempts recorded for a runnable."""
+        return self._attempts.get(runnable_id, 0)
+
+    def set_fact_loader(self, loader: Callable[[str], Any] | None) -> None:
+        """Set how values of not-yet-loaded facts (:class:`FactRef`) are fetched."""
+        self._loader = loader
+
+    # --- results --------------------------------------------------------------------------
+
+    def raw_productions(self, component: ComponentRef | None = None) -> list[Any]:
+        """Values produced (inputs excluded), in order; only ``component``'s if given."""
+        facts = self.productions(component)
+        return [self._value(f) for f in facts]
+
+    def productions(self, component: ComponentRef | None = None) -> list[Fact | FactRef]:
+        """Facts produced (inputs excluded), in order; only ``component``'s if given."""
+        if component is None:
+            return list(self._produced)
+        return list(self._by_comp.get(self._known(component), ()))
+
+    def productions_by_component(self) -> dict[str, list[Any]]:
+        """Produced values grouped by component name."""
+        return {
+            name: [self._value(f) for f in facts]
+            for name, facts in self._by_comp.items()
+            if name != ROOT
+        }
+
+    def inputs(self) -> list[Any]:
+        """Input values fed so far."""
+        return [self._value(f) for f in self._by_comp.get(ROOT, ())]
+
+    def results(
+        self,
+        components: Sequence[ComponentRef] | None = None,
+        *,
+        facts: bool = False,
+        all: bool = False,  # noqa: A002 - public API name
+    ) -> dict[str, Any]:
+        """Results by name.
+
+        Args:
+            components: component names to report; by default the workflow's output ports
+                (``outputs={"total": "price"}``), or its sink components if it has none.
+            facts: return :class:`Fact` objects instead of values.
+            all: return every production as a list instead of the last one (or ``None``).
+        """
+        if components is None:
+            ports = self._g.outputs or {n: n for n in self._g.sinks()}
+        else:
+            ports = {(n := _name_of(c)): n for c in components}
+        out: dict[str, Any] = {}
+        for port, name in ports.items():
+            produced = self._by_comp.get(self._known(name), [])
+            items: list[Any] = (
+                [self._full(f) for f in produced] if facts else [self._value(f) for f in produced]
+            )
+            out[port] = items if all else (items[-1] if items else None)
+        return out
+
+    def _full(self, fact: Fact | FactRef) -> Fact:
+        self._value(fact)
+        full = self._facts[fact.id]
+        assert isinstance(full, Fact)
+        return full
+
+    def _known(self, component: ComponentRef) -> str:
+        name = _name_of(component)
+        if name != ROOT and name not in self._g.components:
+            raise WorkflowDefinitionError(
+                f"workflow {self.name!r} has no component {name!r} "
+                f"(components: {', '.join(self._g.components)})",
+                component=name,
+            )
+        return name
+
+    def fact(self, fact_id: str) -> Fact | FactRef:
+        """The fact with ``fact_id`` (``KeyError`` if unknown)."""
+        return self._facts[fact_id]
+
+    def facts(self) -> Mapping[str, Fact | FactRef]:
+        """Every fact by id, inputs included (read-only view)."""
+        return types.MappingProxyType(self._facts)
+
+    def failures(self) -> list[ev.RunnableFailed]:
+        """Final failures, in order."""
+        return list(self._failures.values())
+
+    def state_of(self, component: ComponentRef) -> Any:
+        """Current state of an accumulator or state machine (``None`` before any input)."""
+        value = self._acc_state.get(self._known(component), None)
+        return value
+
+    def counts(self) -> dict[str, int]:
+        """Sizes of the run state (facts, pending, in flight, waits, timers, failures)."""
+        return {
+            "facts": len(self._facts),
+            "pending": len(self._pending) + len(self._matches),
+            "in_flight": len(self._in_flight),
+            "waits": len(self._waits),
+            "timers": len(self._timers),
+            "failures": len(self._failures),
+            "steps": self.step_count,
+        }
+
+    # --- the event log --------------------------------------------------------------------
+
+    def event_log(self) -> list[ev.Event]:
+        """The whole log: build events first, then every runtime event in order."""
+        return [*self._initial_build(), *self._events]
+
+    def _initial_build(self) -> list[ev.Event]:
+        """Build events, less components added mid-run (those sit in the runtime log)."""
+        build = self._g.build_events
+        mid = {id(e) for e in self._events if e.kind == "component_added"}
+        return [e for e in build if id(e) not in mid] if mid else build
+
+    def uncommitted_events(self) -> list[ev.Event]:
+        """Events produced since the previous call (build events included the first time)."""
+        out: list[ev.Event] = []
+        if not self._committed and self._build_committed < len(self._g.build_events):
+            out.extend(self._initial_build()[self._build_committed :])
+            self._build_committed = len(self._g.build_events)
+        out.extend(self._events[self._committed :])
+        self._committed = len(self._events)
+        return out
+
+    def has_uncommitted(self) -> bool:
+        """True when :meth:`uncommitted_events` would return something."""
+        return self._committed < len(self._events) or (
+            not self._committed and self._build_committed < len(self._g.build_events)
+        )
+
+    def forget_committed(self) -> None:
+        """Drop committed runtime events from memory (the store keeps them)."""
+        del self._events[: self._committed]
+        self._committed = 0
+        self._build_committed = len(self._g.build_events)
+
+    @classmethod
+    def from_events(
+        cls,
+        events: Iterable[ev.Event],
+        definition: Workflow | Callable[[], Workflow] | str | None = None,
+        *,
+        migrate: bool = False,
+    ) -> Workflow:
+        """Rebuild a workflow from its log.
+
+        Args:
+            events: the log, as returned by :meth:`event_log` or streamed from a store.
+            definition: where the code comes from when the log holds none (a stored log):
+                a Workflow, a builder returning one, or an import path ``"pkg.mod:attr"``.
+            migrate: accept components whose hash differs from the log's (the code
+                changed); otherwise that is a ``DefinitionMismatchError``.
+        """
+        from runeflow.model.replay import rebuild  # noqa: PLC0415
+
+        return rebuild(cls, events, definition, migrate=migrate)
+
+    # --- folding (shared by live calls and replay) ----------------------------------------
+
+    def _emit_fact(self, event: ev.FactProduced) -> None:
+        self._events.append(event)
+        self._fold_fact(event)
+
+    def _fold_fact(self, event: ev.FactProduced) -> None:
+        fact = event.fact
+        name = fact.component
+        self._facts[fact.id] = fact
+        lst = self._by_comp.get(name)
+        if lst is None:
+            self._by_comp[name] = [fact]
+        else:
+            lst.append(fact)
+        g = self._g
+        if name != ROOT:
+            self._produced.append(fact)
+            if isinstance(g.components[name], Accumulator):
+                self._acc_state[name] = fact.value if type(fact) is Fact else fact
+        for child in g.children[name]:
+            comp = g.components[child]
+            if child in g.join_index:
+                self._route_join(comp, name, fact)
+            else:
+                self._route(comp, fact, (fact,), fact.scope)
+
+    def _route(
+        self, comp: Component, fact: Fact | FactRef, facts: tuple[Fact | FactRef, ...], scope: Scope
+    ) -> None:
+        kind = comp.kind
+        if kind == "step":
+            rid = short_id(comp.hash, *[f.id for f in facts])
+            self._pending[rid] = Activation(rid, comp, facts, scope)
+        elif kind == "rule":
+            rid = short_id(comp.hash, *[f.id for f in facts])
+            self._matches[rid] = Activation(rid, comp, facts, scope)
+        elif kind == "map":
+            self._route_map(comp, fact)
+        elif kind == "reduce":
+            self._route_reduce(comp, fact)  # type: ignore[arg-type]
+        elif kind in ("accumulator", "state_machine"):
+            self._route_acc(comp, fact)
+        elif kind == "await":
+            wid = short_id(comp.hash, fact.id)
+            self._waits[wid] = Wait(wid, comp, fact)  # type: ignore[arg-type]
+            if not self._replaying:
+                self._events.append(
+                    ev.EventAwaited(
+                        wait_id=wid,
+                        component=comp.name,
+                        fact_id=fact.id,
+                        events=comp.events,  # type: ignore[attr-defined]
+                        timeout=comp.timeout,  # type: ignore[attr-defined]
+                    )
+                )
+
+    def _route_join(self, comp: Component, parent: str, fact: Fact | FactRef) -> None:
+        index = self._g.join_index[comp.name]
+        key = (comp.name, fact.scope)
+        buffers = self._joins.get(key)
+        if buffers is None:
+            buffers = self._joins[key] = [[] for _ in index]
+        buffers[index[parent]].append(fact)
+        live = not self._replaying
+        if live:
+            self._events.append(
+                ev.JoinFactReceived(component=comp.name, parent=parent, fact_id=fact.id)
+            )
+        if all(buffers):
+            facts = tuple(b.pop(0) for b in buffers)
+            if not any(buffers):
+                del self._joins[key]
+            if live:
+                self._events.append(
+                    ev.JoinCompleted(component=comp.name, fact_ids=tuple(f.id for f in facts))
+                )
+            self._route(comp, fact, facts, fact.scope)
+
+    def _route_map(self, comp: Component, fact: Fact | FactRef) -> None:
+        value = self._value(fact)
+        if isinstance(value, str | bytes | bytearray) or not isinstance(value, Iterable):
+            rid = short_id(comp.hash, fact.id)
+            err = TypeError(
+                f"map {comp.name!r} needs a collection (list, tuple, ...), "
+                f"got {type(value).__name__}"
+            )
+            act = Activation(rid, comp, (fact,), fact.scope)
+            self._in_flight[rid] = act
+            if not self._replaying:  # replay folds the logged failure instead
+                self._fail_unprepared(act, err)
+            return
+        elements = list(value)
+        n = len(elements)
+        scope = fact.scope
+        fid = fact.id
+        name = comp.name
+        h = comp.hash
+        for i, element in enumerate(elements):
+            rid = short_id(h, fid, str(i))
+            self._pending[rid] = Activation(
+                rid, comp, (fact,), (*scope, (name, fid, i, n)), element
+            )
+        if not self._replaying:
+            self._events.append(ev.FanOutEmitted(component=name, fact_id=fid, count=n))
+        if n == 0:
+            for red in self._g.reduces_below(name):
+                if red.map_name == name:
+                    self._fanin[(red.name, fid)] = _FanIn(0)
+                    self._check_fanin(red, fid, scope)
+
+    def _route_reduce(self, comp: Reduce, fact: Fact | FactRef) -> None:
+        scope = fact.scope
+        for pos in range(len(scope) - 1, 0, -1):
+            tag = scope[pos]
+            if tag[0] == comp.map_name:
+                break
+        else:  # validated at add(); a fact without the tag cannot reach here
+            return
+        key = (comp.name, tag[1])
+        entry = self._fanin.get(key)
+        if entry is None:
+            entry = self._fanin[key] = _FanIn(tag[3])
+        entry.received[tag[2]] = fact
+        self._check_fanin(comp, tag[1], scope[:pos])
+
+    def _check_fanin(self, comp: Reduce, fan_out_id: str, scope: Scope) -> None:
+        key = (comp.name, fan_out_id)
+        entry = self._fanin[key]
+        if len(entry.received) + len(entry.dropped) < entry.count:
+            return
+        del self._fanin[key]
+        if not self._replaying:
+            self._events.append(
+                ev.FanInCompleted(component=comp.name, fan_out_id=fan_out_id, count=entry.count)
+            )
+        if entry.failed:
+            return
+        facts = tuple(entry.received[i] for i in sorted(entry.received))
+        rid = short_id(comp.hash, fan_out_id)
+        self._pending[rid] = Activation(rid, comp, facts, scope)
+
+    def _route_acc(self, comp: Component, fact: Fact | FactRef) -> None:
+        rid = short_id(comp.hash, fact.id)
+        act = Activation(rid, comp, (fact,), fact.scope)
+        queue = self._acc_queue.get(comp.name)
+        if queue is None:
+            self._acc_queue[comp.name] = deque()
+            self._pending[rid] = act
+        else:
+            queue.append(act)
+
+    def _advance_acc(self, comp: Component) -> None:
+        queue = self._acc_queue.get(comp.name)
+        if queue is None:
+            return
+        if queue:
+            act = queue.popleft()
+            self._pending[act.id] = act
+        else:
+            del self._acc_queue[comp.name]
+
+    def _drop(self, comp: Component, scope: Scope, *, failed: bool) -> None:
+        """An activation inside a fan-out ended without output: tell the reduces below."""
+        if len(scope) < 2:
+            return
+        reduces = self._g.reduces_below(comp.name)
+        if not reduces:
+            return
+        for pos in range(1, len(scope)):
+            map_name, fan_out_id, index, count = scope[pos]
+            for red in reduces:
+                if red.map_name != map_name:
+                    continue
+                key = (red.name, fan_out_id)
+                entry = self._fanin.get(key)
+                if entry is None:
+                    entry = self._fanin[key] = _FanIn(count)
+                entry.dropped.add(index)
+                entry.failed = entry.failed or failed
+                self._check_fanin(red, fan_out_id, scope[:pos])
+
+    def _fold_satisfied(self, event: ev.ConditionSatisfied) -> None:
+        act = self._matches.pop(event.runnable_id)
+        self._pending[act.id] = act
+
+    def _fold_rejected(self, event: ev.ConditionRejected) -> None:
+        act = self._matches.pop(event.runnable_id)
+        self._done.add(act.id)
+        self._drop(act.component, act.scope, failed=False)
+
+    def _fold_dispatched(self, event: ev.RunnableDispatched) -> None:
+        rid = event.runnable_id
+        self._in_flight[rid] = self._pending.pop(rid)
+
+    def _fold_completed(self, event: ev.RunnableCompleted) -> None:
+        act = self._in_flight.pop(event.runnable_id)
+        self._done.add(act.id)
+        self.step_count += 1
+        if act.component.name in self._acc_queue:
+            self._advance_acc(act.component)
+
+    def _fold_failed(self, event: ev.RunnableFailed) -> None:
+        rid = event.runnable_id
+        self._attempts[rid] = event.attempt
+        if not event.final:
+            return
+        act = self._in_flight.pop(rid, None) or self._matches.pop(rid, None)
+        if act is None:
+            act = self._pending.pop(rid, None)
+        self._failures[rid] = event
+        self._done.add(rid)
+        self.step_count += 1
+        if act is not None:
+            if act.component.name in self._acc_queue:
+                self._advance_acc(act.component)
+            self._drop(act.component, act.scope, failed=True)
+
+    def _fold_state(self, event: ev.StateInitiated) -> None:
+        self._acc_state[event.component] = event.value
+
+    def _fold_received(self, event: ev.EventReceived) -> None:
+        self._waits.pop(event.wait_id, None)
+        self._done.add(event.wait_id)
+        self.step_count += 1
+        for tid, timer in list(self._timers.items()):
+            if timer.wait_id == event.wait_id:
+                del self._timers[tid]
+
+    def _fold_timer(self, event: ev.TimerScheduled) -> None:
+        self._timers[event.timer_id] = event
+
+    def _fold_timer_end(self, event: ev.TimerFired | ev.TimerCancelled) -> None:
+        self._timers.pop(event.timer_id, None)
+
+    def _fold_nothing(self, event: Any) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        c = self.counts()
+        return (
+            f"<Workflow {self.name!r} components={len(self._g.components)} facts={c['facts']} "
+            f"pending={c['pending']} in_flight={c['in_flight']} waits={c['waits']}>"
+        )
+
+
+def _fold_replayed_fact(wf: Workflow, event: ev.FactProduced) -> None:
+    if event.runnable_id is None:
+        wf._inputs += 1
+    wf._fold_fact(event)
+
+
+Workflow._FOLD = {
+    "fact_produced": _fold_replayed_fact,
+    "condition_satisfied": Workflow._fold_satisfied,
+    "condition_rejected": Workflow._fold_rejected,
+    "runnable_dispatched": Workflow._fold_dispatched,
+    "runnable_completed": Workflow._fold_completed,
+    "runnable_failed": Workflow._fold_failed,
+    "state_initiated": Workflow._fold_state,
+    "event_received": Workflow._fold_received,
+    "timer_scheduled": Workflow._fold_timer,
+    "timer_fired": Workflow._fold_timer_end,
+    "timer_cancelled": Workflow._fold_timer_end,
+    **{kind: Workflow._fold_nothing for kind in ev.TRACE_KINDS},
+}
+
+
+def _materialize(value: Any) -> Any:
+    """Turn one-shot iterators (generators) into lists so the value can be replayed."""
+    if isinstance(value, types.GeneratorType):
+        return list(value)
+    return value
+
+
+def _name_of(ref: Any) -> str:
+    if isinstance(ref, Component):
+        return ref.name
+    if isinstance(ref, str):
+        return ref
+    raise WorkflowDefinitionError(f"expected a component or its name, got {type(ref).__name__}")
+
+
+def _parent_names(to: Any) -> tuple[str, ...]:
+    if to is None:
+        return (ROOT,)
+    if isinstance(to, str | Component):
+        return (_name_of(to),)
+    if isinstance(to, Sequence):
+        if not to:
+            raise WorkflowDefinitionError("to= got an empty list of parents")
+        return tuple(_name_of(t) for t in to)
+    raise WorkflowDefinitionError(
+        f"to= takes a name, a component or a list of them, got {type(to).__name__}"
+    )
+
+
+def workflow(
+    *,
+    name: str,
+    steps: Sequence[Any] = (),
+    rules: Sequence[Component] = (),
+    outputs: Mapping[str, str] | None = None,
+) -> Workflow:
+    """Build a workflow.
+
+    Args:
+        name: the workflow's name (runners find its definition by it).
+        steps: components (or plain functions) fed by the input; an item may also be a
+            ``(parent, [children...])`` pair to build a tree, nested as deep as needed.
+        rules: rules fed by the input.
+        outputs: output ports, ``{"port": "component_name"}``, used by ``results()``.
+    """
+    wf = Workflow(name, outputs)
+    for item in steps:
+        _add_tree(wf, item, None)
+    for r in rules:
+        wf.add(r)
+    return wf
+
+
+def _add_tree(wf: Workflow, item: Any, parent: str | None) -> None:
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], list | tuple):
+        head, children = item
+        _add_tree(wf, head, parent)
+        head_name = _tree_name(wf, head)
+        for child in children:
+            _add_tree(wf, child, head_name)
+        return
+    if isinstance(item, Component) and wf.graph.components.get(item.name) is item:
+        if parent is None:
+            raise WorkflowDefinitionError(f"{item.name!r} appears twice", component=item.name)
+        wf.connect(parent, item.name)
+        return
+    wf.add(item, to=parent)
+
+
+def _tree_name(wf: Workflow, head: Any) -> str:
+    if isinstance(head, Component):
+        return head.name
+    return list(wf.graph.components)[-1]
+
