@@ -25,9 +25,12 @@ only if it names a dataclass, an Enum subclass or a pydantic model class; regist
 are looked up by name. Anything else raises :class:`~runeflow.errors.CodecError`.
 
 Events are encoded in blobs that hold a whole append (``[format_version, event, ...]``),
-each event a JSON object keyed by field name. A store with the fact-store capability passes
-a *fact sink* to :meth:`JsonCodec.encode_events`: values of ``FactProduced`` facts then go to
-the sink and the blob keeps the fact's id and metadata only.
+each event a JSON array ``[kind, field, field, ...]`` with its fields in the dataclass's
+order (``ComponentAdded.component`` is never stored). That order is the wire format: a new
+event field must be appended last, with a default, so that older logs still decode; any
+other change to an event's fields needs a new :data:`EVENT_FORMAT_VERSION`. A store with
+the fact-store capability passes a *fact sink* to :meth:`JsonCodec.encode_events`: values of
+``FactProduced`` facts then go to the sink and the blob keeps the fact's id and metadata.
 """
 
 from __future__ import annotations
@@ -79,8 +82,8 @@ _ANNOTATIONS_AS_IS = frozenset(
 )
 _IN_MEMORY_ONLY: frozenset[tuple[str, str]] = frozenset({("component_added", "component")})
 
-FactSink = Callable[[str, bytes], None]
-"""Receives ``(fact_id, encoded_value)`` for each fact value kept out of an event blob."""
+FactSink = Callable[[str, Any], None]
+"""Receives ``(fact_id, value)`` for each fact value kept out of an event blob."""
 
 ValueLoader = Callable[[str], Any]
 """Returns the decoded value of a fact kept out of an event blob, given its id."""
@@ -242,8 +245,8 @@ class JsonCodec:
 
         Args:
             events: runeflow events (``runeflow.model.events``).
-            fact_sink: when given, each ``FactProduced`` value is encoded separately and
-                passed to it with the fact id; the blob then keeps only the fact's metadata.
+            fact_sink: when given, each ``FactProduced`` value is passed to it with the fact
+                id (for the caller to store) and the blob keeps only the fact's metadata.
 
         Raises:
             CodecError: when an event or a value inside it cannot be encoded.
@@ -274,12 +277,21 @@ class JsonCodec:
             )
         specs = self._event_specs
         events: list[Event] = []
-        for row in doc[1:]:
-            try:
-                spec = specs[row[0]]
-            except (KeyError, TypeError, IndexError):
-                raise _unknown_kind(row) from None
-            events.append(spec.build(row, load_value))
+        kind = None
+        try:
+            for row in doc[1:]:
+                kind = row[0]
+                spec = specs.get(kind)
+                if spec is None:
+                    raise _unknown_kind(kind)
+                if len(row) == spec.width:
+                    events.append(spec.fast_build(row, load_value))
+                else:
+                    events.append(spec.build(row, load_value))
+        except CodecError:
+            raise
+        except (TypeError, ValueError, IndexError, KeyError) as exc:
+            raise CodecError(f"malformed {kind!r} event: {exc!r}") from None
         return events
 
     # --- JSON text ------------------------------------------------------------------------
@@ -406,8 +418,7 @@ class JsonCodec:
         cls = _import_path(path)
         if not _accepts(tag, cls):
             raise CodecError(
-                f"stored data names {path!r}, which is not a "
-                f"{_TAG_KINDS[tag]}: refusing to use it",
+                f"stored data names {path!r}, which is not {_TAG_KINDS[tag]}: refusing to use it",
                 type_name=path,
             )
         assert isinstance(cls, type)
@@ -446,7 +457,7 @@ def _enc_fact(codec: JsonCodec, fact: Any, sink: FactSink | None) -> list[Any]:
     if type(fact) is not Fact:
         raise _unencodable(fact, " (a FactProduced event needs a Fact or a FactRef)")
     if sink is not None:
-        sink(fact.id, codec.encode(fact.value))
+        sink(fact.id, fact.value)
         return meta
     meta.append(codec._enc(fact.value))
     return meta
@@ -516,23 +527,26 @@ class _EventSpec:
     decoders: tuple[tuple[int, _FieldDecoder], ...]
     """``(position, decoder)`` for the fields that need more than JSON parsing."""
 
+    fast_build: Callable[[list[Any], ValueLoader | None], Event]
+    """Builds the event from a row holding every field (see :func:`_compile_builder`)."""
+
+    @property
+    def width(self) -> int:
+        """Length of a row holding every field: the kind plus one value per field."""
+        return len(self.names) + 1
+
     def build(self, row: list[Any], load_value: ValueLoader | None) -> Event:
-        """Return the event stored as ``row`` (``[kind, value, ...]``)."""
-        try:
-            if len(row) > len(self.names) + 1:
-                raise CodecError(
-                    f"{self.kind!r} event has more fields than this runeflow knows: the log "
-                    "may have been written by a newer runeflow; upgrade runeflow to read it"
-                )
-            for position, dec in self.decoders:
-                if position < len(row):
-                    row[position] = dec(row[position], load_value)
-            event: Event = self.cls(**dict(zip(self.names, row[1:], strict=False)))
-            return event
-        except CodecError:
-            raise
-        except (TypeError, ValueError, IndexError, KeyError) as exc:
-            raise CodecError(f"malformed {self.kind!r} event: {exc}") from None
+        """Return the event stored as ``row`` when it has fewer or more fields than known."""
+        if len(row) > self.width:
+            raise CodecError(
+                f"{self.kind!r} event has more fields than this runeflow knows: the log "
+                "may have been written by a newer runeflow; upgrade runeflow to read it"
+            )
+        for position, dec in self.decoders:
+            if position < len(row):
+                row[position] = dec(row[position], load_value)
+        event: Event = self.cls(**dict(zip(self.names, row[1:], strict=False)))
+        return event
 
 
 def _event_spec(kind: str, cls: type) -> _EventSpec:
@@ -558,11 +572,32 @@ def _event_spec(kind: str, cls: type) -> _EventSpec:
         names=tuple(names),
         encoders=tuple(encoders),
         decoders=tuple(decoders),
+        fast_build=_compile_builder(cls, names, dict(decoders)),
     )
 
 
-def _unknown_kind(row: Any) -> CodecError:
-    kind = row[0] if isinstance(row, list) and row else None
+def _compile_builder(
+    cls: type, names: list[str], decoders: dict[int, _FieldDecoder]
+) -> Callable[[list[Any], ValueLoader | None], Event]:
+    """Return ``build(row, load_value)`` calling ``cls(name=row[i], ...)`` directly.
+
+    Replaying a log builds every event, so this is generated once per kind (as dataclasses
+    generate ``__init__``); the names are the class's own field names, never stored data.
+    """
+    args = []
+    for position, name in enumerate(names, start=1):
+        value = f"row[{position}]"
+        if position in decoders:
+            value = f"_d{position}({value}, load_value)"
+        args.append(f"{name}={value}")
+    namespace: dict[str, Any] = {"_cls": cls, **{f"_d{p}": d for p, d in decoders.items()}}
+    source = f"def build(row, load_value):\n    return _cls({', '.join(args)})\n"
+    exec(source, namespace)
+    builder: Callable[[list[Any], ValueLoader | None], Event] = namespace["build"]
+    return builder
+
+
+def _unknown_kind(kind: Any) -> CodecError:
     return CodecError(
         f"unknown event kind {kind!r}: the log may have been written by a newer runeflow; "
         "upgrade runeflow to read it"
@@ -603,7 +638,7 @@ def _accepts(tag: str, obj: Any) -> bool:
     return pydantic is not None and issubclass(obj, pydantic.BaseModel)
 
 
-_TAG_KINDS = {"e": "Enum subclass", "dc": "dataclass", "pd": "pydantic model class"}
+_TAG_KINDS = {"e": "an Enum subclass", "dc": "a dataclass", "pd": "a pydantic model class"}
 
 _SIMPLE_DECODERS: dict[str, Callable[[Any], Any]] = {
     "s": set,

@@ -94,18 +94,29 @@ class CallSpec:
         return self.min_args <= n <= self.max_args
 
 
+_SPEC_CACHE: dict[int, tuple[types.CodeType, CallSpec]] = {}
+
+
 def _call_spec(fn: Callable[..., Any]) -> CallSpec:
+    if type(fn) is types.FunctionType and not fn.__defaults__ and not fn.__kwdefaults__:
+        code = fn.__code__
+        hit = _SPEC_CACHE.get(id(code))
+        if hit is not None and hit[0] is code:
+            return hit[1]
+        spec = _spec_from_code(fn, code, 0)
+        _SPEC_CACHE[id(code)] = (code, spec)
+        return spec
     target: Any = fn
     drop = 0
     if isinstance(fn, types.MethodType):
         target, drop = fn.__func__, 1
-    elif not isinstance(fn, types.FunctionType) and isinstance(
-        getattr(type(fn), "__call__", None), types.FunctionType
-    ) and not isinstance(fn, type):
-        target, drop = type(fn).__call__, 1
-    code = getattr(target, "__code__", None)
-    if isinstance(code, types.CodeType):
-        return _spec_from_code(target, code, drop)
+    elif not isinstance(fn, types.FunctionType | type) and isinstance(
+        vars(type(fn)).get("__call__"), types.FunctionType
+    ):
+        target, drop = vars(type(fn))["__call__"], 1
+    target_code: Any = getattr(target, "__code__", None)
+    if isinstance(target_code, types.CodeType):
+        return _spec_from_code(target, target_code, drop)
     return _spec_from_signature(fn)
 
 
@@ -517,13 +528,13 @@ def rule(
     return Rule(condition, reaction, name)
 
 
-def map(fn: Any = None, *, name: str | None = None) -> Map:  # noqa: A001 - public API name
+def map(fn: Any = None, *, name: str | None = None) -> Map:
     """Fan out a collection: one fact per element, through ``fn`` (or a list of functions)."""
     return Map(fn, name)
 
 
 def reduce(
-    fn: Callable[..., Any], initial: Any = None, *, map: str, name: str | None = None  # noqa: A002
+    fn: Callable[..., Any], initial: Any = None, *, map: str, name: str | None = None
 ) -> Reduce:
     """Fold the elements of a fan-out of the map named ``map``, in order."""
     return Reduce(fn, initial, map, name)
@@ -547,8 +558,6 @@ def state_machine(
     return StateMachine(reducer, init, reactors, name)
 
 
-def await_event(
-    *, name: str, events: Sequence[str], timeout: float | None = None
-) -> AwaitEvent:
+def await_event(*, name: str, events: Sequence[str], timeout: float | None = None) -> AwaitEvent:
     """A step that waits for one of ``events`` (or for ``timeout`` seconds)."""
     return AwaitEvent(name, events, timeout)

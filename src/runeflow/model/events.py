@@ -1,6 +1,6 @@
 """The event log vocabulary.
 
-Every change to a workflow is recorded as one of these frozen dataclasses, each tagged with
+Every change to a workflow is recorded as one of these dataclasses, each tagged with
 a ``kind`` string. Folding a log in order rebuilds the workflow exactly
 (``Workflow.from_events``).
 
@@ -13,6 +13,10 @@ Two families:
   received a fact or fired, a map fanned out, a reduce gathered its elements, a step started
   waiting, nodes were skipped after a failure). Folding them changes nothing; they are there
   so that a log can be read and audited on its own.
+
+Events are values: treat them as immutable. (They are plain slotted dataclasses rather than
+``frozen=True`` ones because a frozen dataclass costs four times as much to create, and a
+busy workflow creates several per step.)
 
 Stored logs never contain code: :class:`ComponentAdded` holds its component in memory only;
 its encoded form has the name, kind, parents and content hash (see :func:`build_record`).
@@ -56,7 +60,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class ErrorInfo:
     """What went wrong in a runnable, in a form that can be stored."""
 
@@ -80,7 +84,7 @@ class ErrorInfo:
 # --- build events -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class WorkflowCreated:
     """A workflow was created (always the first event of a log)."""
 
@@ -91,7 +95,7 @@ class WorkflowCreated:
     kind: Literal["workflow_created"] = "workflow_created"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class ComponentAdded:
     """A component was added to the graph under its parents."""
 
@@ -111,7 +115,7 @@ class ComponentAdded:
 # --- state events -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class FactProduced:
     """A fact entered the workflow: an input, or a runnable's output."""
 
@@ -122,7 +126,7 @@ class FactProduced:
     kind: Literal["fact_produced"] = "fact_produced"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class ConditionSatisfied:
     """A rule's condition matched a fact; its reaction became runnable."""
 
@@ -135,7 +139,7 @@ class ConditionSatisfied:
     kind: Literal["condition_satisfied"] = "condition_satisfied"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class ConditionRejected:
     """A rule's condition did not match a fact (or could not apply to its shape)."""
 
@@ -148,7 +152,7 @@ class ConditionRejected:
     kind: Literal["condition_rejected"] = "condition_rejected"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class StateInitiated:
     """An accumulator or state machine computed its initial state."""
 
@@ -161,7 +165,7 @@ class StateInitiated:
     kind: Literal["state_initiated"] = "state_initiated"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class RunnableDispatched:
     """A runnable was handed out by ``prepare_for_dispatch``."""
 
@@ -174,7 +178,7 @@ class RunnableDispatched:
     kind: Literal["runnable_dispatched"] = "runnable_dispatched"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class RunnableCompleted:
     """A runnable's result was applied (its facts precede this event in the log)."""
 
@@ -187,7 +191,7 @@ class RunnableCompleted:
     kind: Literal["runnable_completed"] = "runnable_completed"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class RunnableFailed:
     """A runnable failed; nothing was produced and its downstream is skipped."""
 
@@ -206,7 +210,7 @@ class RunnableFailed:
     kind: Literal["runnable_failed"] = "runnable_failed"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class EventReceived:
     """An external event (or a fired timer) ended a wait."""
 
@@ -221,7 +225,7 @@ class EventReceived:
     kind: Literal["event_received"] = "event_received"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class TimerScheduled:
     """A durable timer was armed for a wait."""
 
@@ -238,7 +242,7 @@ class TimerScheduled:
     kind: Literal["timer_scheduled"] = "timer_scheduled"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class TimerFired:
     """A timer fired (its event follows as :class:`EventReceived` if the wait was open)."""
 
@@ -247,7 +251,7 @@ class TimerFired:
     kind: Literal["timer_fired"] = "timer_fired"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class TimerCancelled:
     """A timer was cancelled before it fired."""
 
@@ -259,7 +263,7 @@ class TimerCancelled:
 # --- trace events -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class JoinFactReceived:
     """A join received a fact from one of its parents."""
 
@@ -272,7 +276,7 @@ class JoinFactReceived:
     kind: Literal["join_fact_received"] = "join_fact_received"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class JoinCompleted:
     """A join had a fact from every parent and became runnable."""
 
@@ -283,7 +287,7 @@ class JoinCompleted:
     kind: Literal["join_completed"] = "join_completed"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class FanOutEmitted:
     """A map split a collection into elements."""
 
@@ -296,7 +300,7 @@ class FanOutEmitted:
     kind: Literal["fan_out_emitted"] = "fan_out_emitted"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class FanInCompleted:
     """A reduce gathered every element of one fan-out."""
 
@@ -309,7 +313,7 @@ class FanInCompleted:
     kind: Literal["fan_in_completed"] = "fan_in_completed"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class EventAwaited:
     """A step started waiting for an external event."""
 
@@ -326,7 +330,7 @@ class EventAwaited:
     kind: Literal["event_awaited"] = "event_awaited"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True)
 class DownstreamSkipped:
     """Components that will not run for a fact because a runnable upstream failed."""
 
@@ -362,8 +366,7 @@ Event: TypeAlias = (
 )
 
 EVENT_TYPES: dict[str, type[Any]] = {
-    cls.__dataclass_fields__["kind"].default: cls  # type: ignore[attr-defined]
-    for cls in Event.__args__  # type: ignore[attr-defined]
+    cls.__dataclass_fields__["kind"].default: cls for cls in Event.__args__
 }
 """Every event class, keyed by its ``kind`` tag (used by codecs to decode logs)."""
 
@@ -382,6 +385,4 @@ TRACE_KINDS = frozenset(
 
 def build_record(event: ComponentAdded) -> dict[str, Any]:
     """Return the storable form of a build event: name, kind, parents and hash; never code."""
-    return {
-        f.name: getattr(event, f.name) for f in fields(event) if f.name != "component"
-    }
+    return {f.name: getattr(event, f.name) for f in fields(event) if f.name != "component"}

@@ -1,5 +1,7 @@
 """Facts: the values that flow through a workflow, with their identity and ancestry.
 
+Facts are values: treat them as immutable (they are plain slotted dataclasses for speed).
+
 A fact's id is derived from what produced it (the runnable's id, itself derived from the
 component's content hash and the input facts' ids) plus its position among that runnable's
 outputs. Two equal values fanned out from one parent are therefore two distinct facts, and
@@ -27,7 +29,7 @@ Scope: TypeAlias = tuple[Any, ...]
 """``(root_input_id, *FanOutTag)``."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fact:
     """A value produced in a workflow, with its identity and ancestry."""
 
@@ -65,7 +67,7 @@ class Fact:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FactRef:
     """A fact whose value is kept in a store and loaded only when needed."""
 

@@ -7,11 +7,20 @@ other's changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from runeflow.errors import WorkflowDefinitionError
-from runeflow.model.components import AwaitEvent, Component, Map, Reduce, StateMachine
+from runeflow.model.components import (
+    Accumulator,
+    AwaitEvent,
+    Component,
+    Map,
+    Reduce,
+    Rule,
+    StateMachine,
+    Step,
+)
 from runeflow.model.events import ComponentAdded, Event, WorkflowCreated
 from runeflow.model.facts import ROOT
 from runeflow.model.hashing import digest
@@ -24,8 +33,9 @@ class Graph:
 
     __slots__ = (
         "_below",
+        "_build_cache",
         "_reduces_below",
-        "build_events",
+        "_reordered",
         "children",
         "components",
         "join_index",
@@ -33,6 +43,7 @@ class Graph:
         "outputs",
         "parents",
         "shared",
+        "stateful",
     )
 
     def __init__(self, name: str, outputs: Mapping[str, str] | None = None) -> None:
@@ -44,9 +55,9 @@ class Graph:
         self.children: dict[str, list[str]] = {ROOT: []}
         self.parents: dict[str, tuple[str, ...]] = {}
         self.join_index: dict[str, dict[str, int]] = {}
-        self.build_events: list[Event] = [
-            WorkflowCreated(name=name, outputs=tuple(self.outputs.items()))
-        ]
+        self.stateful: set[str] = set()
+        self._build_cache: list[Event] | None = None
+        self._reordered = False
         self.shared = False
         self._below: dict[str, frozenset[str]] = {}
         self._reduces_below: dict[str, tuple[Reduce, ...]] = {}
@@ -60,7 +71,9 @@ class Graph:
         g.children = {k: list(v) for k, v in self.children.items()}
         g.parents = dict(self.parents)
         g.join_index = {k: dict(v) for k, v in self.join_index.items()}
-        g.build_events = list(self.build_events)
+        g.stateful = set(self.stateful)
+        g._build_cache = None
+        g._reordered = self._reordered
         g.shared = False
         g._below = {}
         g._reduces_below = {}
@@ -68,20 +81,25 @@ class Graph:
 
     # --- building ---------------------------------------------------------------------------
 
-    def add(self, component: Component, parents: Sequence[str]) -> list[ComponentAdded]:
-        """Validate and add ``component`` under ``parents``; return the build events."""
+    def add(self, component: Component, parents: tuple[str, ...]) -> list[str]:
+        """Validate and add ``component`` under ``parents``; return the names added."""
         if not isinstance(component, Component):
             raise WorkflowDefinitionError(
                 f"expected a component (rf.step, rf.rule, ...), got {type(component).__name__}"
             )
-        component = self._unique(component)
-        parents = tuple(parents)
-        self._check_parents(component, parents)
-        events = [self._insert(component, parents)]
+        if component.name in self.components:
+            component = self._unique(component)
+        if len(parents) == 1 and parents[0] in self.children and type(component) in _SIMPLE:
+            if parents[0] == component.name:
+                self._check_parents(component, parents)  # raises: a cycle
+        else:
+            self._check_parents(component, parents)
+        self._insert(component, parents)
+        added = [component.name]
         if isinstance(component, StateMachine):
             for reactor in component.reactors:
-                events.extend(self.add(reactor, (component.name,)))
-        return events
+                added.extend(self.add(reactor, (component.name,)))
+        return added
 
     def _unique(self, component: Component) -> Component:
         name = component.name
@@ -143,7 +161,7 @@ class Graph:
                 component=component.name,
             )
 
-    def _insert(self, component: Component, parents: tuple[str, ...]) -> ComponentAdded:
+    def _insert(self, component: Component, parents: tuple[str, ...]) -> None:
         name = component.name
         self.components[name] = component
         self.parents[name] = parents
@@ -152,18 +170,42 @@ class Graph:
             self.children[parent].append(name)
         if len(parents) > 1:
             self.join_index[name] = {p: i for i, p in enumerate(parents)}
+        if isinstance(component, Accumulator):
+            self.stateful.add(name)
         if self._below:
             self._below.clear()
             self._reduces_below.clear()
-        event = ComponentAdded(
-            name=name,
-            component_kind=component.kind,
-            parents=parents,
-            hash=component.hash,
-            component=component,
-        )
-        self.build_events.append(event)
-        return event
+        self._build_cache = None
+
+    def component_added(self, name: str) -> ComponentAdded:
+        """The build event describing component ``name`` as it stands."""
+        comp = self.components[name]
+        return ComponentAdded(name, comp.kind, self.parents[name], comp.hash, comp)
+
+    def build_events(self) -> list[Event]:
+        """``WorkflowCreated`` then one ``ComponentAdded`` per component, parents first."""
+        if self._build_cache is None:
+            names = self._topological() if self._reordered else list(self.components)
+            self._build_cache = [
+                WorkflowCreated(self.name, tuple(self.outputs.items())),
+                *(self.component_added(n) for n in names),
+            ]
+        return self._build_cache
+
+    def _topological(self) -> list[str]:
+        order: list[str] = []
+        placed = {ROOT}
+        remaining = list(self.components)
+        while remaining:
+            rest = []
+            for n in remaining:
+                if all(p in placed for p in self.parents[n]):
+                    order.append(n)
+                    placed.add(n)
+                else:
+                    rest.append(n)
+            remaining = rest
+        return order
 
     def connect(self, parent: str, child: str) -> ComponentAdded:
         """Add an edge between two existing components (the child becomes a join)."""
@@ -181,13 +223,14 @@ class Graph:
         component = self.components[child]
         parents = (*self.parents[child], parent)
         self._check_parents(component, parents)
-        for p in self.parents[child]:
-            self.children[p].remove(child)
-        del self.components[child]
-        self.build_events = [
-            e for e in self.build_events if not (isinstance(e, ComponentAdded) and e.name == child)
-        ]
-        return self._insert(component, parents)
+        self.parents[child] = parents
+        self.children[parent].append(child)
+        self.join_index[child] = {p: i for i, p in enumerate(parents)}
+        self._below.clear()
+        self._reduces_below.clear()
+        self._build_cache = None
+        self._reordered = True
+        return self.component_added(child)
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -246,6 +289,9 @@ class Graph:
             ],
             "outputs": dict(self.outputs),
         }
+
+
+_SIMPLE = (Step, Rule)
 
 
 def _can_join(component: Component) -> bool:

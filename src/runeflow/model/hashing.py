@@ -22,6 +22,7 @@ from typing import Any
 __all__ = ["callable_digest", "digest", "short_id", "stable_repr"]
 
 _CODE_CACHE: dict[int, tuple[types.CodeType, str]] = {}
+_PLAIN_FN_CACHE: dict[int, tuple[types.CodeType, str]] = {}
 _MAX_DEPTH = 6
 
 
@@ -30,9 +31,10 @@ def digest(*parts: str) -> str:
     return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
 
 
-def short_id(*parts: str) -> str:
+def short_id(*parts: str, _blake2b: Any = hashlib.blake2b) -> str:
     """Return a 24-hex-digit digest, used for fact and runnable ids."""
-    return hashlib.blake2b("\0".join(parts).encode(), digest_size=12).hexdigest()
+    result: str = _blake2b("\0".join(parts).encode(), digest_size=12).hexdigest()
+    return result
 
 
 def _code_digest(code: types.CodeType) -> str:
@@ -42,8 +44,9 @@ def _code_digest(code: types.CodeType) -> str:
     h = hashlib.blake2b(digest_size=16)
     h.update(code.co_code)
     h.update(
-        repr((code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags))
-        .encode()
+        repr(
+            (code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags)
+        ).encode()
     )
     h.update("\0".join(code.co_names).encode())
     h.update("\0".join(code.co_varnames).encode())
@@ -99,6 +102,19 @@ def callable_digest(fn: Callable[..., Any] | None, depth: int = 0) -> str:
     """Return a stable digest of a callable's code, defaults, closure and local helpers."""
     if fn is None:
         return "none"
+    if (
+        type(fn) is types.FunctionType
+        and fn.__closure__ is None
+        and not fn.__defaults__
+        and not fn.__kwdefaults__
+    ):
+        code = fn.__code__
+        hit = _PLAIN_FN_CACHE.get(id(code))
+        if hit is not None and hit[0] is code:
+            return hit[1]
+        result = _callable_digest(fn, depth, frozenset())
+        _PLAIN_FN_CACHE[id(code)] = (code, result)
+        return result
     return _callable_digest(fn, depth, frozenset())
 
 
@@ -112,7 +128,7 @@ def _callable_digest(fn: Any, depth: int, seen: frozenset[int]) -> str:
         )
     code = getattr(fn, "__code__", None)
     if not isinstance(code, types.CodeType):
-        inner = getattr(fn, "__func__", None) or getattr(type(fn), "__call__", None)
+        inner = getattr(fn, "__func__", None) or vars(type(fn)).get("__call__")
         if inner is not None and getattr(inner, "__code__", None) is not None and inner is not fn:
             return digest(
                 "callable",

@@ -8,10 +8,11 @@ an import path. A component whose hash differs from the log's is refused with
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from runeflow.model.workflow import Workflow
 
 __all__ = ["load_definition", "load_object", "rebuild"]
-
 
 
 def load_object(path: str) -> Any:
@@ -64,7 +64,7 @@ def load_object(path: str) -> Any:
 
 def load_definition(definition: Any) -> Workflow:
     """Turn a Workflow, a builder or an import path into a Workflow."""
-    from runeflow.model.workflow import Workflow  # noqa: PLC0415
+    from runeflow.model.workflow import Workflow
 
     obj = load_object(definition) if isinstance(definition, str) else definition
     if isinstance(obj, Workflow):
@@ -113,7 +113,7 @@ def rebuild(
     else:
         event = None
     wf._g = _graph_for(first, build, defn, migrate)
-    wf._build_committed = len(wf._g.build_events)
+    wf._build_committed = len(wf._g.build_events())
     if event is not None:
         _fold_all(wf, event, it, defn, migrate)
     return wf
@@ -167,7 +167,7 @@ def _graph_for(
 
 
 def _same_build(build: list[ev.ComponentAdded], graph: Graph) -> bool:
-    theirs = [e for e in graph.build_events if isinstance(e, ev.ComponentAdded)]
+    theirs = [e for e in graph.build_events() if isinstance(e, ev.ComponentAdded)]
     if len(theirs) != len(build):
         return False
     return all(
@@ -194,7 +194,12 @@ def _component_for(event: ev.ComponentAdded, defn: Workflow | None, migrate: boo
             component=event.name,
             stored_hash=event.hash,
         )
-    if comp.hash != event.hash and not migrate:
+    if comp.hash != event.hash and migrate:
+        # New code under the stored identity, so ids already in the log still line up.
+        migrated = copy.copy(comp)
+        migrated.hash = event.hash
+        return migrated
+    if comp.hash != event.hash:
         raise DefinitionMismatchError(
             f"component {event.name!r} changed since the instance was stored (stored hash "
             f"{event.hash[:12]}, current {comp.hash[:12]}): restore the old code, or recover "
@@ -204,5 +209,3 @@ def _component_for(event: ev.ComponentAdded, defn: Workflow | None, migrate: boo
             current_hash=comp.hash,
         )
     return comp
-
-

@@ -24,7 +24,7 @@ RunnableStatus = Literal["prepared", "completed", "failed"]
 """``prepared``: not executed yet; ``completed``: ``result`` is set; ``failed``: ``error`` is."""
 
 
-@dataclass(slots=True, kw_only=True, eq=False)
+@dataclass(slots=True, eq=False)
 class Runnable:
     """One activation of a component, ready to execute anywhere."""
 
@@ -69,7 +69,7 @@ class Runnable:
             else:
                 result = fn(*self.args, **self.kwargs)
                 if self.is_async:
-                    from runeflow._aio import run_coroutine  # noqa: PLC0415 - keeps model pure
+                    from runeflow._aio import run_coroutine
 
                     result = run_coroutine(result)
         except Exception as exc:

@@ -89,6 +89,21 @@ class Wait:
         return f"<Wait {self.component} {self.events} #{self.id[:8]}>"
 
 
+class _JoinBuffer:
+    """Facts waiting at a join for one scope: a FIFO per parent."""
+
+    __slots__ = ("buffers", "empty")
+
+    def __init__(self, n: int) -> None:
+        self.buffers: list[deque[Fact | FactRef]] = [deque() for _ in range(n)]
+        self.empty = n
+
+    def pop(self) -> tuple[Fact | FactRef, ...]:
+        facts = tuple(b.popleft() for b in self.buffers)
+        self.empty = sum(1 for b in self.buffers if not b)
+        return facts
+
+
 class _FanIn:
     __slots__ = ("count", "dropped", "failed", "received")
 
@@ -123,12 +138,13 @@ class Workflow:
 
     def _reset(self) -> None:
         self._facts: dict[str, Fact | FactRef] = {}
-        self._by_comp: dict[str, list[Fact | FactRef]] = {}
+        self._index: dict[str, list[Fact | FactRef]] | None = None
+        self._input_facts: list[Fact | FactRef] = []
         self._produced: list[Fact | FactRef] = []
         self._pending: dict[str, Activation] = {}
         self._matches: dict[str, Activation] = {}
         self._in_flight: dict[str, Activation] = {}
-        self._joins: dict[tuple[str, Scope], list[list[Fact | FactRef]]] = {}
+        self._joins: dict[tuple[str, Scope], _JoinBuffer] = {}
         self._fanin: dict[tuple[str, str], _FanIn] = {}
         self._acc_state: dict[str, Any] = {}
         self._acc_queue: dict[str, deque[Activation]] = {}
@@ -136,8 +152,8 @@ class Workflow:
         self._timers: dict[str, ev.TimerScheduled] = {}
         self._failures: dict[str, ev.RunnableFailed] = {}
         self._attempts: dict[str, int] = {}
-        self._done: set[str] = set()
-        self._events: list[ev.Event] = []
+        self._rejected: set[str] = set()
+        self._events: list[Any] = []  # compact records; see _expand()
         self._committed = 0
         self._build_committed = 0
         self._inputs = 0
@@ -194,11 +210,12 @@ class Workflow:
             component = Step(component, None)
         if isinstance(component, Reduce) and to is None:
             to = component.map_name
-        parents = _parent_names(to)
-        self._own_graph()
+        parents = (ROOT,) if to is None else _parent_names(to)
+        if self._g.shared:
+            self._g = self._g.copy()
         added = self._g.add(component, parents)
         if self._events:  # structure changed mid-run: keep the order in this log
-            self._events.extend(added)
+            self._events.extend(self._g.component_added(n) for n in added)
         return self
 
     def connect(self, parent: ComponentRef, child: ComponentRef) -> Workflow:
@@ -256,7 +273,8 @@ class Workflow:
         self._inputs += 1
         fid = short_id("input", self._nonce, str(self._inputs))
         fact = Fact(fid, _materialize(value), ROOT, ROOT, (), (fid,))
-        self._emit_fact(ev.FactProduced(fact=fact))
+        self._events.append(fact)
+        self._add_fact(fact)
         return fact
 
     def is_runnable(self) -> bool:
@@ -278,48 +296,56 @@ class Workflow:
             self._run_matches()
         if not self._pending:
             return []
+        pending = self._pending
+        self._pending = {}
+        in_flight = self._in_flight
+        append = self._events.append
         out = []
-        for act in list(self._pending.values()):
+        for rid, act in pending.items():
+            in_flight[rid] = act
             runnable = self._prepare(act)
-            if runnable is None:
-                continue
-            event = ev.RunnableDispatched(
-                runnable_id=act.id, component=act.component.name, attempt=runnable.attempt
-            )
-            self._events.append(event)
-            self._fold_dispatched(event)
-            out.append(runnable)
+            if runnable is not None:
+                append((_DISPATCHED, rid, runnable.component, runnable.attempt))
+                out.append(runnable)
         return out
 
     def _prepare(self, act: Activation) -> Runnable | None:
         comp = act.component
+        spec = comp.spec
         try:
-            kwargs = self._context_for(comp) if comp.spec.context else _NO_KWARGS
+            kwargs = self._context_for(comp) if spec.context else _NO_KWARGS
             fn: Callable[..., Any] | None = comp.fn
-            if isinstance(comp, Map):
-                args: tuple[Any, ...] = (act.element,)
+            kind = comp.kind
+            if kind == "step" or kind == "rule":
+                facts = act.facts
+                if len(facts) == 1 and type(facts[0]) is Fact and spec.max_args == 1:
+                    args: tuple[Any, ...] = (facts[0].value,)
+                else:
+                    args = self._args(comp, facts, spec.max_args, spec.min_args)
+            elif isinstance(comp, Map):
+                args = (act.element,)
             elif isinstance(comp, Reduce):
                 fn = Fold(comp.fn)  # type: ignore[arg-type]
                 values = tuple(self._value(f) for f in act.facts)
                 args = (values, _isolate(comp.initial))
-            elif isinstance(comp, Accumulator):
-                args = (self._value(act.facts[0]), _isolate(self._state_of(comp)))
             else:
-                args = self._args(comp, act.facts, comp.spec.max_args, comp.spec.min_args)
+                assert isinstance(comp, Accumulator)
+                args = (self._value(act.facts[0]), _isolate(self._state_of(comp)))
         except Exception as exc:  # a missing context key, an unloadable value
             self._fail_unprepared(act, exc)
             return None
+        facts = act.facts
         return Runnable(
-            id=act.id,
-            component=comp.name,
-            component_kind=comp.kind,
-            component_hash=comp.hash,
-            fn=fn,
-            args=args,
-            kwargs=kwargs,
-            input_ids=tuple(f.id for f in act.facts),
-            is_async=comp.spec.is_async,
-            attempt=self._attempts.get(act.id, 0) + 1,
+            act.id,
+            comp.name,
+            comp.kind,
+            comp.hash,
+            fn,
+            args,
+            kwargs,
+            (facts[0].id,) if len(facts) == 1 else tuple(f.id for f in facts),
+            comp.spec.is_async,
+            self._attempts.get(act.id, 0) + 1 if self._attempts else 1,
         )
 
     def _args(
@@ -422,7 +448,8 @@ class Workflow:
         """
         act = self._in_flight.get(runnable.id)
         if act is None:
-            if runnable.id in self._done:
+            rid = runnable.id
+            if rid in self._facts or rid in self._failures or rid in self._rejected:
                 return self
             raise InstanceStateError(
                 f"runnable {runnable.id} ({runnable.component}) is not in flight in workflow "
@@ -432,21 +459,19 @@ class Workflow:
         status = runnable.status
         if status == "completed":
             comp = act.component
-            fact = Fact(
-                runnable.id,
-                _materialize(runnable.result),
-                comp.name,
-                comp.hash,
-                runnable.input_ids,
-                act.scope,
-            )
-            produced = ev.FactProduced(fact=fact, runnable_id=runnable.id)
-            done = ev.RunnableCompleted(
-                runnable_id=runnable.id, component=comp.name, duration=runnable.duration
-            )
-            self._emit_fact(produced)
-            self._events.append(done)
-            self._fold_completed(done)
+            rid = runnable.id
+            result = runnable.result
+            if type(result) is types.GeneratorType:
+                result = list(result)
+            fact = Fact(rid, result, comp.name, comp.hash, runnable.input_ids, act.scope)
+            events = self._events
+            events.append(fact)
+            self._add_fact(fact)
+            events.append((_COMPLETED, rid, comp.name, runnable.duration))
+            del self._in_flight[rid]
+            self.step_count += 1
+            if self._acc_queue and comp.name in self._acc_queue:
+                self._advance_acc(comp)
         elif status == "failed":
             self._record_failure(runnable, final=True)
         else:
@@ -556,7 +581,8 @@ class Workflow:
         comp = self._g.components[wait.component]
         signal = Signal(event, payload, wait.component, self._value(wait.fact))
         fact = Fact(wait.id, signal, comp.name, comp.hash, (wait.fact.id,), wait.fact.scope)
-        self._emit_fact(ev.FactProduced(fact=fact, runnable_id=wait.id))
+        self._events.append(fact)
+        self._add_fact(fact)
         return fact
 
     def record(self, event: ev.Event) -> Workflow:
@@ -601,26 +627,33 @@ class Workflow:
         """Facts produced (inputs excluded), in order; only ``component``'s if given."""
         if component is None:
             return list(self._produced)
-        return list(self._by_comp.get(self._known(component), ()))
+        return list(self._by_component().get(self._known(component), ()))
+
+    def _by_component(self) -> dict[str, list[Fact | FactRef]]:
+        """Productions grouped by component; built on first use, then kept up to date."""
+        if self._index is None:
+            index: dict[str, list[Fact | FactRef]] = {}
+            for fact in self._produced:
+                index.setdefault(fact.component, []).append(fact)
+            self._index = index
+        return self._index
 
     def productions_by_component(self) -> dict[str, list[Any]]:
         """Produced values grouped by component name."""
         return {
-            name: [self._value(f) for f in facts]
-            for name, facts in self._by_comp.items()
-            if name != ROOT
+            name: [self._value(f) for f in facts] for name, facts in self._by_component().items()
         }
 
     def inputs(self) -> list[Any]:
         """Input values fed so far."""
-        return [self._value(f) for f in self._by_comp.get(ROOT, ())]
+        return [self._value(f) for f in self._input_facts]
 
     def results(
         self,
         components: Sequence[ComponentRef] | None = None,
         *,
         facts: bool = False,
-        all: bool = False,  # noqa: A002 - public API name
+        all: bool = False,
     ) -> dict[str, Any]:
         """Results by name.
 
@@ -636,7 +669,7 @@ class Workflow:
             ports = {(n := _name_of(c)): n for c in components}
         out: dict[str, Any] = {}
         for port, name in ports.items():
-            produced = self._by_comp.get(self._known(name), [])
+            produced = self._by_component().get(self._known(name), [])
             items: list[Any] = (
                 [self._full(f) for f in produced] if facts else [self._value(f) for f in produced]
             )
@@ -692,35 +725,38 @@ class Workflow:
 
     def event_log(self) -> list[ev.Event]:
         """The whole log: build events first, then every runtime event in order."""
-        return [*self._initial_build(), *self._events]
+        return [*self._initial_build(), *map(_expand, self._events)]  # build events first
 
     def _initial_build(self) -> list[ev.Event]:
         """Build events, less components added mid-run (those sit in the runtime log)."""
-        build = self._g.build_events
-        mid = {id(e) for e in self._events if e.kind == "component_added"}
-        return [e for e in build if id(e) not in mid] if mid else build
+        build = self._g.build_events()
+        mid = {e.name for e in self._events if isinstance(e, ev.ComponentAdded)}
+        if not mid:
+            return build
+        return [e for e in build if not (isinstance(e, ev.ComponentAdded) and e.name in mid)]
 
     def uncommitted_events(self) -> list[ev.Event]:
         """Events produced since the previous call (build events included the first time)."""
         out: list[ev.Event] = []
-        if not self._committed and self._build_committed < len(self._g.build_events):
-            out.extend(self._initial_build()[self._build_committed :])
-            self._build_committed = len(self._g.build_events)
-        out.extend(self._events[self._committed :])
+        if not self._committed and not self._build_committed:
+            build = self._initial_build()
+            out.extend(build)
+            self._build_committed = len(build)
+        out.extend(map(_expand, self._events[self._committed :]))
         self._committed = len(self._events)
         return out
 
     def has_uncommitted(self) -> bool:
         """True when :meth:`uncommitted_events` would return something."""
         return self._committed < len(self._events) or (
-            not self._committed and self._build_committed < len(self._g.build_events)
+            not self._committed and not self._build_committed
         )
 
     def forget_committed(self) -> None:
         """Drop committed runtime events from memory (the store keeps them)."""
         del self._events[: self._committed]
         self._committed = 0
-        self._build_committed = len(self._g.build_events)
+        self._build_committed = len(self._g.build_events())
 
     @classmethod
     def from_events(
@@ -739,34 +775,34 @@ class Workflow:
             migrate: accept components whose hash differs from the log's (the code
                 changed); otherwise that is a ``DefinitionMismatchError``.
         """
-        from runeflow.model.replay import rebuild  # noqa: PLC0415
+        from runeflow.model.replay import rebuild
 
         return rebuild(cls, events, definition, migrate=migrate)
 
     # --- folding (shared by live calls and replay) ----------------------------------------
 
-    def _emit_fact(self, event: ev.FactProduced) -> None:
-        self._events.append(event)
-        self._fold_fact(event)
-
-    def _fold_fact(self, event: ev.FactProduced) -> None:
-        fact = event.fact
+    def _add_fact(self, fact: Fact | FactRef) -> None:
+        """Fold a ``FactProduced``: record the fact and route it to its children."""
         name = fact.component
         self._facts[fact.id] = fact
-        lst = self._by_comp.get(name)
-        if lst is None:
-            self._by_comp[name] = [fact]
-        else:
-            lst.append(fact)
         g = self._g
-        if name != ROOT:
+        if name == ROOT:
+            self._input_facts.append(fact)
+        else:
             self._produced.append(fact)
-            if isinstance(g.components[name], Accumulator):
+            if self._index is not None:
+                self._index.setdefault(name, []).append(fact)
+            if name in g.stateful:
                 self._acc_state[name] = fact.value if type(fact) is Fact else fact
+        components = g.components
+        joins = g.join_index
         for child in g.children[name]:
-            comp = g.components[child]
-            if child in g.join_index:
+            comp = components[child]
+            if child in joins:
                 self._route_join(comp, name, fact)
+            elif comp.kind == "step":
+                rid = short_id(comp.hash, fact.id)
+                self._pending[rid] = Activation(rid, comp, (fact,), fact.scope)
             else:
                 self._route(comp, fact, (fact,), fact.scope)
 
@@ -775,10 +811,10 @@ class Workflow:
     ) -> None:
         kind = comp.kind
         if kind == "step":
-            rid = short_id(comp.hash, *[f.id for f in facts])
+            rid = short_id(comp.hash, fact.id) if len(facts) == 1 else _join_id(comp, facts)
             self._pending[rid] = Activation(rid, comp, facts, scope)
         elif kind == "rule":
-            rid = short_id(comp.hash, *[f.id for f in facts])
+            rid = short_id(comp.hash, fact.id) if len(facts) == 1 else _join_id(comp, facts)
             self._matches[rid] = Activation(rid, comp, facts, scope)
         elif kind == "map":
             self._route_map(comp, fact)
@@ -803,23 +839,22 @@ class Workflow:
     def _route_join(self, comp: Component, parent: str, fact: Fact | FactRef) -> None:
         index = self._g.join_index[comp.name]
         key = (comp.name, fact.scope)
-        buffers = self._joins.get(key)
-        if buffers is None:
-            buffers = self._joins[key] = [[] for _ in index]
-        buffers[index[parent]].append(fact)
+        state = self._joins.get(key)
+        if state is None:
+            state = self._joins[key] = _JoinBuffer(len(index))
+        buffer = state.buffers[index[parent]]
+        if not buffer:
+            state.empty -= 1
+        buffer.append(fact)
         live = not self._replaying
         if live:
-            self._events.append(
-                ev.JoinFactReceived(component=comp.name, parent=parent, fact_id=fact.id)
-            )
-        if all(buffers):
-            facts = tuple(b.pop(0) for b in buffers)
-            if not any(buffers):
+            self._events.append(ev.JoinFactReceived(comp.name, parent, fact.id))
+        if not state.empty:
+            facts = state.pop()
+            if state.empty == len(index):
                 del self._joins[key]
             if live:
-                self._events.append(
-                    ev.JoinCompleted(component=comp.name, fact_ids=tuple(f.id for f in facts))
-                )
+                self._events.append(ev.JoinCompleted(comp.name, tuple(f.id for f in facts)))
             self._route(comp, fact, facts, fact.scope)
 
     def _route_map(self, comp: Component, fact: Fact | FactRef) -> None:
@@ -931,7 +966,7 @@ class Workflow:
 
     def _fold_rejected(self, event: ev.ConditionRejected) -> None:
         act = self._matches.pop(event.runnable_id)
-        self._done.add(act.id)
+        self._rejected.add(act.id)
         self._drop(act.component, act.scope, failed=False)
 
     def _fold_dispatched(self, event: ev.RunnableDispatched) -> None:
@@ -940,7 +975,6 @@ class Workflow:
 
     def _fold_completed(self, event: ev.RunnableCompleted) -> None:
         act = self._in_flight.pop(event.runnable_id)
-        self._done.add(act.id)
         self.step_count += 1
         if act.component.name in self._acc_queue:
             self._advance_acc(act.component)
@@ -954,7 +988,6 @@ class Workflow:
         if act is None:
             act = self._pending.pop(rid, None)
         self._failures[rid] = event
-        self._done.add(rid)
         self.step_count += 1
         if act is not None:
             if act.component.name in self._acc_queue:
@@ -966,7 +999,6 @@ class Workflow:
 
     def _fold_received(self, event: ev.EventReceived) -> None:
         self._waits.pop(event.wait_id, None)
-        self._done.add(event.wait_id)
         self.step_count += 1
         for tid, timer in list(self._timers.items()):
             if timer.wait_id == event.wait_id:
@@ -992,7 +1024,26 @@ class Workflow:
 def _fold_replayed_fact(wf: Workflow, event: ev.FactProduced) -> None:
     if event.runnable_id is None:
         wf._inputs += 1
-    wf._fold_fact(event)
+    wf._add_fact(event.fact)
+
+
+# The live log keeps the two most frequent records compactly: a fact stands for its
+# FactProduced event, and a tuple of atomic values for a dispatch or a completion. CPython's
+# collector stops tracking such tuples, which keeps collections cheap on long runs.
+_DISPATCHED = 0
+_COMPLETED = 1
+
+
+def _expand(record: Any) -> ev.Event:
+    """Turn a compact log record back into its event."""
+    t = type(record)
+    if t is tuple:
+        if record[0] == _DISPATCHED:
+            return ev.RunnableDispatched(record[1], record[2], record[3])
+        return ev.RunnableCompleted(record[1], record[2], record[3])
+    if t is Fact or t is FactRef:
+        return ev.FactProduced(record, None if record.component == ROOT else record.id)
+    return record  # type: ignore[no-any-return]
 
 
 Workflow._FOLD = {
@@ -1009,6 +1060,10 @@ Workflow._FOLD = {
     "timer_cancelled": Workflow._fold_timer_end,
     **{kind: Workflow._fold_nothing for kind in ev.TRACE_KINDS},
 }
+
+
+def _join_id(comp: Component, facts: tuple[Fact | FactRef, ...]) -> str:
+    return short_id(comp.hash, *[f.id for f in facts])
 
 
 def _materialize(value: Any) -> Any:
@@ -1084,4 +1139,3 @@ def _tree_name(wf: Workflow, head: Any) -> str:
     if isinstance(head, Component):
         return head.name
     return list(wf.graph.components)[-1]
-

@@ -1,0 +1,382 @@
+"""The store interface: event logs, snapshots, facts, timers and leases.
+
+A store keeps, per workflow instance, an append-only event log (event ``i`` has cursor
+``i``, counting from 1), the latest snapshot, and the instance's metadata. Stores with the
+``fact_store`` capability keep fact values content-addressed: a ``facts`` table maps each
+fact id to a content hash and each distinct encoded value is stored once. Every backend runs
+the conformance suite in :mod:`runeflow.testing.store_contract`.
+
+Logs are written in *batches*: one ``append`` call is one row (one encoded blob), written
+atomically. Streaming decodes rows in order and fails at the first unreadable row with a
+:class:`~runeflow.errors.StoreError` naming the workflow and cursor.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from runeflow.codec import Codec, JsonCodec, default_codec
+from runeflow.errors import CodecError, StoreError
+from runeflow.model.events import Event
+
+__all__ = [
+    "Capabilities",
+    "EncodedAppend",
+    "InstanceMeta",
+    "Store",
+    "Timer",
+    "content_hash",
+    "json_text",
+]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Capabilities:
+    """What a store can do beyond the event log; declared, never probed."""
+
+    snapshots: bool = True
+    """``save_snapshot``/``load_snapshot`` keep snapshots."""
+    fact_store: bool = True
+    """Fact values are stored apart from events, content-addressed; ``stream(values=False)``
+    yields ``FactRef`` facts."""
+    timers: bool = True
+    """Durable timers are kept (``schedule_timer``, ``due_timers``...)."""
+    leases: bool = True
+    """Leases let several runners share the store without running one instance twice."""
+    durable: bool = False
+    """Data survives the end of the process."""
+    multi_process: bool = False
+    """Several processes may use the same store at once."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InstanceMeta:
+    """What a store knows about a workflow instance besides its log."""
+
+    workflow_id: str
+    """The instance's id."""
+    definition_name: str
+    """The workflow's name, the key under which runners find its definition."""
+    definition_hash: str
+    """The content hash of the definition the instance was started with."""
+    status: str
+    """The instance status (``running``, ``waiting``, ``idle``, ``failed``, ``stopped``)."""
+    created_at: float
+    """Creation time, epoch seconds."""
+    updated_at: float
+    """Last append or status change, epoch seconds."""
+    cursor: int
+    """Number of events in its log."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """JSON-compatible extra data, e.g. the import path of the definition."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Timer:
+    """A durable timer: at ``fire_at`` the runner delivers its payload to the workflow."""
+
+    timer_id: str
+    """Unique id of the timer."""
+    workflow_id: str
+    """The instance it belongs to."""
+    fire_at: float
+    """When it is due, epoch seconds (or the runner clock's seconds)."""
+    payload: dict[str, Any] = field(default_factory=dict)
+    """JSON-compatible data for the runner, e.g. ``wait_id``, ``component``, ``event``."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EncodedAppend:
+    """One ``append`` call, encoded before any lock is taken."""
+
+    blob: bytes
+    """The events, as one blob."""
+    count: int
+    """Number of events."""
+    fact_ids: tuple[str, ...]
+    """Ids of the facts whose values were kept out of the blob."""
+    contents: dict[str, bytes]
+    """Encoded fact values by content hash (each distinct value once)."""
+    fact_hashes: dict[str, str]
+    """Content hash of each fact id's value."""
+
+    @property
+    def fact_ids_text(self) -> str | None:
+        """The fact ids as stored in a log row (``None`` when there are none)."""
+        return json.dumps(self.fact_ids, separators=(",", ":")) if self.fact_ids else None
+
+
+def json_text(obj: dict[str, Any] | None, what: str) -> str:
+    """Return ``obj`` as JSON text for a metadata or payload column.
+
+    Raises:
+        CodecError: when ``obj`` is not JSON-compatible.
+    """
+    try:
+        return json.dumps(obj or {}, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"{what} must be a JSON-compatible dict: {exc}") from None
+
+
+def content_hash(data: bytes) -> str:
+    """Return the content address of an encoded value (SHA-256, hex)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class Store(ABC):
+    """Where workflow instances are persisted. Subclasses implement the abstract methods.
+
+    Args:
+        codec: encodes fact values and event payloads; :data:`runeflow.codec.default_codec`
+            when ``None``. Event blobs need a :class:`~runeflow.codec.JsonCodec`; another
+            codec (e.g. ``PickleCodec``) is used for fact values and snapshots' facts only.
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    """What this store supports."""
+
+    def __init__(self, *, codec: Codec | None = None) -> None:
+        self.codec: Codec = codec if codec is not None else default_codec
+        self._events_codec = codec if isinstance(codec, JsonCodec) else default_codec
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def setup(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Create the schema or run pending migrations; safe to call again."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Release connections; the store is unusable afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- instances --------------------------------------------------------------------------
+
+    @abstractmethod
+    def create(
+        self,
+        workflow_id: str,
+        *,
+        definition_name: str,
+        definition_hash: str,
+        status: str = "running",
+        metadata: dict[str, Any] | None = None,
+    ) -> bool:
+        """Register a new instance with an empty log.
+
+        Returns:
+            ``False`` (and changes nothing) if an instance with that id already exists.
+        """
+
+    @abstractmethod
+    def exists(self, workflow_id: str) -> bool:
+        """Whether an instance with that id is stored."""
+
+    @abstractmethod
+    def get(self, workflow_id: str) -> InstanceMeta:
+        """Return the instance's metadata.
+
+        Raises:
+            WorkflowNotFoundError: when no instance has that id.
+        """
+
+    @abstractmethod
+    def list(self, status: str | Collection[str] | None = None) -> list[InstanceMeta]:
+        """Return the stored instances, optionally only those with the given status(es)."""
+
+    @abstractmethod
+    def set_status(self, workflow_id: str, status: str) -> None:
+        """Change an instance's status.
+
+        Raises:
+            WorkflowNotFoundError: when no instance has that id.
+        """
+
+    @abstractmethod
+    def delete(self, workflow_id: str) -> None:
+        """Remove an instance: its log, snapshots, timers, lease and metadata.
+
+        Fact values are kept, since other instances may share their content.
+        """
+
+    # --- the log ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def append(
+        self, workflow_id: str, events: Sequence[Event], *, status: str | None = None
+    ) -> int:
+        """Append ``events`` atomically (all or none) and return the new cursor.
+
+        Args:
+            workflow_id: an instance created with :meth:`create`.
+            events: the events, in order; may be empty.
+            status: when given, the instance status is set in the same transaction.
+
+        Raises:
+            StoreError: the instance does not exist, or the store failed.
+            CodecError: an event holds a value the codec cannot encode (nothing is written).
+        """
+
+    @abstractmethod
+    def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
+        """Yield the events with a cursor greater than ``after``, in order, in batches.
+
+        Args:
+            workflow_id: the instance.
+            after: skip the events up to this cursor (e.g. a snapshot's cursor).
+            values: when ``False``, ``FactProduced`` facts come as ``FactRef`` without
+                loading their values (stores with the ``fact_store`` capability).
+
+        Raises:
+            StoreError: at the first row that cannot be read, naming workflow and cursor.
+        """
+
+    @abstractmethod
+    def cursor(self, workflow_id: str) -> int:
+        """Return the number of events in the instance's log (0 for an unknown one)."""
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    @abstractmethod
+    def save_snapshot(self, workflow_id: str, cursor: int, snapshot: bytes) -> None:
+        """Keep ``snapshot`` as the instance's state after event ``cursor``; latest wins."""
+
+    @abstractmethod
+    def load_snapshot(self, workflow_id: str) -> tuple[int, bytes] | None:
+        """Return ``(cursor, snapshot)`` of the latest snapshot, or ``None``."""
+
+    # --- facts ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def save_fact(self, fact_id: str, value: Any) -> None:
+        """Store a fact value, content-addressed (equal encodings are stored once)."""
+
+    @abstractmethod
+    def load_fact(self, fact_id: str) -> Any:
+        """Return a stored fact value.
+
+        Raises:
+            StoreError: when no value is stored under ``fact_id``.
+        """
+
+    @abstractmethod
+    def stats(self) -> dict[str, int]:
+        """Return counts: ``instances``, ``events``, ``facts`` and ``contents``."""
+
+    # --- timers -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def schedule_timer(self, timer: Timer) -> None:
+        """Store a timer (replacing one with the same id)."""
+
+    @abstractmethod
+    def due_timers(self, now: float, limit: int = 100) -> builtins.list[Timer]:
+        """Return up to ``limit`` timers with ``fire_at <= now``, earliest first."""
+
+    @abstractmethod
+    def cancel_timer(self, timer_id: str) -> bool:
+        """Remove a pending timer; ``True`` only for the one caller that removed it.
+
+        A runner fires a due timer only after winning this call, so each timer fires at
+        most once across processes.
+        """
+
+    @abstractmethod
+    def timers(self, workflow_id: str) -> builtins.list[Timer]:
+        """Return the instance's pending timers, earliest first."""
+
+    @abstractmethod
+    def next_timer_at(self) -> float | None:
+        """Return the earliest ``fire_at`` of all pending timers, or ``None``."""
+
+    # --- leases -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def acquire_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
+        """Take the instance's lease for ``ttl`` seconds if free, expired or already ours."""
+
+    @abstractmethod
+    def renew_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
+        """Extend our lease by ``ttl`` seconds from now; ``False`` if we no longer hold it."""
+
+    @abstractmethod
+    def release_lease(self, workflow_id: str, owner: str) -> None:
+        """Give up the lease if ``owner`` holds it."""
+
+    @abstractmethod
+    def lease_owner(self, workflow_id: str) -> str | None:
+        """Return the owner of an unexpired lease, or ``None``."""
+
+    # --- shared helpers ---------------------------------------------------------------------
+
+    def _encode_append(self, events: Sequence[Event]) -> EncodedAppend:
+        """Encode one append: the blob, and the fact values kept apart from it."""
+        if not self.capabilities.fact_store:
+            blob = self._events_codec.encode_events(events)
+            return EncodedAppend(
+                blob=blob, count=len(events), fact_ids=(), contents={}, fact_hashes={}
+            )
+        fact_hashes: dict[str, str] = {}
+        contents: dict[str, bytes] = {}
+        fact_ids: list[str] = []
+
+        def keep(fact_id: str, value: Any) -> None:
+            data = self.codec.encode(value)
+            digest = content_hash(data)
+            fact_ids.append(fact_id)
+            fact_hashes[fact_id] = digest
+            contents[digest] = data
+
+        blob = self._events_codec.encode_events(events, fact_sink=keep)
+        return EncodedAppend(
+            blob=blob,
+            count=len(events),
+            fact_ids=tuple(fact_ids),
+            contents=contents,
+            fact_hashes=fact_hashes,
+        )
+
+    def _decode_rows(
+        self,
+        workflow_id: str,
+        rows: Iterable[tuple[int, bytes]],
+        after: int,
+        load_value: Callable[[str], Any] | None,
+    ) -> Iterator[Event]:
+        """Decode ``(first_cursor, blob)`` rows, skipping events at or before ``after``."""
+        decode = self._events_codec.decode_events
+        for first, blob in rows:
+            try:
+                events = decode(blob, load_value=load_value)
+            except (CodecError, StoreError) as exc:
+                raise StoreError(
+                    f"cannot read event {first} of workflow {workflow_id!r}: {exc}. The log "
+                    "is left as it is; other workflows stay readable",
+                    workflow_id=workflow_id,
+                    cursor=first,
+                ) from exc
+            if first <= after:
+                events = events[after - first + 1 :]
+            yield from events
+
+    def _decode_value(self, fact_id: str, data: bytes) -> Any:
+        """Decode a stored fact value, turning codec errors into a StoreError."""
+        try:
+            return self.codec.decode(data)
+        except CodecError as exc:
+            raise StoreError(f"cannot read the value of fact {fact_id!r}: {exc}") from exc

@@ -1,0 +1,316 @@
+"""The in-process store: the default, for tests, scripts and single-process runners.
+
+It keeps encoded bytes, not live objects: values go through the codec on ``append`` exactly
+as in a durable store, so an unencodable value fails the same way and mutating a value after
+appending it cannot change history. It is thread-safe (one lock) and lost with the process.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+from runeflow.codec import Codec
+from runeflow.errors import StoreError, WorkflowNotFoundError
+from runeflow.model.events import Event
+from runeflow.stores.base import (
+    Capabilities,
+    InstanceMeta,
+    Store,
+    Timer,
+    content_hash,
+    json_text,
+)
+
+__all__ = ["MemoryStore"]
+
+_BATCH = 256
+
+
+def _json_copy(obj: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """Return a private copy of ``obj`` as a durable store would give it back."""
+    copy: dict[str, Any] = json.loads(json_text(obj, what))
+    return copy
+
+
+@dataclass(kw_only=True, slots=True)
+class _Instance:
+    """One instance's state (mutable, guarded by the store's lock)."""
+
+    meta: InstanceMeta
+    """Its metadata; replaced on every change."""
+    rows: list[tuple[int, bytes]] = field(default_factory=list)
+    """The log: one ``(first_cursor, encoded_events)`` row per append."""
+    lasts: list[int] = field(default_factory=list)
+    """Last cursor of each row (sorted; used to find where a stream starts)."""
+    snapshot: tuple[int, bytes] | None = None
+    """The latest snapshot."""
+
+
+class MemoryStore(Store):
+    """A thread-safe store held in this process's memory.
+
+    Args:
+        codec: the codec for values (default: :data:`runeflow.codec.default_codec`).
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(durable=False, multi_process=False)
+
+    def __init__(self, *, codec: Codec | None = None) -> None:
+        super().__init__(codec=codec)
+        self._lock = threading.RLock()
+        self._instances: dict[str, _Instance] = {}
+        self._facts: dict[str, str] = {}
+        self._contents: dict[str, bytes] = {}
+        self._timers: dict[str, Timer] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
+
+    # --- instances --------------------------------------------------------------------------
+
+    def create(
+        self,
+        workflow_id: str,
+        *,
+        definition_name: str,
+        definition_hash: str,
+        status: str = "running",
+        metadata: dict[str, Any] | None = None,
+    ) -> bool:
+        """See :meth:`Store.create`."""
+        now = time.time()
+        meta = InstanceMeta(
+            workflow_id=workflow_id,
+            definition_name=definition_name,
+            definition_hash=definition_hash,
+            status=status,
+            created_at=now,
+            updated_at=now,
+            cursor=0,
+            metadata=_json_copy(metadata, "metadata"),
+        )
+        with self._lock:
+            if workflow_id in self._instances:
+                return False
+            self._instances[workflow_id] = _Instance(meta=meta)
+            return True
+
+    def exists(self, workflow_id: str) -> bool:
+        """See :meth:`Store.exists`."""
+        with self._lock:
+            return workflow_id in self._instances
+
+    def get(self, workflow_id: str) -> InstanceMeta:
+        """See :meth:`Store.get`."""
+        with self._lock:
+            return self._instance(workflow_id).meta
+
+    def list(self, status: str | Collection[str] | None = None) -> builtins.list[InstanceMeta]:
+        """See :meth:`Store.list`."""
+        wanted = {status} if isinstance(status, str) else set(status or ())
+        with self._lock:
+            metas = [i.meta for i in self._instances.values()]
+        metas = [m for m in metas if status is None or m.status in wanted]
+        return sorted(metas, key=lambda m: (m.created_at, m.workflow_id))
+
+    def set_status(self, workflow_id: str, status: str) -> None:
+        """See :meth:`Store.set_status`."""
+        with self._lock:
+            inst = self._instance(workflow_id)
+            inst.meta = replace(inst.meta, status=status, updated_at=time.time())
+
+    def delete(self, workflow_id: str) -> None:
+        """See :meth:`Store.delete`."""
+        with self._lock:
+            self._instances.pop(workflow_id, None)
+            self._leases.pop(workflow_id, None)
+            for timer in self.timers(workflow_id):
+                del self._timers[timer.timer_id]
+
+    # --- the log ----------------------------------------------------------------------------
+
+    def append(
+        self, workflow_id: str, events: Sequence[Event], *, status: str | None = None
+    ) -> int:
+        """See :meth:`Store.append`."""
+        encoded = self._encode_append(events) if events else None
+        with self._lock:
+            inst = self._instances.get(workflow_id)
+            if inst is None:
+                raise StoreError(
+                    f"cannot append to unknown workflow {workflow_id!r}: create() it first",
+                    workflow_id=workflow_id,
+                )
+            cursor = inst.meta.cursor
+            if encoded is not None:
+                self._contents.update(encoded.contents)
+                self._facts.update(encoded.fact_hashes)
+                inst.rows.append((cursor + 1, encoded.blob))
+                cursor += encoded.count
+                inst.lasts.append(cursor)
+            inst.meta = replace(
+                inst.meta,
+                cursor=cursor,
+                status=status or inst.meta.status,
+                updated_at=time.time(),
+            )
+            return cursor
+
+    def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
+        """See :meth:`Store.stream`."""
+        with self._lock:
+            self._instance(workflow_id)
+        load = self._load_value if values else None
+        return self._decode_rows(workflow_id, self._rows(workflow_id, after), after, load)
+
+    def _rows(self, workflow_id: str, after: int) -> Iterator[tuple[int, bytes]]:
+        position = after
+        while True:
+            with self._lock:
+                inst = self._instances.get(workflow_id)
+                if inst is None:
+                    return
+                start = bisect_right(inst.lasts, position)
+                batch = inst.rows[start : start + _BATCH]
+                if batch:
+                    position = inst.lasts[start + len(batch) - 1]
+            if not batch:
+                return
+            yield from batch
+
+    def cursor(self, workflow_id: str) -> int:
+        """See :meth:`Store.cursor`."""
+        with self._lock:
+            return self._instance(workflow_id).meta.cursor
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    def save_snapshot(self, workflow_id: str, cursor: int, snapshot: bytes) -> None:
+        """See :meth:`Store.save_snapshot`."""
+        with self._lock:
+            self._instance(workflow_id).snapshot = (cursor, bytes(snapshot))
+
+    def load_snapshot(self, workflow_id: str) -> tuple[int, bytes] | None:
+        """See :meth:`Store.load_snapshot`."""
+        with self._lock:
+            inst = self._instances.get(workflow_id)
+            return inst.snapshot if inst is not None else None
+
+    # --- facts ------------------------------------------------------------------------------
+
+    def save_fact(self, fact_id: str, value: Any) -> None:
+        """See :meth:`Store.save_fact`."""
+        data = self.codec.encode(value)
+        digest = content_hash(data)
+        with self._lock:
+            self._contents.setdefault(digest, data)
+            self._facts[fact_id] = digest
+
+    def load_fact(self, fact_id: str) -> Any:
+        """See :meth:`Store.load_fact`."""
+        return self._load_value(fact_id)
+
+    def _load_value(self, fact_id: str) -> Any:
+        with self._lock:
+            digest = self._facts.get(fact_id)
+            data = self._contents.get(digest) if digest is not None else None
+        if data is None:
+            raise StoreError(f"no value is stored for fact {fact_id!r}")
+        return self._decode_value(fact_id, data)
+
+    def stats(self) -> dict[str, int]:
+        """See :meth:`Store.stats`."""
+        with self._lock:
+            return {
+                "instances": len(self._instances),
+                "events": sum(i.meta.cursor for i in self._instances.values()),
+                "facts": len(self._facts),
+                "contents": len(self._contents),
+            }
+
+    # --- timers -----------------------------------------------------------------------------
+
+    def schedule_timer(self, timer: Timer) -> None:
+        """See :meth:`Store.schedule_timer`."""
+        with self._lock:
+            self._timers[timer.timer_id] = replace(
+                timer, payload=_json_copy(timer.payload, "a timer payload")
+            )
+
+    def due_timers(self, now: float, limit: int = 100) -> builtins.list[Timer]:
+        """See :meth:`Store.due_timers`."""
+        with self._lock:
+            due = [t for t in self._timers.values() if t.fire_at <= now]
+        return sorted(due, key=lambda t: (t.fire_at, t.timer_id))[:limit]
+
+    def cancel_timer(self, timer_id: str) -> bool:
+        """See :meth:`Store.cancel_timer`."""
+        with self._lock:
+            return self._timers.pop(timer_id, None) is not None
+
+    def timers(self, workflow_id: str) -> builtins.list[Timer]:
+        """See :meth:`Store.timers`."""
+        with self._lock:
+            mine = [t for t in self._timers.values() if t.workflow_id == workflow_id]
+        return sorted(mine, key=lambda t: (t.fire_at, t.timer_id))
+
+    def next_timer_at(self) -> float | None:
+        """See :meth:`Store.next_timer_at`."""
+        with self._lock:
+            return min((t.fire_at for t in self._timers.values()), default=None)
+
+    # --- leases -----------------------------------------------------------------------------
+
+    def acquire_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
+        """See :meth:`Store.acquire_lease`."""
+        now = time.time()
+        with self._lock:
+            held = self._leases.get(workflow_id)
+            if held is not None and held[0] != owner and held[1] > now:
+                return False
+            self._leases[workflow_id] = (owner, now + ttl)
+            return True
+
+    def renew_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
+        """See :meth:`Store.renew_lease`."""
+        now = time.time()
+        with self._lock:
+            held = self._leases.get(workflow_id)
+            if held is None or held[0] != owner or held[1] <= now:
+                return False
+            self._leases[workflow_id] = (owner, now + ttl)
+            return True
+
+    def release_lease(self, workflow_id: str, owner: str) -> None:
+        """See :meth:`Store.release_lease`."""
+        with self._lock:
+            held = self._leases.get(workflow_id)
+            if held is not None and held[0] == owner:
+                del self._leases[workflow_id]
+
+    def lease_owner(self, workflow_id: str) -> str | None:
+        """See :meth:`Store.lease_owner`."""
+        with self._lock:
+            held = self._leases.get(workflow_id)
+        return held[0] if held is not None and held[1] > time.time() else None
+
+    # --- test hooks -------------------------------------------------------------------------
+
+    def corrupt_event(self, workflow_id: str, cursor: int) -> None:
+        """Damage the stored row holding event ``cursor`` (for tests of unreadable logs)."""
+        with self._lock:
+            inst = self._instance(workflow_id)
+            row = bisect_right(inst.lasts, cursor - 1)
+            first, blob = inst.rows[row]
+            inst.rows[row] = (first, blob[: len(blob) // 2])
+
+    def _instance(self, workflow_id: str) -> _Instance:
+        inst = self._instances.get(workflow_id)
+        if inst is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return inst

@@ -1,0 +1,504 @@
+"""The PostgreSQL store (extra ``runeflow[postgres]``): psycopg 3 with a connection pool.
+
+All tables live in one schema (``runeflow`` by default), created and migrated by
+:meth:`PostgresStore.setup` under an advisory lock, so several processes may start at once.
+An append is one SQL statement: it advances the instance's cursor (locking its row, which
+serialises concurrent appends to one workflow) and writes the events and fact values.
+Only parameterised SQL is sent; the schema name is checked and quoted as an identifier.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import re
+import time
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from runeflow.codec import Codec
+from runeflow.errors import StoreError, WorkflowNotFoundError
+from runeflow.model.events import Event
+from runeflow.stores.base import (
+    Capabilities,
+    InstanceMeta,
+    Store,
+    Timer,
+    content_hash,
+    json_text,
+)
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg_pool import ConnectionPool
+except ImportError:  # pragma: no cover - exercised only without the extra
+    psycopg = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+
+__all__ = ["MIGRATIONS", "TABLES", "PostgresStore"]
+
+INSTALL_HINT = 'the Postgres store needs: pip install "runeflow[postgres]"'
+
+TABLES = ("instances", "events", "contents", "facts", "snapshots", "timers", "leases")
+"""The store's tables (besides ``schema_version``), all in its schema."""
+
+SCHEMA_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS {schema}.schema_version (
+    version INTEGER NOT NULL)"""
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE {schema}.instances (
+            workflow_id TEXT PRIMARY KEY,
+            definition_name TEXT NOT NULL,
+            definition_hash TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            cursor BIGINT NOT NULL DEFAULT 0,
+            metadata JSONB NOT NULL DEFAULT '{{}}')""",
+        "CREATE INDEX instances_status ON {schema}.instances (status)",
+        """CREATE TABLE {schema}.events (
+            workflow_id TEXT NOT NULL,
+            last BIGINT NOT NULL,
+            first BIGINT NOT NULL,
+            data BYTEA NOT NULL,
+            fact_ids TEXT[],
+            PRIMARY KEY (workflow_id, last))""",
+        "CREATE TABLE {schema}.contents (hash TEXT PRIMARY KEY, data BYTEA NOT NULL)",
+        "CREATE TABLE {schema}.facts (fact_id TEXT PRIMARY KEY, hash TEXT NOT NULL)",
+        """CREATE TABLE {schema}.snapshots (
+            workflow_id TEXT PRIMARY KEY, cursor BIGINT NOT NULL, data BYTEA NOT NULL)""",
+        """CREATE TABLE {schema}.timers (
+            timer_id TEXT PRIMARY KEY,
+            workflow_id TEXT NOT NULL,
+            fire_at DOUBLE PRECISION NOT NULL,
+            payload JSONB NOT NULL)""",
+        "CREATE INDEX timers_fire_at ON {schema}.timers (fire_at)",
+        "CREATE INDEX timers_workflow ON {schema}.timers (workflow_id, fire_at)",
+        """CREATE TABLE {schema}.leases (
+            workflow_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL)""",
+    ),
+]
+"""Schema migrations in order; ``schema_version.version`` counts those applied."""
+
+_META = (
+    "workflow_id, definition_name, definition_hash, status, created_at, updated_at, cursor, "
+    "metadata"
+)
+QUERIES: dict[str, str] = {
+    "insert_instance": f"""INSERT INTO {{schema}}.instances ({_META})
+        VALUES (%s, %s, %s, %s, %s, %s, 0, %s) ON CONFLICT (workflow_id) DO NOTHING""",
+    "select_instance": f"SELECT {_META} FROM {{schema}}.instances WHERE workflow_id = %s",
+    "select_instances": f"""SELECT {_META} FROM {{schema}}.instances
+        WHERE %s::text[] IS NULL OR status = ANY(%s::text[])
+        ORDER BY created_at, workflow_id""",
+    "select_cursor": "SELECT cursor FROM {schema}.instances WHERE workflow_id = %s",
+    "update_status": """UPDATE {schema}.instances SET status = %s, updated_at = %s
+        WHERE workflow_id = %s""",
+    "append": """WITH inst AS (
+            UPDATE {schema}.instances
+            SET cursor = cursor + %(n)s, updated_at = %(now)s,
+                status = COALESCE(%(status)s, status)
+            WHERE workflow_id = %(wid)s RETURNING cursor),
+        ev AS (
+            INSERT INTO {schema}.events (workflow_id, last, first, data, fact_ids)
+            SELECT %(wid)s, cursor, cursor - %(n)s + 1, %(data)s, %(fact_ids)s
+            FROM inst WHERE %(n)s > 0),
+        ct AS (
+            INSERT INTO {schema}.contents (hash, data)
+            SELECT h, d FROM unnest(%(hashes)s::text[], %(blobs)s::bytea[]) AS u (h, d)
+            WHERE EXISTS (SELECT 1 FROM inst)
+            ON CONFLICT (hash) DO NOTHING),
+        fa AS (
+            INSERT INTO {schema}.facts (fact_id, hash)
+            SELECT f, h FROM unnest(%(fids)s::text[], %(fhashes)s::text[]) AS u (f, h)
+            WHERE EXISTS (SELECT 1 FROM inst)
+            ON CONFLICT (fact_id) DO UPDATE SET hash = EXCLUDED.hash)
+        SELECT cursor FROM inst""",
+    "select_events": """SELECT first, data, fact_ids, last FROM {schema}.events
+        WHERE workflow_id = %s AND last > %s ORDER BY last LIMIT %s""",
+    "insert_content": """INSERT INTO {schema}.contents (hash, data) VALUES (%s, %s)
+        ON CONFLICT (hash) DO NOTHING""",
+    "upsert_fact": """INSERT INTO {schema}.facts (fact_id, hash) VALUES (%s, %s)
+        ON CONFLICT (fact_id) DO UPDATE SET hash = EXCLUDED.hash""",
+    "select_fact_values": """SELECT f.fact_id, c.data FROM {schema}.facts f
+        JOIN {schema}.contents c ON c.hash = f.hash WHERE f.fact_id = ANY(%s)""",
+    "upsert_snapshot": """INSERT INTO {schema}.snapshots (workflow_id, cursor, data)
+        VALUES (%s, %s, %s) ON CONFLICT (workflow_id)
+        DO UPDATE SET cursor = EXCLUDED.cursor, data = EXCLUDED.data""",
+    "select_snapshot": "SELECT cursor, data FROM {schema}.snapshots WHERE workflow_id = %s",
+    "upsert_timer": """INSERT INTO {schema}.timers (timer_id, workflow_id, fire_at, payload)
+        VALUES (%s, %s, %s, %s) ON CONFLICT (timer_id) DO UPDATE SET
+        workflow_id = EXCLUDED.workflow_id, fire_at = EXCLUDED.fire_at,
+        payload = EXCLUDED.payload""",
+    "select_due_timers": """SELECT timer_id, workflow_id, fire_at, payload FROM {schema}.timers
+        WHERE fire_at <= %s ORDER BY fire_at, timer_id LIMIT %s""",
+    "select_timers": """SELECT timer_id, workflow_id, fire_at, payload FROM {schema}.timers
+        WHERE workflow_id = %s ORDER BY fire_at, timer_id""",
+    "select_next_timer": "SELECT MIN(fire_at) FROM {schema}.timers",
+    "delete_timer": "DELETE FROM {schema}.timers WHERE timer_id = %s",
+    "acquire_lease": """INSERT INTO {schema}.leases AS l (workflow_id, owner, expires_at)
+        VALUES (%s, %s, %s) ON CONFLICT (workflow_id) DO UPDATE
+        SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+        WHERE l.owner = EXCLUDED.owner OR l.expires_at <= %s RETURNING owner""",
+    "renew_lease": """UPDATE {schema}.leases SET expires_at = %s
+        WHERE workflow_id = %s AND owner = %s AND expires_at > %s""",
+    "release_lease": "DELETE FROM {schema}.leases WHERE workflow_id = %s AND owner = %s",
+    "select_lease": """SELECT owner FROM {schema}.leases
+        WHERE workflow_id = %s AND expires_at > %s""",
+    "stats": """SELECT (SELECT COUNT(*) FROM {schema}.instances),
+        (SELECT COALESCE(SUM(cursor), 0) FROM {schema}.instances),
+        (SELECT COUNT(*) FROM {schema}.facts), (SELECT COUNT(*) FROM {schema}.contents)""",
+    "corrupt_event": """UPDATE {schema}.events SET data = substring(data FROM 1 FOR length(data) / 2)
+        WHERE workflow_id = %s AND first <= %s AND last >= %s""",
+    **{
+        f"delete_{table}": f"DELETE FROM {{schema}}.{table} WHERE workflow_id = %s"
+        for table in ("events", "snapshots", "timers", "leases", "instances")
+    },
+}
+"""Every statement the store sends, with ``{schema}`` standing for the quoted schema."""
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_BATCH_ROWS = 512
+
+
+class PostgresStore(Store):
+    """A durable store in PostgreSQL, shared by any number of processes and machines.
+
+    Args:
+        dsn: a libpq connection string or ``postgresql://`` URL (ignored when ``pool`` is
+            given).
+        pool: an open ``psycopg_pool.ConnectionPool`` to use instead of creating one; the
+            store does not close it.
+        schema: the schema holding the store's tables (a plain SQL identifier).
+        codec: the codec for values (default: :data:`runeflow.codec.default_codec`).
+        min_size: minimum connections of the pool the store creates.
+        max_size: maximum connections of the pool the store creates.
+        auto_setup: run :meth:`setup` now (creating or migrating the schema).
+
+    Raises:
+        ImportError: psycopg or psycopg_pool is not installed.
+        ValueError: the schema name is not a plain identifier, or neither dsn nor pool given.
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(durable=True, multi_process=True)
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: ConnectionPool | None = None,
+        schema: str = "runeflow",
+        codec: Codec | None = None,
+        min_size: int = 1,
+        max_size: int = 4,
+        auto_setup: bool = True,
+    ) -> None:
+        if psycopg is None:
+            raise ImportError(INSTALL_HINT)
+        super().__init__(codec=codec)
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"schema must be a plain SQL identifier, not {schema!r}")
+        if pool is None and dsn is None:
+            raise ValueError("PostgresStore needs a dsn or a pool")
+        self.schema = schema
+        self._owns_pool = pool is None
+        self._pool: ConnectionPool = pool or ConnectionPool(
+            dsn or "",
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            open=True,
+            name=f"runeflow-{schema}",
+        )
+        self._q = {name: _compose(text, schema) for name, text in QUERIES.items()}
+        if auto_setup:
+            self.setup()
+
+    # --- connections ------------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection[Any]]:
+        """Lend a pooled connection; database failures become :class:`StoreError`."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store (schema {self.schema!r}) failed: {exc}") from exc
+
+    def _fetchall(self, name: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        with self._connection() as conn:
+            return conn.execute(self._q[name], params).fetchall()
+
+    def _fetchone(self, name: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        with self._connection() as conn:
+            return conn.execute(self._q[name], params).fetchone()
+
+    def _execute(self, name: str, params: Sequence[Any] = ()) -> int:
+        with self._connection() as conn:
+            return conn.execute(self._q[name], params).rowcount
+
+    def setup(self) -> None:
+        """Create the schema or apply pending :data:`MIGRATIONS`; safe to call again.
+
+        Raises:
+            StoreError: the schema was written by a newer runeflow (upgrade runeflow).
+        """
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"runeflow:{self.schema}",))
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            )
+            conn.execute(_compose(SCHEMA_VERSION_TABLE, self.schema))
+            row = conn.execute(
+                _compose("SELECT MAX(version) FROM {schema}.schema_version", self.schema)
+            ).fetchone()
+            version = row[0] if row and row[0] is not None else 0
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"the PostgreSQL schema {self.schema!r} has version {version}, newer than "
+                    f"this runeflow knows ({len(MIGRATIONS)}): upgrade runeflow to use it"
+                )
+            for statements in MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(_compose(statement, self.schema))
+            if version < len(MIGRATIONS):
+                conn.execute(_compose("DELETE FROM {schema}.schema_version", self.schema))
+                conn.execute(
+                    _compose("INSERT INTO {schema}.schema_version VALUES (%s)", self.schema),
+                    (len(MIGRATIONS),),
+                )
+
+    def close(self) -> None:
+        """Close the pool, if this store created it."""
+        if self._owns_pool:
+            self._pool.close()
+
+    # --- instances --------------------------------------------------------------------------
+
+    def create(
+        self,
+        workflow_id: str,
+        *,
+        definition_name: str,
+        definition_hash: str,
+        status: str = "running",
+        metadata: dict[str, Any] | None = None,
+    ) -> bool:
+        """See :meth:`Store.create`."""
+        now = time.time()
+        text = json_text(metadata, "metadata")
+        params = (workflow_id, definition_name, definition_hash, status, now, now, text)
+        return self._execute("insert_instance", params) == 1
+
+    def exists(self, workflow_id: str) -> bool:
+        """See :meth:`Store.exists`."""
+        return self._fetchone("select_cursor", (workflow_id,)) is not None
+
+    def get(self, workflow_id: str) -> InstanceMeta:
+        """See :meth:`Store.get`."""
+        row = self._fetchone("select_instance", (workflow_id,))
+        if row is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return _meta(row)
+
+    def list(self, status: str | Collection[str] | None = None) -> builtins.list[InstanceMeta]:
+        """See :meth:`Store.list`."""
+        wanted = None if status is None else [status] if isinstance(status, str) else [*status]
+        return [_meta(r) for r in self._fetchall("select_instances", (wanted, wanted))]
+
+    def set_status(self, workflow_id: str, status: str) -> None:
+        """See :meth:`Store.set_status`."""
+        if self._execute("update_status", (status, time.time(), workflow_id)) == 0:
+            raise WorkflowNotFoundError(workflow_id)
+
+    def delete(self, workflow_id: str) -> None:
+        """See :meth:`Store.delete`."""
+        with self._connection() as conn, conn.transaction():
+            for table in ("events", "snapshots", "timers", "leases", "instances"):
+                conn.execute(self._q[f"delete_{table}"], (workflow_id,))
+
+    # --- the log ----------------------------------------------------------------------------
+
+    def append(
+        self, workflow_id: str, events: Sequence[Event], *, status: str | None = None
+    ) -> int:
+        """See :meth:`Store.append`."""
+        encoded = self._encode_append(events) if events else None
+        params: dict[str, Any] = {
+            "wid": workflow_id,
+            "n": encoded.count if encoded else 0,
+            "now": time.time(),
+            "status": status,
+            "data": encoded.blob if encoded else None,
+            "fact_ids": list(encoded.fact_ids) if encoded and encoded.fact_ids else None,
+            "hashes": list(encoded.contents) if encoded else [],
+            "blobs": list(encoded.contents.values()) if encoded else [],
+            "fids": list(encoded.fact_hashes) if encoded else [],
+            "fhashes": list(encoded.fact_hashes.values()) if encoded else [],
+        }
+        row = self._fetchone("append", params)
+        if row is None:
+            raise StoreError(
+                f"cannot append to unknown workflow {workflow_id!r}: create() it first",
+                workflow_id=workflow_id,
+            )
+        return int(row[0])
+
+    def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
+        """See :meth:`Store.stream`."""
+        if not self.exists(workflow_id):
+            raise WorkflowNotFoundError(workflow_id)
+        return self._stream(workflow_id, after, values)
+
+    def _stream(self, workflow_id: str, after: int, values: bool) -> Iterator[Event]:
+        position = after
+        while True:
+            rows = self._fetchall("select_events", (workflow_id, position, _BATCH_ROWS))
+            if not rows:
+                return
+            loader = self._batch_loader(rows) if values else None
+            pairs = ((r[0], bytes(r[1])) for r in rows)
+            yield from self._decode_rows(workflow_id, pairs, after, loader)
+            if len(rows) < _BATCH_ROWS:
+                return
+            position = rows[-1][3]
+
+    def _batch_loader(self, rows: builtins.list[Any]) -> Any:
+        ids = [fid for r in rows if r[2] for fid in r[2]]
+        found: dict[str, bytes] = (
+            {fid: bytes(data) for fid, data in self._fetchall("select_fact_values", (ids,))}
+            if ids
+            else {}
+        )
+
+        def load(fact_id: str) -> Any:
+            data = found.get(fact_id)
+            if data is None:  # appended as a FactRef: its value was saved on its own
+                return self.load_fact(fact_id)
+            return self._decode_value(fact_id, data)
+
+        return load
+
+    def cursor(self, workflow_id: str) -> int:
+        """See :meth:`Store.cursor`."""
+        row = self._fetchone("select_cursor", (workflow_id,))
+        if row is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return int(row[0])
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    def save_snapshot(self, workflow_id: str, cursor: int, snapshot: bytes) -> None:
+        """See :meth:`Store.save_snapshot`."""
+        self._execute("upsert_snapshot", (workflow_id, cursor, bytes(snapshot)))
+
+    def load_snapshot(self, workflow_id: str) -> tuple[int, bytes] | None:
+        """See :meth:`Store.load_snapshot`."""
+        row = self._fetchone("select_snapshot", (workflow_id,))
+        return (int(row[0]), bytes(row[1])) if row is not None else None
+
+    # --- facts ------------------------------------------------------------------------------
+
+    def save_fact(self, fact_id: str, value: Any) -> None:
+        """See :meth:`Store.save_fact`."""
+        data = self.codec.encode(value)
+        digest = content_hash(data)
+        with self._connection() as conn, conn.transaction():
+            conn.execute(self._q["insert_content"], (digest, data))
+            conn.execute(self._q["upsert_fact"], (fact_id, digest))
+
+    def load_fact(self, fact_id: str) -> Any:
+        """See :meth:`Store.load_fact`."""
+        rows = self._fetchall("select_fact_values", ([fact_id],))
+        if not rows:
+            raise StoreError(f"no value is stored for fact {fact_id!r}")
+        return self._decode_value(fact_id, bytes(rows[0][1]))
+
+    def stats(self) -> dict[str, int]:
+        """See :meth:`Store.stats`."""
+        row = self._fetchone("stats")
+        return {
+            key: int(value)
+            for key, value in zip(("instances", "events", "facts", "contents"), row, strict=True)
+        }
+
+    # --- timers -----------------------------------------------------------------------------
+
+    def schedule_timer(self, timer: Timer) -> None:
+        """See :meth:`Store.schedule_timer`."""
+        payload = json_text(timer.payload, "a timer payload")
+        self._execute("upsert_timer", (timer.timer_id, timer.workflow_id, timer.fire_at, payload))
+
+    def due_timers(self, now: float, limit: int = 100) -> builtins.list[Timer]:
+        """See :meth:`Store.due_timers`."""
+        return [_timer(r) for r in self._fetchall("select_due_timers", (now, limit))]
+
+    def cancel_timer(self, timer_id: str) -> bool:
+        """See :meth:`Store.cancel_timer`."""
+        return self._execute("delete_timer", (timer_id,)) == 1
+
+    def timers(self, workflow_id: str) -> builtins.list[Timer]:
+        """See :meth:`Store.timers`."""
+        return [_timer(r) for r in self._fetchall("select_timers", (workflow_id,))]
+
+    def next_timer_at(self) -> float | None:
+        """See :meth:`Store.next_timer_at`."""
+        row = self._fetchone("select_next_timer")
+        return float(row[0]) if row[0] is not None else None
+
+    # --- leases -----------------------------------------------------------------------------
+
+    def acquire_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
+        """See :meth:`Store.acquire_lease`."""
+        now = time.time()
+        return self._fetchone("acquire_lease", (workflow_id, owner, now + ttl, now)) is not None
+
+    def renew_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
+        """See :meth:`Store.renew_lease`."""
+        now = time.time()
+        return self._execute("renew_lease", (now + ttl, workflow_id, owner, now)) == 1
+
+    def release_lease(self, workflow_id: str, owner: str) -> None:
+        """See :meth:`Store.release_lease`."""
+        self._execute("release_lease", (workflow_id, owner))
+
+    def lease_owner(self, workflow_id: str) -> str | None:
+        """See :meth:`Store.lease_owner`."""
+        row = self._fetchone("select_lease", (workflow_id, time.time()))
+        return str(row[0]) if row is not None else None
+
+    # --- test hooks -------------------------------------------------------------------------
+
+    def corrupt_event(self, workflow_id: str, cursor: int) -> None:
+        """Damage the stored row holding event ``cursor`` (for tests of unreadable logs)."""
+        self._execute("corrupt_event", (workflow_id, cursor, cursor))
+
+
+def _compose(template: str, schema: str) -> sql.Composed:
+    """Fill ``{schema}`` in a statement with the quoted schema name."""
+    return sql.SQL(template).format(schema=sql.Identifier(schema))
+
+
+def _meta(row: Any) -> InstanceMeta:
+    return InstanceMeta(
+        workflow_id=row[0],
+        definition_name=row[1],
+        definition_hash=row[2],
+        status=row[3],
+        created_at=row[4],
+        updated_at=row[5],
+        cursor=row[6],
+        metadata=row[7] if isinstance(row[7], dict) else json.loads(row[7]),
+    )
+
+
+def _timer(row: Any) -> Timer:
+    payload = row[3] if isinstance(row[3], dict) else json.loads(row[3])
+    return Timer(timer_id=row[0], workflow_id=row[1], fire_at=row[2], payload=payload)

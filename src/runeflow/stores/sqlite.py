@@ -1,0 +1,525 @@
+"""The embedded durable store: one SQLite file, stdlib :mod:`sqlite3`, WAL mode.
+
+Each thread gets its own connection; several threads and several processes may share one
+file. Writes take the write lock up front (``BEGIN IMMEDIATE``) and a busy database is
+waited for (``busy_timeout`` plus a retry loop with backoff), never reported as an error.
+
+Durability: with ``synchronous="NORMAL"`` (the default, in WAL mode) a committed append
+survives the process being killed at any point; the last commits may be lost if the whole
+machine loses power. ``synchronous="FULL"`` also survives power loss, at a cost per append.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+from runeflow.codec import Codec
+from runeflow.errors import StoreError, WorkflowNotFoundError
+from runeflow.model.events import Event
+from runeflow.stores.base import (
+    Capabilities,
+    InstanceMeta,
+    Store,
+    Timer,
+    content_hash,
+    json_text,
+)
+
+__all__ = ["MIGRATIONS", "SQLiteStore"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS runeflow_schema (version INTEGER NOT NULL)"
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE runeflow_instances (
+            workflow_id TEXT PRIMARY KEY,
+            definition_name TEXT NOT NULL,
+            definition_hash TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            cursor INTEGER NOT NULL DEFAULT 0,
+            metadata TEXT NOT NULL DEFAULT '{}')""",
+        "CREATE INDEX runeflow_instances_status ON runeflow_instances (status)",
+        """CREATE TABLE runeflow_events (
+            workflow_id TEXT NOT NULL,
+            last INTEGER NOT NULL,
+            first INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            fact_ids TEXT,
+            PRIMARY KEY (workflow_id, last))""",
+        "CREATE TABLE runeflow_contents (hash TEXT PRIMARY KEY, data BLOB NOT NULL)",
+        """CREATE TABLE runeflow_facts (
+            fact_id TEXT PRIMARY KEY, hash TEXT NOT NULL) WITHOUT ROWID""",
+        """CREATE TABLE runeflow_snapshots (
+            workflow_id TEXT PRIMARY KEY, cursor INTEGER NOT NULL, data BLOB NOT NULL)""",
+        """CREATE TABLE runeflow_timers (
+            timer_id TEXT PRIMARY KEY,
+            workflow_id TEXT NOT NULL,
+            fire_at REAL NOT NULL,
+            payload TEXT NOT NULL)""",
+        "CREATE INDEX runeflow_timers_fire_at ON runeflow_timers (fire_at)",
+        "CREATE INDEX runeflow_timers_workflow ON runeflow_timers (workflow_id, fire_at)",
+        """CREATE TABLE runeflow_leases (
+            workflow_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)""",
+    ),
+]
+"""Schema migrations in order; ``runeflow_schema.version`` counts those applied."""
+
+_META_COLUMNS = (
+    "workflow_id, definition_name, definition_hash, status, created_at, updated_at, cursor, "
+    "metadata"
+)
+INSERT_INSTANCE = (
+    f"INSERT OR IGNORE INTO runeflow_instances ({_META_COLUMNS}) VALUES (?,?,?,?,?,?,0,?)"
+)
+SELECT_INSTANCE = f"SELECT {_META_COLUMNS} FROM runeflow_instances WHERE workflow_id = ?"
+SELECT_INSTANCES = (
+    f"SELECT {_META_COLUMNS} FROM runeflow_instances ORDER BY created_at, workflow_id"
+)
+SELECT_CURSOR = "SELECT cursor FROM runeflow_instances WHERE workflow_id = ?"
+ADVANCE_CURSOR = """UPDATE runeflow_instances
+    SET cursor = cursor + ?, updated_at = ?, status = COALESCE(?, status)
+    WHERE workflow_id = ? RETURNING cursor"""
+UPDATE_STATUS = "UPDATE runeflow_instances SET status = ?, updated_at = ? WHERE workflow_id = ?"
+INSERT_EVENTS = (
+    "INSERT INTO runeflow_events (workflow_id, last, first, data, fact_ids) VALUES (?,?,?,?,?)"
+)
+SELECT_EVENTS = """SELECT first, data, fact_ids, last FROM runeflow_events
+    WHERE workflow_id = ? AND last > ? ORDER BY last LIMIT ?"""
+INSERT_CONTENT = "INSERT OR IGNORE INTO runeflow_contents (hash, data) VALUES (?, ?)"
+UPSERT_FACT = "INSERT OR REPLACE INTO runeflow_facts (fact_id, hash) VALUES (?, ?)"
+SELECT_FACT_VALUES = """SELECT f.fact_id, c.data FROM runeflow_facts f
+    JOIN runeflow_contents c ON c.hash = f.hash WHERE f.fact_id IN ({marks})"""
+UPSERT_SNAPSHOT = (
+    "INSERT OR REPLACE INTO runeflow_snapshots (workflow_id, cursor, data) VALUES (?, ?, ?)"
+)
+SELECT_SNAPSHOT = "SELECT cursor, data FROM runeflow_snapshots WHERE workflow_id = ?"
+UPSERT_TIMER = (
+    "INSERT OR REPLACE INTO runeflow_timers (timer_id, workflow_id, fire_at, payload) "
+    "VALUES (?, ?, ?, ?)"
+)
+SELECT_DUE_TIMERS = """SELECT timer_id, workflow_id, fire_at, payload FROM runeflow_timers
+    WHERE fire_at <= ? ORDER BY fire_at, timer_id LIMIT ?"""
+SELECT_TIMERS = """SELECT timer_id, workflow_id, fire_at, payload FROM runeflow_timers
+    WHERE workflow_id = ? ORDER BY fire_at, timer_id"""
+SELECT_NEXT_TIMER = "SELECT MIN(fire_at) FROM runeflow_timers"
+DELETE_TIMER = "DELETE FROM runeflow_timers WHERE timer_id = ?"
+ACQUIRE_LEASE = """INSERT INTO runeflow_leases (workflow_id, owner, expires_at) VALUES (?, ?, ?)
+    ON CONFLICT (workflow_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+    WHERE runeflow_leases.owner = excluded.owner OR runeflow_leases.expires_at <= ?"""
+RENEW_LEASE = """UPDATE runeflow_leases SET expires_at = ?
+    WHERE workflow_id = ? AND owner = ? AND expires_at > ?"""
+RELEASE_LEASE = "DELETE FROM runeflow_leases WHERE workflow_id = ? AND owner = ?"
+SELECT_LEASE = "SELECT owner FROM runeflow_leases WHERE workflow_id = ? AND expires_at > ?"
+DELETE_INSTANCE = tuple(
+    f"DELETE FROM {table} WHERE workflow_id = ?"
+    for table in (
+        "runeflow_events",
+        "runeflow_snapshots",
+        "runeflow_timers",
+        "runeflow_leases",
+        "runeflow_instances",
+    )
+)
+COUNT_STATS = """SELECT (SELECT COUNT(*) FROM runeflow_instances),
+    (SELECT COALESCE(SUM(cursor), 0) FROM runeflow_instances),
+    (SELECT COUNT(*) FROM runeflow_facts), (SELECT COUNT(*) FROM runeflow_contents)"""
+CORRUPT_EVENT = """UPDATE runeflow_events SET data = substr(data, 1, length(data) / 2)
+    WHERE workflow_id = ? AND first <= ? AND last >= ?"""
+
+_BATCH_ROWS = 512
+_MAX_PARAMS = 500
+
+
+class SQLiteStore(Store):
+    """A durable store in one SQLite file, shared safely by threads and processes.
+
+    Args:
+        path: the database file (created if missing).
+        codec: the codec for values (default: :data:`runeflow.codec.default_codec`).
+        synchronous: ``"NORMAL"`` (default; survives a killed process) or ``"FULL"``
+            (also survives power loss, slower appends).
+        busy_timeout: seconds to keep retrying while another writer holds the database.
+        auto_setup: run :meth:`setup` now (creating or migrating the schema).
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(durable=True, multi_process=True)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        codec: Codec | None = None,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        busy_timeout: float = 30.0,
+        auto_setup: bool = True,
+    ) -> None:
+        super().__init__(codec=codec)
+        if str(path) in ("", ":memory:") or str(path).startswith("file::memory:"):
+            raise ValueError("SQLiteStore needs a file path; use MemoryStore for memory only")
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        if auto_setup:
+            self.setup()
+
+    # --- connections and transactions -------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        if self._closed:
+            raise StoreError(f"the SQLite store at {self.path} is closed")
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        self._local.conn, self._local.pid = conn, os.getpid()
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def _retry(self, work: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        """Run ``work`` (in a write transaction if ``write``), retrying while busy."""
+        conn = self._conn()
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                if not write:
+                    return work(conn)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn)
+                    conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise StoreError(f"SQLite store at {self.path} failed: {exc}") from exc
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.1)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"SQLite store at {self.path} failed: {exc}") from exc
+
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> builtins.list[Any]:
+        return self._retry(lambda c: c.execute(sql, params).fetchall(), write=False)
+
+    def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._retry(lambda c: c.execute(sql, params).fetchone(), write=False)
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement in its own transaction; return the number of rows changed."""
+        return self._retry(lambda c: c.execute(sql, params).rowcount, write=False)
+
+    def setup(self) -> None:
+        """Create the schema or apply pending :data:`MIGRATIONS`; safe to call again.
+
+        Raises:
+            StoreError: the file was written by a newer runeflow (upgrade runeflow).
+        """
+        self._retry(self._migrate, write=True)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute(SCHEMA_VERSION_TABLE)
+        row = conn.execute("SELECT MAX(version) FROM runeflow_schema").fetchone()
+        version = row[0] if row and row[0] is not None else 0
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the database {self.path} has schema version {version}, newer than this "
+                f"runeflow knows ({len(MIGRATIONS)}): upgrade runeflow to use it"
+            )
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        if version < len(MIGRATIONS):
+            conn.execute("DELETE FROM runeflow_schema")
+            conn.execute("INSERT INTO runeflow_schema (version) VALUES (?)", (len(MIGRATIONS),))
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+    # --- instances --------------------------------------------------------------------------
+
+    def create(
+        self,
+        workflow_id: str,
+        *,
+        definition_name: str,
+        definition_hash: str,
+        status: str = "running",
+        metadata: dict[str, Any] | None = None,
+    ) -> bool:
+        """See :meth:`Store.create`."""
+        now = time.time()
+        params = (workflow_id, definition_name, definition_hash, status, now, now)
+        text = json_text(metadata, "metadata")
+        return self._execute(INSERT_INSTANCE, (*params, text)) == 1
+
+    def exists(self, workflow_id: str) -> bool:
+        """See :meth:`Store.exists`."""
+        row = self._fetchone(SELECT_CURSOR, (workflow_id,))
+        return row is not None
+
+    def get(self, workflow_id: str) -> InstanceMeta:
+        """See :meth:`Store.get`."""
+        row = self._fetchone(SELECT_INSTANCE, (workflow_id,))
+        if row is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return _meta(row)
+
+    def list(self, status: str | Collection[str] | None = None) -> builtins.list[InstanceMeta]:
+        """See :meth:`Store.list`."""
+        rows = self._fetchall(SELECT_INSTANCES)
+        wanted = {status} if isinstance(status, str) else set(status or ())
+        return [_meta(r) for r in rows if status is None or r[3] in wanted]
+
+    def set_status(self, workflow_id: str, status: str) -> None:
+        """See :meth:`Store.set_status`."""
+        params = (status, time.time(), workflow_id)
+        if self._execute(UPDATE_STATUS, params) == 0:
+            raise WorkflowNotFoundError(workflow_id)
+
+    def delete(self, workflow_id: str) -> None:
+        """See :meth:`Store.delete`."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            for statement in DELETE_INSTANCE:
+                conn.execute(statement, (workflow_id,))
+
+        self._retry(work, write=True)
+
+    # --- the log ----------------------------------------------------------------------------
+
+    def append(
+        self, workflow_id: str, events: Sequence[Event], *, status: str | None = None
+    ) -> int:
+        """See :meth:`Store.append`."""
+        encoded = self._encode_append(events) if events else None
+        count = encoded.count if encoded is not None else 0
+
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute(ADVANCE_CURSOR, (count, time.time(), status, workflow_id)).fetchone()
+            if row is None:
+                raise StoreError(
+                    f"cannot append to unknown workflow {workflow_id!r}: create() it first",
+                    workflow_id=workflow_id,
+                )
+            cursor: int = row[0]
+            if encoded is not None:
+                conn.execute(
+                    INSERT_EVENTS,
+                    (workflow_id, cursor, cursor - count + 1, encoded.blob, encoded.fact_ids_text),
+                )
+                if encoded.contents:
+                    conn.executemany(INSERT_CONTENT, encoded.contents.items())
+                    conn.executemany(UPSERT_FACT, encoded.fact_hashes.items())
+            return cursor
+
+        return self._retry(work, write=True)
+
+    def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
+        """See :meth:`Store.stream`."""
+        if not self.exists(workflow_id):
+            raise WorkflowNotFoundError(workflow_id)
+        return self._stream(workflow_id, after, values)
+
+    def _stream(self, workflow_id: str, after: int, values: bool) -> Iterator[Event]:
+        position = after
+        while True:
+            params = (workflow_id, position, _BATCH_ROWS)
+            rows = self._fetchall(SELECT_EVENTS, params)
+            if not rows:
+                return
+            loader = self._batch_loader(rows) if values else None
+            yield from self._decode_rows(workflow_id, ((r[0], r[1]) for r in rows), after, loader)
+            if len(rows) < _BATCH_ROWS:
+                return
+            position = rows[-1][3]
+
+    def _batch_loader(self, rows: builtins.list[Any]) -> Callable[[str], Any]:
+        """Fetch the fact values a batch of rows needs, in a few queries."""
+        ids = _fact_ids(rows)
+        found: dict[str, bytes] = {}
+        for start in range(0, len(ids), _MAX_PARAMS):
+            chunk = ids[start : start + _MAX_PARAMS]
+            query = SELECT_FACT_VALUES.format(marks=",".join("?" * len(chunk)))
+            found.update(self._fetchall(query, chunk))
+
+        def load(fact_id: str) -> Any:
+            data = found.get(fact_id)
+            if data is None:  # appended as a FactRef: its value was saved on its own
+                return self.load_fact(fact_id)
+            return self._decode_value(fact_id, data)
+
+        return load
+
+    def cursor(self, workflow_id: str) -> int:
+        """See :meth:`Store.cursor`."""
+        row = self._fetchone(SELECT_CURSOR, (workflow_id,))
+        if row is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return int(row[0])
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    def save_snapshot(self, workflow_id: str, cursor: int, snapshot: bytes) -> None:
+        """See :meth:`Store.save_snapshot`."""
+        params = (workflow_id, cursor, bytes(snapshot))
+        self._execute(UPSERT_SNAPSHOT, params)
+
+    def load_snapshot(self, workflow_id: str) -> tuple[int, bytes] | None:
+        """See :meth:`Store.load_snapshot`."""
+        row = self._fetchone(SELECT_SNAPSHOT, (workflow_id,))
+        return (int(row[0]), bytes(row[1])) if row is not None else None
+
+    # --- facts ------------------------------------------------------------------------------
+
+    def save_fact(self, fact_id: str, value: Any) -> None:
+        """See :meth:`Store.save_fact`."""
+        data = self.codec.encode(value)
+        digest = content_hash(data)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(INSERT_CONTENT, (digest, data))
+            conn.execute(UPSERT_FACT, (fact_id, digest))
+
+        self._retry(work, write=True)
+
+    def load_fact(self, fact_id: str) -> Any:
+        """See :meth:`Store.load_fact`."""
+        query = SELECT_FACT_VALUES.format(marks="?")
+        row = self._fetchone(query, (fact_id,))
+        if row is None:
+            raise StoreError(f"no value is stored for fact {fact_id!r}")
+        return self._decode_value(fact_id, row[1])
+
+    def stats(self) -> dict[str, int]:
+        """See :meth:`Store.stats`."""
+        row = self._fetchone(COUNT_STATS)
+        return dict(zip(("instances", "events", "facts", "contents"), row, strict=True))
+
+    # --- timers -----------------------------------------------------------------------------
+
+    def schedule_timer(self, timer: Timer) -> None:
+        """See :meth:`Store.schedule_timer`."""
+        params = (
+            timer.timer_id,
+            timer.workflow_id,
+            timer.fire_at,
+            json_text(timer.payload, "a timer payload"),
+        )
+        self._execute(UPSERT_TIMER, params)
+
+    def due_timers(self, now: float, limit: int = 100) -> builtins.list[Timer]:
+        """See :meth:`Store.due_timers`."""
+        rows = self._fetchall(SELECT_DUE_TIMERS, (now, limit))
+        return [_timer(r) for r in rows]
+
+    def cancel_timer(self, timer_id: str) -> bool:
+        """See :meth:`Store.cancel_timer`."""
+        return bool(self._execute(DELETE_TIMER, (timer_id,)))
+
+    def timers(self, workflow_id: str) -> builtins.list[Timer]:
+        """See :meth:`Store.timers`."""
+        rows = self._fetchall(SELECT_TIMERS, (workflow_id,))
+        return [_timer(r) for r in rows]
+
+    def next_timer_at(self) -> float | None:
+        """See :meth:`Store.next_timer_at`."""
+        row = self._fetchone(SELECT_NEXT_TIMER)
+        return float(row[0]) if row[0] is not None else None
+
+    # --- leases -----------------------------------------------------------------------------
+
+    def acquire_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
+        """See :meth:`Store.acquire_lease`."""
+        now = time.time()
+        params = (workflow_id, owner, now + ttl, now)
+        return bool(self._execute(ACQUIRE_LEASE, params))
+
+    def renew_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
+        """See :meth:`Store.renew_lease`."""
+        now = time.time()
+        params = (now + ttl, workflow_id, owner, now)
+        return bool(self._execute(RENEW_LEASE, params))
+
+    def release_lease(self, workflow_id: str, owner: str) -> None:
+        """See :meth:`Store.release_lease`."""
+        self._execute(RELEASE_LEASE, (workflow_id, owner))
+
+    def lease_owner(self, workflow_id: str) -> str | None:
+        """See :meth:`Store.lease_owner`."""
+        params = (workflow_id, time.time())
+        row = self._fetchone(SELECT_LEASE, params)
+        return str(row[0]) if row is not None else None
+
+    # --- test hooks -------------------------------------------------------------------------
+
+    def corrupt_event(self, workflow_id: str, cursor: int) -> None:
+        """Damage the stored row holding event ``cursor`` (for tests of unreadable logs)."""
+        params = (workflow_id, cursor, cursor)
+        self._execute(CORRUPT_EVENT, params)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _fact_ids(rows: builtins.list[Any]) -> builtins.list[str]:
+    """The fact ids listed by log rows (unreadable lists are skipped: facts load one by one)."""
+    ids: builtins.list[str] = []
+    for row in rows:
+        if row[2]:
+            try:
+                ids.extend(json.loads(row[2]))
+            except ValueError:
+                continue
+    return ids
+
+
+def _meta(row: Any) -> InstanceMeta:
+    return InstanceMeta(
+        workflow_id=row[0],
+        definition_name=row[1],
+        definition_hash=row[2],
+        status=row[3],
+        created_at=row[4],
+        updated_at=row[5],
+        cursor=row[6],
+        metadata=json.loads(row[7]),
+    )
+
+
+def _timer(row: Any) -> Timer:
+    return Timer(timer_id=row[0], workflow_id=row[1], fire_at=row[2], payload=json.loads(row[3]))
