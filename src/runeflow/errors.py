@@ -12,6 +12,7 @@ that cannot be read)::
         ├── WorkflowNotFoundError       no instance with that id
         ├── InstanceStateError          the instance cannot take that request now
         ├── RunContextError             a required run-context key is missing
+        ├── DispatchError               a runnable cannot be sent to its executor
         ├── StoreError                  the store failed or holds unreadable data
         └── CodecError                  a value cannot be encoded or decoded
 
@@ -25,6 +26,7 @@ __all__ = [
     "CodecError",
     "DefinitionError",
     "DefinitionMismatchError",
+    "DispatchError",
     "InstanceStateError",
     "RunContextError",
     "RuneflowError",
@@ -130,6 +132,18 @@ class RunContextError(RuntimeFailure, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class DispatchError(RuntimeFailure):
+    """A runnable cannot be sent to its executor (e.g. its function cannot be pickled).
+
+    Attributes:
+        component: the component concerned.
+    """
+
+    def __init__(self, message: str, *, component: str | None = None) -> None:
+        super().__init__(message)
+        self.component = component
 
 
 class StoreError(RuntimeFailure):

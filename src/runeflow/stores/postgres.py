@@ -155,7 +155,8 @@ QUERIES: dict[str, str] = {
     "stats": """SELECT (SELECT COUNT(*) FROM {schema}.instances),
         (SELECT COALESCE(SUM(cursor), 0) FROM {schema}.instances),
         (SELECT COUNT(*) FROM {schema}.facts), (SELECT COUNT(*) FROM {schema}.contents)""",
-    "corrupt_event": """UPDATE {schema}.events SET data = substring(data FROM 1 FOR length(data) / 2)
+    "corrupt_event": """UPDATE {schema}.events
+        SET data = substring(data FROM 1 FOR length(data) / 2)
         WHERE workflow_id = %s AND first <= %s AND last >= %s""",
     **{
         f"delete_{table}": f"DELETE FROM {{schema}}.{table} WHERE workflow_id = %s"

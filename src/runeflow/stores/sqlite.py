@@ -89,8 +89,10 @@ SELECT_INSTANCES = (
     f"SELECT {_META_COLUMNS} FROM runeflow_instances ORDER BY created_at, workflow_id"
 )
 SELECT_CURSOR = "SELECT cursor FROM runeflow_instances WHERE workflow_id = ?"
-ADVANCE_CURSOR = """UPDATE runeflow_instances
-    SET cursor = cursor + ?, updated_at = ?, status = COALESCE(?, status)
+ADVANCE_CURSOR = """UPDATE runeflow_instances SET cursor = cursor + ?, updated_at = ?
+    WHERE workflow_id = ? RETURNING cursor"""
+ADVANCE_CURSOR_SET_STATUS = """UPDATE runeflow_instances
+    SET cursor = cursor + ?, updated_at = ?, status = ?
     WHERE workflow_id = ? RETURNING cursor"""
 UPDATE_STATUS = "UPDATE runeflow_instances SET status = ?, updated_at = ? WHERE workflow_id = ?"
 INSERT_EVENTS = (
@@ -326,9 +328,14 @@ class SQLiteStore(Store):
         """See :meth:`Store.append`."""
         encoded = self._encode_append(events) if events else None
         count = encoded.count if encoded is not None else 0
+        advance = (
+            (ADVANCE_CURSOR, (count, time.time(), workflow_id))
+            if status is None
+            else (ADVANCE_CURSOR_SET_STATUS, (count, time.time(), status, workflow_id))
+        )
 
         def work(conn: sqlite3.Connection) -> int:
-            row = conn.execute(ADVANCE_CURSOR, (count, time.time(), status, workflow_id)).fetchone()
+            row = conn.execute(*advance).fetchone()
             if row is None:
                 raise StoreError(
                     f"cannot append to unknown workflow {workflow_id!r}: create() it first",

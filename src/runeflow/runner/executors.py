@@ -1,0 +1,243 @@
+"""Executors: where runnables execute.
+
+An executor takes a prepared :class:`~runeflow.model.runnable.Runnable`, executes it
+somewhere and hands it back, executed, to a callback. The runner applies results as they
+arrive, so an executor never blocks the runner.
+
+Implement :class:`Executor` to run work anywhere else (a cluster, a queue): ``submit`` must
+return at once and call ``done`` exactly once, from any thread, with the executed runnable
+(``runnable.execute()`` records errors itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import os
+import pickle
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from runeflow.errors import DispatchError
+from runeflow.model.runnable import Runnable
+
+__all__ = [
+    "AsyncioExecutor",
+    "Done",
+    "Executor",
+    "InlineExecutor",
+    "ProcessExecutor",
+    "ThreadExecutor",
+    "make_executor",
+]
+
+Done = Callable[[Runnable], None]
+"""Called once with the executed runnable."""
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs runnables and reports each one back through a callback."""
+
+    name: str
+    """Short name used in logs and telemetry."""
+
+    def submit(self, runnable: Runnable, done: Done) -> None:
+        """Start executing ``runnable``; call ``done(runnable)`` when it has executed."""
+        ...
+
+    def cancel(self, runnable_id: str) -> bool:
+        """Try to stop a running runnable (asyncio tasks); return True if it was cancelled."""
+        ...
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Release the executor's resources."""
+        ...
+
+
+class InlineExecutor:
+    """Executes on the calling thread, at once (no parallelism; least overhead)."""
+
+    name = "inline"
+
+    def submit(self, runnable: Runnable, done: Done) -> None:
+        """Execute now and report."""
+        done(runnable.execute())
+
+    def cancel(self, runnable_id: str) -> bool:
+        """Inline work cannot be cancelled."""
+        return False
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Nothing to release."""
+
+
+class ThreadExecutor:
+    """Executes on a thread pool (the default; right for I/O-bound steps)."""
+
+    name = "threads"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self.max_workers = max_workers or min(64, (os.cpu_count() or 1) * 8)
+        self._pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="runeflow")
+
+    def submit(self, runnable: Runnable, done: Done) -> None:
+        """Queue on the pool."""
+        self._pool.submit(_execute_and_report, runnable, done)
+
+    def cancel(self, runnable_id: str) -> bool:
+        """Threads cannot be interrupted."""
+        return False
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the pool (waiting for running work when ``wait``)."""
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def _execute_and_report(runnable: Runnable, done: Done) -> None:
+    done(runnable.execute())
+
+
+class ProcessExecutor:
+    """Executes in worker processes (CPU-bound steps).
+
+    The runnable is pickled, so its function must be importable by name (defined at module
+    level); otherwise the runnable fails at dispatch with a :class:`DispatchError` naming the
+    component.
+    """
+
+    name = "processes"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self.max_workers = max_workers or (os.cpu_count() or 1)
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _get_pool(self) -> cf.ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = cf.ProcessPoolExecutor(self.max_workers)
+            return self._pool
+
+    def submit(self, runnable: Runnable, done: Done) -> None:
+        """Pickle and send to a worker process."""
+        try:
+            payload = pickle.dumps(runnable)
+        except Exception as exc:
+            error = DispatchError(
+                f"component {runnable.component!r} cannot run in a process: its runnable "
+                f"cannot be pickled ({exc}); define its function at module level (not a lambda "
+                "or a nested function), or run it on the 'threads' executor",
+                component=runnable.component,
+            )
+            done(runnable.fail(error))
+            return
+        future = self._get_pool().submit(_execute_pickled, payload)
+        future.add_done_callback(lambda f: done(_result_or_failure(f, runnable)))
+
+    def cancel(self, runnable_id: str) -> bool:
+        """Processes are not interrupted."""
+        return False
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the worker processes."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=wait, cancel_futures=not wait)
+                self._pool = None
+
+
+def _execute_pickled(payload: bytes) -> Runnable:
+    runnable: Runnable = pickle.loads(payload)  # noqa: S301 - our own payload, same machine
+    return runnable.execute()
+
+
+def _result_or_failure(future: cf.Future[Runnable], runnable: Runnable) -> Runnable:
+    try:
+        return future.result()
+    except Exception as exc:  # the worker died, or the result could not be pickled back
+        return runnable.fail(exc)
+
+
+class AsyncioExecutor:
+    """Runs ``async def`` steps on an event loop and plain steps on its thread pool.
+
+    The loop runs on a background thread owned by this executor, so it works the same from
+    scripts and from async applications. Async runnables can be cancelled (timeouts).
+    """
+
+    name = "asyncio"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._pool = cf.ThreadPoolExecutor(
+            max_workers or min(64, (os.cpu_count() or 1) * 8), thread_name_prefix="runeflow-aio"
+        )
+        self._loop.set_default_executor(self._pool)
+        self._tasks: dict[str, cf.Future[Any]] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="runeflow-asyncio", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, runnable: Runnable, done: Done) -> None:
+        """Schedule on the loop."""
+        future = asyncio.run_coroutine_threadsafe(self._run(runnable), self._loop)
+        with self._lock:
+            self._tasks[runnable.id] = future
+
+        def finished(f: cf.Future[Any]) -> None:
+            with self._lock:
+                if self._tasks.get(runnable.id) is f:
+                    del self._tasks[runnable.id]
+            if f.cancelled():
+                done(runnable.fail(asyncio.CancelledError("cancelled")))
+            else:
+                done(f.result())
+
+        future.add_done_callback(finished)
+
+    async def _run(self, runnable: Runnable) -> Runnable:
+        if runnable.is_async:
+            return await runnable.execute_async()
+        return await self._loop.run_in_executor(None, runnable.execute)
+
+    def cancel(self, runnable_id: str) -> bool:
+        """Cancel the task running ``runnable_id``."""
+        with self._lock:
+            future = self._tasks.get(runnable_id)
+        return future.cancel() if future is not None else False
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the loop and its pool."""
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+_BUILTIN: dict[str, Callable[[int | None], Executor]] = {
+    "inline": lambda n: InlineExecutor(),
+    "threads": ThreadExecutor,
+    "processes": ProcessExecutor,
+    "asyncio": AsyncioExecutor,
+}
+
+
+def make_executor(spec: str | Executor, max_workers: int | None = None) -> Executor:
+    """Turn ``"inline"``, ``"threads"``, ``"processes"`` or ``"asyncio"`` into an executor."""
+    if not isinstance(spec, str):
+        if not isinstance(spec, Executor):
+            raise TypeError(
+                f"executor must be a name or implement runeflow.runner.executors.Executor, "
+                f"got {type(spec).__name__}"
+            )
+        return spec
+    factory = _BUILTIN.get(spec)
+    if factory is None:
+        raise ValueError(
+            f"unknown executor {spec!r}: choose one of {', '.join(sorted(_BUILTIN))}, "
+            "or pass an Executor instance"
+        )
+    return factory(max_workers)

@@ -1,0 +1,479 @@
+"""One instance's worker: apply → plan → prepare → checkpoint → dispatch, as results arrive.
+
+A worker is not a thread. Whichever thread brings news (the caller feeding input, an
+executor reporting a result, the scheduler firing a retry) takes the worker's lock and runs
+cycles until nothing is left to apply. Results are applied one by one as they arrive, so a
+fast step's successors start while slow siblings still run; with the inline executor the
+same loop runs the whole workflow on the caller's thread without recursion.
+
+Each cycle checkpoints before it dispatches: a step's successors never start before the
+step's result is in the store (with the default ``every_cycle`` strategy).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from runeflow.model.events import ErrorInfo
+from runeflow.model.runnable import Runnable
+from runeflow.model.workflow import Workflow
+from runeflow.runner.telemetry import TelemetryEvent
+
+if TYPE_CHECKING:
+    from runeflow.runner.executors import Executor
+    from runeflow.runner.policies import Policy
+    from runeflow.runner.runner import Runner
+
+__all__ = ["Checkpoint", "Hooks", "InstanceInfo", "Status", "Worker", "every_n"]
+
+log = logging.getLogger("runeflow.runner")
+
+
+class Status(StrEnum):
+    """An instance's status."""
+
+    RUNNING = "running"
+    """Work is pending or executing."""
+    WAITING = "waiting"
+    """Nothing can run until an external event or a timer arrives."""
+    IDLE = "idle"
+    """Nothing left to do; more input may still be fed with ``run``."""
+    FAILED = "failed"
+    """Halted by a failure (``on_failure="halt"``) or by repeated internal errors."""
+    STOPPED = "stopped"
+    """Stopped with ``stop()``; it takes no more input."""
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for ``failed`` and ``stopped``."""
+        return self in (Status.FAILED, Status.STOPPED)
+
+    @property
+    def is_settled(self) -> bool:
+        """True when the instance is not ``running``."""
+        return self is not Status.RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """When the runner appends an instance's new events to its store."""
+
+    kind: str
+    """``every_cycle``, ``every_n``, ``on_complete`` or ``manual``."""
+    n: int = 1
+    """For ``every_n``: cycles between checkpoints."""
+
+    @classmethod
+    def parse(cls, spec: str | Checkpoint) -> Checkpoint:
+        """Accept a strategy name or a Checkpoint."""
+        if isinstance(spec, Checkpoint):
+            return spec
+        if spec in ("every_cycle", "on_complete", "manual"):
+            return cls(spec)
+        raise ValueError(
+            f"unknown checkpoint strategy {spec!r}: use 'every_cycle', 'on_complete', "
+            "'manual' or rf.every_n(n)"
+        )
+
+
+def every_n(n: int) -> Checkpoint:
+    """Checkpoint every ``n`` cycles, and whenever the instance settles (idle, waiting...)."""
+    if n < 1:
+        raise ValueError("every_n needs n >= 1")
+    return Checkpoint("every_n", n)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Hooks:
+    """Callbacks on an instance's life. Each gets the instance id and the runnable or info."""
+
+    on_dispatch: Callable[[str, Runnable], None] | None = None
+    """A runnable was sent to its executor."""
+    on_complete: Callable[[str, Runnable], None] | None = None
+    """A runnable's result was applied."""
+    on_failed: Callable[[str, Runnable], None] | None = None
+    """A runnable failed for good (after its retries)."""
+    on_idle: Callable[[str, InstanceInfo], None] | None = None
+    """The instance settled (idle, waiting or failed)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InstanceInfo:
+    """A snapshot of an instance's state."""
+
+    workflow_id: str
+    """The instance's id."""
+    name: str
+    """Its workflow's name."""
+    status: Status
+    """See :class:`Status`."""
+    step_count: int = 0
+    """Runnables completed or failed for good (and waits resumed)."""
+    advance_count: int = 0
+    """Cycles run."""
+    waiting_since: float | None = None
+    """Clock time at which it started waiting, while ``waiting``."""
+    open_waits: list[dict[str, Any]] = field(default_factory=list)
+    """``{"wait_id", "step", "events", "timeout"}`` per open wait."""
+    pending_timers: list[dict[str, Any]] = field(default_factory=list)
+    """``{"timer_id", "step", "fire_at", "event"}`` per armed timer."""
+    in_flight: int = 0
+    """Runnables dispatched and not yet applied."""
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    """``{"component", "error", "attempt"}`` per final failure."""
+    error: str | None = None
+    """Why the instance failed, or why it could not be loaded."""
+    loaded: bool = True
+    """False when the info comes from the store only."""
+    updated_at: float | None = None
+    """Store time of the last change, when known."""
+
+
+@dataclass(slots=True)
+class _Running:
+    runnable: Runnable
+    executor: Executor
+    started: float
+    timer: int | None = None
+
+
+class Worker:
+    """Drives one workflow instance (see the module docstring)."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        workflow_id: str,
+        wf: Workflow,
+        *,
+        hooks: Hooks | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
+        self.runner = runner
+        self.id = workflow_id
+        self.wf = wf
+        self.hooks = hooks
+        self.max_concurrency = max_concurrency
+        self.lock = threading.RLock()
+        self.settled = threading.Condition(self.lock)
+        self.status = Status.RUNNING
+        self.stored_status: str | None = None
+        self.running: dict[str, _Running] = {}
+        self.ready: deque[Runnable] = deque()
+        self.completions: deque[Runnable] = deque()
+        self.retrying = 0
+        self.driving = False
+        self.halted = False
+        self.error: str | None = None
+        self.advance_count = 0
+        self.cycles_since_checkpoint = 0
+        self.waiting_since: float | None = None
+        self.restarts: list[float] = []
+
+    # --- entry points (any thread) ------------------------------------------------------
+
+    def kick(self) -> None:
+        """Run cycles after the workflow changed (input fed, event delivered)."""
+        with self.lock:
+            if not self.driving:
+                self._guarded_drive()
+
+    def on_done(self, runnable: Runnable) -> None:
+        """Executor callback: queue the executed runnable and drive."""
+        with self.lock:
+            entry = self.running.get(runnable.id)
+            if entry is None or entry.runnable.attempt != runnable.attempt:
+                return  # abandoned after a timeout, or the instance was stopped
+            del self.running[runnable.id]
+            if entry.timer is not None:
+                self.runner.scheduler.cancel(entry.timer)
+            self.runner.release_slot()
+            self._trace_runnable(runnable, entry.started)
+            self.completions.append(runnable)
+            if not self.driving:
+                self._guarded_drive()
+        self.runner.pump_starved()
+
+    # --- the cycle ----------------------------------------------------------------------
+
+    def _guarded_drive(self) -> None:
+        try:
+            self._drive()
+        except Exception as exc:  # an internal error: restart from the last checkpoint
+            self.driving = False
+            self.runner.worker_crashed(self, exc)
+
+    def _drive(self) -> None:
+        self.driving = True
+        try:
+            while True:
+                applied = self._apply_completions()
+                if self.status is Status.STOPPED:
+                    return
+                fresh = self._prepare() if not self.halted else []
+                self._settle()
+                if applied or fresh:
+                    self.advance_count += 1
+                    self.cycles_since_checkpoint += 1
+                self._maybe_checkpoint()
+                self._dispatch_ready()
+                if not self.completions:
+                    break
+            if self.status.is_settled:
+                self._on_settled()
+        finally:
+            self.driving = False
+
+    def _apply_completions(self) -> int:
+        n = 0
+        while self.completions:
+            self._complete(self.completions.popleft())
+            n += 1
+        return n
+
+    def _prepare(self) -> list[Runnable]:
+        wf = self.wf
+        if not wf.is_runnable():
+            return []
+        runnables = wf.prepare_for_dispatch()
+        self.ready.extend(runnables)
+        return runnables
+
+    def _complete(self, runnable: Runnable) -> None:
+        policy = self.runner.policy_for(self.wf, runnable.component)
+        if runnable.status == "failed" and policy is not None:
+            if runnable.attempt <= policy.max_retries:
+                self._retry(runnable, policy)
+                return
+            if policy.fallback is not None:
+                self._fallback(runnable, policy)
+        self.wf.apply_runnable(runnable)
+        hooks = self.hooks
+        if runnable.status == "failed":
+            if policy is not None and policy.on_failure == "halt":
+                self.halted = True
+                self.error = f"component {runnable.component!r} failed: {runnable.error}"
+            if hooks and hooks.on_failed:
+                hooks.on_failed(self.id, runnable)
+        elif hooks and hooks.on_complete:
+            hooks.on_complete(self.id, runnable)
+
+    def _retry(self, runnable: Runnable, policy: Policy) -> None:
+        self.wf.record_failed_attempt(runnable)
+        delay = policy.delay(runnable.attempt, self.runner.rng)
+        nxt = runnable.retry()
+        if delay <= 0:
+            self.ready.append(nxt)
+            return
+        self.retrying += 1
+        self.runner.scheduler.call_later(delay, lambda: self._retry_due(nxt))
+
+    def _retry_due(self, runnable: Runnable) -> None:
+        with self.lock:
+            self.retrying -= 1
+            if self.status is Status.STOPPED:
+                return
+            self.ready.append(runnable)
+            if not self.driving:
+                self._guarded_drive()
+
+    def _fallback(self, runnable: Runnable, policy: Policy) -> None:
+        assert policy.fallback is not None and runnable.error is not None
+        try:
+            value = policy.fallback(runnable, runnable.error)
+        except Exception as exc:
+            runnable.fail(exc)
+        else:
+            runnable.result = value
+            runnable.status = "completed"
+            runnable.error = None
+
+    def _dispatch_ready(self) -> None:
+        runner = self.runner
+        while self.ready and self.status is not Status.STOPPED:
+            if self.max_concurrency is not None and len(self.running) >= self.max_concurrency:
+                return
+            if not runner.take_slot(self):
+                return
+            self._submit(self.ready.popleft())
+
+    def _submit(self, runnable: Runnable) -> None:
+        runner = self.runner
+        policy = runner.policy_for(self.wf, runnable.component)
+        executor = runner.executor_for(policy)
+        entry = _Running(runnable, executor, time.perf_counter())
+        if policy is not None and policy.timeout is not None:
+            rid, attempt, seconds = runnable.id, runnable.attempt, policy.timeout
+            entry.timer = runner.scheduler.call_later(
+                seconds, lambda: self._timed_out(rid, attempt, seconds)
+            )
+        self.running[runnable.id] = entry
+        if self.hooks and self.hooks.on_dispatch:
+            self.hooks.on_dispatch(self.id, runnable)
+        if runner.telemetry.active:
+            runner.telemetry.emit(
+                TelemetryEvent(
+                    subject="runnable",
+                    phase="start",
+                    name=runnable.component,
+                    workflow_id=self.id,
+                    attributes={"runnable_id": runnable.id, "attempt": runnable.attempt,
+                                "executor": executor.name},
+                )
+            )
+        executor.submit(runnable, self.on_done)
+
+    def _timed_out(self, runnable_id: str, attempt: int, seconds: float) -> None:
+        with self.lock:
+            entry = self.running.get(runnable_id)
+            if entry is None or entry.runnable.attempt != attempt:
+                return
+            del self.running[runnable_id]
+            entry.executor.cancel(runnable_id)
+            self.runner.release_slot()
+            original = entry.runnable
+            failed = original.retry()  # a separate object: the abandoned one may still run
+            failed.attempt = attempt
+            failed.fail(TimeoutError(
+                f"component {original.component!r} did not finish within {seconds:g}s "
+                f"(attempt {attempt}); it was {'cancelled' if original.is_async else 'abandoned'}"
+            ))
+            failed.duration = seconds
+            self._trace_runnable(failed, entry.started)
+            self.completions.append(failed)
+            if not self.driving:
+                self._guarded_drive()
+        self.runner.pump_starved()
+
+    # --- status and checkpoints ---------------------------------------------------------
+
+    def _settle(self) -> None:
+        if self.status is Status.STOPPED:
+            return
+        busy = self.running or self.ready or self.completions or self.retrying
+        if busy or (self.wf.is_runnable() and not self.halted):
+            status = Status.RUNNING
+        elif self.halted:
+            status = Status.FAILED
+        elif self.wf._waits or self.wf._timers:
+            status = Status.WAITING
+        else:
+            status = Status.IDLE
+        if status is Status.WAITING and self.status is not Status.WAITING:
+            self.waiting_since = self.runner.clock.now()
+        elif status is not Status.WAITING:
+            self.waiting_since = None
+        self.status = status
+
+    def _maybe_checkpoint(self) -> None:
+        strategy = self.runner.checkpoint_strategy
+        kind = strategy.kind
+        if kind == "every_cycle":
+            due = True
+        elif kind == "every_n":
+            due = self.cycles_since_checkpoint >= strategy.n or self.status.is_settled
+        elif kind == "on_complete":
+            due = self.status.is_settled
+        else:
+            due = False
+        if due:
+            self.checkpoint()
+
+    def checkpoint(self) -> int | None:
+        """Append new events (and the status) to the store; return the new cursor."""
+        events = self.wf.uncommitted_events()
+        status = self.status.value
+        if not events and status == self.stored_status:
+            return None
+        cursor = self.runner.append(self.id, events, status)
+        self.stored_status = status
+        self.cycles_since_checkpoint = 0
+        return cursor
+
+    def _on_settled(self) -> None:
+        self.settled.notify_all()
+        if self.hooks and self.hooks.on_idle:
+            self.hooks.on_idle(self.id, self.info())
+        if self.runner.telemetry.active:
+            self.runner.telemetry.emit(
+                TelemetryEvent(
+                    subject="workflow",
+                    phase="exception" if self.status is Status.FAILED else "stop",
+                    name=self.wf.name,
+                    workflow_id=self.id,
+                    error=self.error,
+                    attributes={"status": self.status.value, "steps": self.wf.step_count},
+                )
+            )
+
+    def _trace_runnable(self, runnable: Runnable, started: float) -> None:
+        telemetry = self.runner.telemetry
+        if not telemetry.active:
+            return
+        failed = runnable.status == "failed"
+        telemetry.emit(
+            TelemetryEvent(
+                subject="runnable",
+                phase="exception" if failed else "stop",
+                name=runnable.component,
+                workflow_id=self.id,
+                duration=time.perf_counter() - started,
+                error=str(runnable.error) if failed else None,
+                attributes={"runnable_id": runnable.id, "attempt": runnable.attempt},
+            )
+        )
+
+    # --- control ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop: abandon running work, cancel retries, take no more input."""
+        for rid, entry in list(self.running.items()):
+            entry.executor.cancel(rid)
+            if entry.timer is not None:
+                self.runner.scheduler.cancel(entry.timer)
+            self.runner.release_slot()
+        self.running.clear()
+        self.ready.clear()
+        self.completions.clear()
+        self.status = Status.STOPPED
+        self.settled.notify_all()
+
+    def info(self) -> InstanceInfo:
+        """Describe the instance now."""
+        wf = self.wf
+        return InstanceInfo(
+            workflow_id=self.id,
+            name=wf.name,
+            status=self.status,
+            step_count=wf.step_count,
+            advance_count=self.advance_count,
+            waiting_since=self.waiting_since,
+            open_waits=[
+                {"wait_id": w.id, "step": w.component, "events": list(w.events),
+                 "timeout": w.timeout}
+                for w in wf.open_waits()
+            ],
+            pending_timers=[
+                {"timer_id": t.timer_id, "step": t.component, "fire_at": t.fire_at,
+                 "event": t.event, "wait_id": t.wait_id}
+                for t in wf.pending_timers()
+            ],
+            in_flight=len(self.running) + len(self.ready) + self.retrying,
+            failures=[
+                {"component": f.component, "error": str(f.error), "attempt": f.attempt}
+                for f in wf.failures()
+            ],
+            error=self.error,
+        )
+
+
+def error_text(error: ErrorInfo | None) -> str:
+    """A one-line description of an error."""
+    return str(error) if error is not None else "unknown error"

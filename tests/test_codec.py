@@ -1,0 +1,327 @@
+"""The JSON codec round-trips every supported type and fails clearly on the rest."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runeflow import codec as codec_module
+from runeflow.codec import EVENT_FORMAT_VERSION, TAG, JsonCodec, PickleCodec, default_codec
+from runeflow.errors import CodecError
+from runeflow.model import events as ev
+from runeflow.model.facts import Fact, FactRef, Signal
+
+
+class Color(enum.Enum):
+    RED = "red"
+    PAIR = (1, 2)
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    x: int
+    label: Any = None
+
+
+class Money:
+    def __init__(self, cents: int) -> None:
+        self.cents = cents
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Money) and other.cents == self.cents
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# --- strategies -------------------------------------------------------------------------
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(),
+    st.binary(max_size=20),
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.uuids(),
+    st.datetimes(timezones=st.none() | st.timezones()),
+    st.dates(),
+    st.times(timezones=st.none() | st.just(dt.UTC)),
+    st.timedeltas(),
+    st.sampled_from([Color.RED, Color.PAIR, Level.LOW]),
+)
+hashables = st.recursive(
+    scalars.filter(lambda v: not isinstance(v, dt.datetime) or v.tzinfo is None),
+    lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=3),
+    max_leaves=6,
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=4).map(tuple),
+        st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        st.dictionaries(hashables, inner, max_size=3),
+        st.dictionaries(st.just(TAG) | st.just("v"), inner, max_size=2),
+        st.sets(hashables, max_size=3),
+        st.frozensets(hashables, max_size=3),
+        st.builds(Point, x=st.integers(), label=inner),
+        st.builds(Signal, event=st.text(max_size=5), payload=inner),
+        inner.map(lambda v: Fact("f", v, "c", "p", ("a",), ("r", ("m", "f", 0, 1)))),
+        st.just(FactRef("f", "c", "p", (), ("r",))),
+        st.just(ev.ErrorInfo(type="builtins.ValueError", message="m")),
+    ),
+    max_leaves=12,
+)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, and of the same type all the way down."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return (
+            a == b
+            and all(same(k, next(k2 for k2 in b if k2 == k)) for k in a)
+            and all(same(a[k], b[k]) for k in a)
+        )
+    return bool(a == b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values)
+def test_values_round_trip_with_their_types(value: Any) -> None:
+    decoded = default_codec.decode(default_codec.encode(value))
+    assert same(decoded, value)
+    assert same(codec_module.from_jsonable(codec_module.to_jsonable(value)), value)
+
+
+@given(st.sets(hashables, max_size=5))
+def test_equal_sets_encode_to_equal_bytes(items: set[Any]) -> None:
+    assert default_codec.encode(items) == default_codec.encode(set(reversed(list(items))))
+
+
+def test_plain_json_is_left_untouched() -> None:
+    value = {"a": [1, 2.5, "x", None, True]}
+    assert default_codec.encode(value) == b'{"a":[1,2.5,"x",null,true]}'
+    assert same(default_codec.decode(default_codec.encode(1.0)), 1.0)
+
+
+def test_a_dict_holding_the_tag_key_is_escaped() -> None:
+    value = {TAG: "t", "v": [1, 2]}
+    assert default_codec.decode(default_codec.encode(value)) == value
+
+
+# --- events -----------------------------------------------------------------------------
+
+ids = st.text(alphabet="abcdef0123456789", min_size=1, max_size=12)
+facts = st.builds(
+    Fact,
+    ids,
+    values,
+    ids,
+    ids,
+    st.lists(ids, max_size=2).map(tuple),
+    st.tuples(ids, st.tuples(ids, ids, st.integers(0, 9), st.integers(1, 9))).map(
+        lambda t: (t[0], t[1])
+    )
+    | ids.map(lambda r: (r,)),
+)
+events = st.one_of(
+    st.builds(ev.WorkflowCreated, name=ids, outputs=st.lists(st.tuples(ids, ids)).map(tuple)),
+    st.builds(
+        ev.ComponentAdded, name=ids, component_kind=ids, parents=st.lists(ids).map(tuple), hash=ids
+    ),
+    st.builds(ev.FactProduced, fact=facts, runnable_id=st.none() | ids),
+    st.builds(ev.StateInitiated, component=ids, scope_key=st.just(""), value=values),
+    st.builds(ev.RunnableDispatched, runnable_id=ids, component=ids, attempt=st.integers(1, 5)),
+    st.builds(
+        ev.RunnableFailed,
+        runnable_id=ids,
+        component=ids,
+        error=st.builds(ev.ErrorInfo, type=ids, message=st.text(), traceback=st.text()),
+        final=st.booleans(),
+    ),
+    st.builds(ev.EventReceived, wait_id=ids, component=ids, event=ids, payload=values),
+    st.builds(
+        ev.TimerScheduled, timer_id=ids, wait_id=ids, component=ids, fire_at=st.floats(0, 1e10)
+    ),
+    st.builds(ev.JoinCompleted, component=ids, fact_ids=st.lists(ids).map(tuple)),
+    st.builds(
+        ev.EventAwaited,
+        wait_id=ids,
+        component=ids,
+        fact_id=ids,
+        events=st.lists(ids).map(tuple),
+        timeout=st.none() | st.floats(0, 100),
+    ),
+    st.builds(
+        ev.DownstreamSkipped, runnable_id=ids, component=ids, skipped=st.lists(ids).map(tuple)
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(events, max_size=6))
+def test_event_sequences_round_trip(log: list[Any]) -> None:
+    decoded = default_codec.decode_events(default_codec.encode_events(log))
+    assert decoded == log
+    for before, after in zip(log, decoded, strict=True):
+        assert type(after) is type(before)
+        if isinstance(before, ev.FactProduced):
+            assert same(after.fact.value, before.fact.value)
+            assert same(after.fact.scope, before.fact.scope)
+
+
+@given(events)
+def test_single_event_round_trip(event: Any) -> None:
+    assert codec_module.decode_event(codec_module.encode_event(event)) == event
+
+
+def test_every_event_kind_is_covered() -> None:
+    data = default_codec.encode_events(
+        [ev.TimerFired(timer_id="t"), ev.FanOutEmitted(component="m", fact_id="f", count=2)]
+    )
+    assert [e.kind for e in default_codec.decode_events(data)] == ["timer_fired", "fan_out_emitted"]
+
+
+def test_component_is_never_encoded() -> None:
+    event = ev.ComponentAdded(
+        name="s",
+        component_kind="step",
+        parents=("root",),
+        hash="h",
+        component=object(),  # type: ignore[arg-type]
+    )
+    data = default_codec.encode_event(event)
+    assert b"object" not in data
+    decoded = default_codec.decode_event(data)
+    assert isinstance(decoded, ev.ComponentAdded) and decoded.component is None
+
+
+def test_fact_sink_keeps_values_out_of_the_blob() -> None:
+    fact = Fact("f1", {"big": "value"}, "c", "p", (), ("r",))
+    kept: dict[str, Any] = {}
+    data = default_codec.encode_events([ev.FactProduced(fact=fact)], fact_sink=kept.__setitem__)
+    assert b"big" not in data and kept == {"f1": {"big": "value"}}
+    (lean,) = default_codec.decode_events(data)
+    assert isinstance(lean, ev.FactProduced) and lean.fact == fact.ref()
+    (full,) = default_codec.decode_events(data, load_value=kept.__getitem__)
+    assert isinstance(full, ev.FactProduced) and full.fact == fact
+
+
+def test_event_field_order_is_the_wire_format() -> None:
+    data = default_codec.encode_event(
+        ev.RunnableFailed(runnable_id="r", component="c", error=ev.ErrorInfo(type="E", message="m"))
+    )
+    assert data == b'[1,["runnable_failed","r","c",["E","m",""],1,true,0.0]]'
+    # A log written before a field was appended still decodes, with the default.
+    old = default_codec.decode_events(b'[1,["runnable_dispatched","r","c"]]')
+    assert old == [ev.RunnableDispatched(runnable_id="r", component="c", attempt=1)]
+
+
+# --- registration and refusals ----------------------------------------------------------
+
+
+def test_registered_type_round_trips() -> None:
+    codec = JsonCodec()
+    codec.register(Money, encode=lambda m: m.cents, decode=Money, name="money")
+    assert codec.decode(codec.encode({"price": Money(250)})) == {"price": Money(250)}
+    with pytest.raises(CodecError, match="not registered"):
+        JsonCodec().decode(codec.encode(Money(1)))
+
+
+def test_unencodable_value_names_type_and_fix() -> None:
+    with pytest.raises(CodecError) as info:
+        default_codec.encode({"x": [Money(1)]})
+    message = str(info.value)
+    assert "Money" in message and "codec.register(Money, encode=..., decode=...)" in message
+    assert "dataclass" in message
+    assert info.value.type_name is not None and info.value.type_name.endswith("Money")
+
+
+def test_local_classes_are_refused_at_encode_time() -> None:
+    @dataclasses.dataclass
+    class Local:
+        x: int
+
+    with pytest.raises(CodecError, match="inside a function"):
+        default_codec.encode(Local(1))
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"\xff\xfe", "not UTF-8"),
+        (b'{"a": 1', "not valid JSON"),
+        (b'{"__rf__":"dc","t":"os:system","v":{}}', "not a dataclass"),
+        (b'{"__rf__":"e","t":"builtins:print","v":1}', "not an Enum subclass"),
+        (b'{"__rf__":"dc","t":"no_such_module_xyz:Thing","v":{}}', "cannot be imported"),
+        (b'{"__rf__":"zz","t":"a:b","v":1}', "unknown type tag"),
+        (b'{"__rf__":"dc","t":"nocolon","v":{}}', "malformed type path"),
+        (b"[1] 2", "extra data"),
+    ],
+)
+def test_bad_bytes_are_refused(data: bytes, expected: str) -> None:
+    with pytest.raises(CodecError, match=expected):
+        default_codec.decode(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'[1,["from_the_future","x"]]', "newer runeflow"),
+        (f"[{EVENT_FORMAT_VERSION + 1}]".encode(), "newer than this runeflow"),
+        (b'[1,["timer_fired","t","extra"]]', "more fields"),
+        (b'{"kind":"timer_fired"}', "not an event blob"),
+        (b'[1,["fact_produced",5]]', "malformed"),
+    ],
+)
+def test_bad_event_blobs_are_refused(data: bytes, expected: str) -> None:
+    with pytest.raises(CodecError, match=expected):
+        default_codec.decode_events(data)
+
+
+def test_not_an_event() -> None:
+    with pytest.raises(CodecError, match="not a runeflow event"):
+        default_codec.encode_events([Point(1)])
+
+
+def test_circular_value() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(CodecError, match="nested too deeply"):
+        default_codec.encode(loop)
+
+
+def test_pickle_codec_is_explicit_and_documented() -> None:
+    codec = PickleCodec()
+    assert codec.decode(codec.encode(Money(3))) == Money(3)
+    assert "executes code" in (PickleCodec.__doc__ or "") or "runs code" in (
+        PickleCodec.decode.__doc__ or ""
+    )
+    with pytest.raises(CodecError, match="cannot pickle"):
+        codec.encode(lambda: 1)
+
+
+def test_pydantic_models_round_trip() -> None:
+    pytest.importorskip("pydantic", reason="pydantic is not installed (it is optional)")
+    from _helpers_store_models import Line, Order
+
+    order = Order(id=1, tags=("a",), lines=[Line(sku="x", qty=2)], note=None)
+    decoded = default_codec.decode(default_codec.encode({"order": order}))
+    assert decoded == {"order": order} and type(decoded["order"]) is Order
+    with pytest.raises(CodecError, match="not a pydantic model class"):
+        default_codec.decode(b'{"__rf__":"pd","t":"_helpers_store_models:Point","v":{}}')
