@@ -58,7 +58,9 @@ def build() -> rf.Workflow:
     """Build the order-fulfilment workflow."""
     validate = rf.rule(condition=is_valid_order, reaction=lambda o: o, name="validate_order")
     return (
-        rf.workflow(name="order_fulfillment", rules=[validate], outputs={"decision": "decide_fulfillment"})
+        rf.workflow(
+            name="order_fulfillment", rules=[validate], outputs={"decision": "decide_fulfillment"}
+        )
         .add(rf.step(check_inventory), to="validate_order")
         .add(rf.step(screen_fraud), to="validate_order")
         .add(rf.step(estimate_shipping), to="validate_order")

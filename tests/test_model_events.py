@@ -294,3 +294,15 @@ def test_context_values_are_not_hashed() -> None:
     assert wf.components["s"].hash == before
     assert "secret" not in repr(wf.event_log())
     del g
+
+
+def test_a_redispatch_after_recovery_replays() -> None:
+    wf = rf.workflow(name="re").add(rf.step(lambda x: x + 1, name="a")).plan_eagerly(1)
+    wf.prepare_for_dispatch()  # dispatched, then the process "crashed"
+    recovered = rf.Workflow.from_events(wf.event_log())
+    assert recovered.requeue_in_flight() == 1
+    [again] = recovered.prepare_for_dispatch()
+    recovered.apply_runnable(rf.execute_runnable(again))
+    replayed = rf.Workflow.from_events(recovered.event_log())
+    assert replayed.raw_productions() == [2]
+    assert replayed.in_flight() == []

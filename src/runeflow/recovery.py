@@ -1,22 +1,56 @@
-"""Loading a workflow instance back from a store.
+"""Loading a workflow instance back from a store, and saving its snapshots.
 
-``load_workflow`` rebuilds an instance from its stored log (after the latest snapshot, when
-there is one) using the code of its definition.
+``load_workflow`` rebuilds an instance from its latest snapshot (when there is one) plus the
+events logged after it, or from the whole log, using the code of its definition. Either way
+the result equals folding the whole log.
+
+Rehydration says which fact values are loaded (stores with the ``fact_store`` capability
+keep values apart from the log; other stores always give every value):
+
+* ``full``: every value, as the workflow had them;
+* ``hybrid``: only the values the workflow needs to go on running (inputs of pending and
+  in-flight runnables, facts waiting at joins and reduces, accumulator states, the facts of
+  open waits); the others stay :class:`~runeflow.model.facts.FactRef` and are loaded when
+  read (``results()``, ``raw_productions()``...);
+* ``lazy``: none; each is loaded when a runnable or a reader first needs it.
+
+A snapshot that cannot be read is an error naming the workflow (never a silent fallback);
+``use_snapshot=False`` rebuilds from the whole log instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
+from runeflow.errors import (
+    CodecError,
+    DefinitionMismatchError,
+    InstanceStateError,
+    RuneflowError,
+    StoreError,
+)
+from runeflow.model import events as ev
+from runeflow.model.facts import FactRef
+from runeflow.model.replay import load_definition
+from runeflow.model.snapshot import (
+    fold_events,
+    hot_fact_ids,
+    materialize,
+    restore_snapshot,
+    take_snapshot,
+)
 from runeflow.model.workflow import Workflow
 from runeflow.stores.base import Store
 
-__all__ = ["Rehydration", "load_workflow"]
+__all__ = ["Rehydration", "load_workflow", "save_snapshot"]
 
 Rehydration = Literal["full", "hybrid", "lazy"]
 """``full``: every fact value is loaded; ``hybrid``: only values still needed (pending
-inputs, the frontier, join and reduce buffers, accumulator states); ``lazy``: none until a
-runnable needs one."""
+inputs, the frontier, join and reduce buffers, accumulator states, open waits); ``lazy``:
+none until a runnable (or a reader) needs one."""
+
+_MODES = ("full", "hybrid", "lazy")
 
 
 def load_workflow(
@@ -26,10 +60,112 @@ def load_workflow(
     *,
     rehydration: Rehydration = "full",
     migrate: bool = False,
+    use_snapshot: bool = True,
 ) -> Workflow:
-    """Rebuild instance ``workflow_id`` from ``store`` with the code of ``definition``."""
-    if rehydration not in ("full", "hybrid", "lazy"):
-        raise ValueError(
-            f"rehydration must be 'full', 'hybrid' or 'lazy', not {rehydration!r}"
+    """Rebuild instance ``workflow_id`` from ``store`` with the code of ``definition``.
+
+    Args:
+        store: where the instance is stored.
+        workflow_id: the instance.
+        definition: a Workflow, a builder returning one, or ``"pkg.mod:attr"``.
+        rehydration: which fact values to load (see the module docstring).
+        migrate: accept components whose code changed since the instance was stored.
+        use_snapshot: start from the latest snapshot when there is one; ``False`` folds the
+            whole log (e.g. when a snapshot cannot be read).
+
+    Raises:
+        WorkflowNotFoundError: no instance has that id.
+        StoreError: the log or the snapshot cannot be read.
+        DefinitionMismatchError: the definition does not match what was stored.
+    """
+    if rehydration not in _MODES:
+        raise ValueError(f"rehydration must be 'full', 'hybrid' or 'lazy', not {rehydration!r}")
+    defn = load_definition(definition) if definition is not None else None
+    with_values = rehydration == "full" or not store.capabilities.fact_store
+    stored = store.load_snapshot(workflow_id) if use_snapshot else None
+    if stored is None:
+        wf = _from_log(store, workflow_id, defn, with_values, migrate)
+    else:
+        wf = _from_snapshot(store, workflow_id, stored, defn, with_values, migrate)
+    if rehydration == "full":
+        materialize(wf, store.load_facts(list(_refs(wf))))
+    elif rehydration == "hybrid":
+        materialize(wf, store.load_facts(hot_fact_ids(wf)))
+    return wf
+
+
+def save_snapshot(store: Store, workflow_id: str, wf: Workflow) -> int:
+    """Snapshot ``wf`` in ``store`` at the instance's current cursor; return that cursor.
+
+    Stores with the ``fact_store`` capability already hold every appended fact value, so the
+    snapshot refers to facts by id; other stores get the values in the snapshot.
+
+    Raises:
+        InstanceStateError: ``wf`` has events not appended to the store yet (append
+            ``wf.uncommitted_events()`` first), so a snapshot would not match the cursor.
+    """
+    if wf.has_uncommitted():
+        raise InstanceStateError(
+            f"workflow {workflow_id!r} has events not yet appended to the store: append "
+            "wf.uncommitted_events() before saving a snapshot"
         )
-    return Workflow.from_events(store.stream(workflow_id), definition=definition, migrate=migrate)
+    cursor = store.cursor(workflow_id)
+    snapshot = take_snapshot(wf, values=not store.capabilities.fact_store)
+    store.save_snapshot(workflow_id, cursor, store.codec.encode(snapshot))
+    return cursor
+
+
+def _from_log(
+    store: Store, workflow_id: str, defn: Workflow | None, values: bool, migrate: bool
+) -> Workflow:
+    events = store.stream(workflow_id, values=values)
+    build: list[ev.Event] = []
+    first: ev.Event | None = None
+    for event in events:
+        if build and not isinstance(event, ev.ComponentAdded):
+            first = event
+            break
+        build.append(event)
+    wf = Workflow.from_events(build, definition=defn, migrate=migrate)
+    wf.set_fact_loader(store.load_fact)
+    if first is not None:
+        fold_events(wf, _chain(first, events), defn, migrate=migrate)
+    return wf
+
+
+def _from_snapshot(
+    store: Store,
+    workflow_id: str,
+    stored: tuple[int, bytes],
+    defn: Workflow | None,
+    values: bool,
+    migrate: bool,
+) -> Workflow:
+    cursor, data = stored
+    try:
+        snapshot = store.codec.decode(data)
+        if not isinstance(snapshot, Mapping):
+            raise CodecError(f"expected a mapping, found {type(snapshot).__name__}")
+        wf = restore_snapshot(snapshot, defn, migrate=migrate, loader=store.load_fact)
+    except DefinitionMismatchError:
+        raise
+    except (RuneflowError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise StoreError(
+            f"cannot read the snapshot of workflow {workflow_id!r} at cursor {cursor}: "
+            f"{exc}. Recover with use_snapshot=False to rebuild from the whole log, or "
+            "save a new snapshot",
+            workflow_id=workflow_id,
+            cursor=cursor,
+        ) from exc
+    tail = store.stream(workflow_id, after=cursor, values=values)
+    fold_events(wf, tail, defn, migrate=migrate)
+    return wf
+
+
+def _refs(wf: Workflow) -> list[str]:
+    return [fid for fid, f in wf.facts().items() if type(f) is FactRef]
+
+
+def _chain(first: ev.Event, rest: Iterator[ev.Event]) -> Iterator[ev.Event]:
+    yield first
+    yield from rest

@@ -363,14 +363,17 @@ class Workflow:
     def _value(self, fact: Fact | FactRef) -> Any:
         if type(fact) is Fact:
             return fact.value
+        known = self._facts.get(fact.id)
+        if type(known) is Fact:  # loaded since this reference was taken
+            return known.value
         if self._loader is None:
             raise InstanceStateError(
                 f"the value of fact {fact.id} is not loaded and no fact loader is set: "
                 "recover with a store that keeps fact values"
             )
         value = self._loader(fact.id)
-        full = fact.with_value(value)  # type: ignore[union-attr]
-        self._facts[fact.id] = full
+        if not self._replaying:  # replay needs a value once (a map's collection): keep none
+            self._facts[fact.id] = fact.with_value(value)  # type: ignore[union-attr]
         return value
 
     def _context_for(self, comp: Component) -> dict[str, Any]:
@@ -390,7 +393,9 @@ class Workflow:
 
     def _state_of(self, comp: Accumulator) -> Any:
         state = self._acc_state.get(comp.name, _MISSING)
-        if state is _MISSING:
+        if type(state) is FactRef:  # recovered without values: load it now
+            state = self._acc_state[comp.name] = self._value(state)
+        elif state is _MISSING:
             state = comp.initial_state()
             event = ev.StateInitiated(component=comp.name, scope_key="", value=state)
             self._events.append(event)
@@ -706,7 +711,10 @@ class Workflow:
 
     def state_of(self, component: ComponentRef) -> Any:
         """Current state of an accumulator or state machine (``None`` before any input)."""
-        value = self._acc_state.get(self._known(component), None)
+        name = self._known(component)
+        value = self._acc_state.get(name, None)
+        if type(value) is FactRef:
+            value = self._acc_state[name] = self._value(value)
         return value
 
     def counts(self) -> dict[str, int]:
@@ -971,7 +979,11 @@ class Workflow:
 
     def _fold_dispatched(self, event: ev.RunnableDispatched) -> None:
         rid = event.runnable_id
-        self._in_flight[rid] = self._pending.pop(rid)
+        act = self._pending.pop(rid, None)
+        if act is not None:
+            self._in_flight[rid] = act
+        elif rid not in self._in_flight:  # a re-dispatch after recovery finds it in flight
+            raise KeyError(f"runnable {rid} ({event.component}) was dispatched but never ready")
 
     def _fold_completed(self, event: ev.RunnableCompleted) -> None:
         act = self._in_flight.pop(event.runnable_id)
@@ -1019,6 +1031,32 @@ class Workflow:
             f"<Workflow {self.name!r} components={len(self._g.components)} facts={c['facts']} "
             f"pending={c['pending']} in_flight={c['in_flight']} waits={c['waits']}>"
         )
+
+    # --- snapshots (see runeflow.model.snapshot) ------------------------------------------
+
+    def snapshot(self, *, values: bool = True) -> dict[str, Any]:
+        """Return the structure and run state as plain data (see ``take_snapshot``)."""
+        from runeflow.model.snapshot import take_snapshot
+
+        return take_snapshot(self, values=values)
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        snapshot: Mapping[str, Any],
+        definition: Workflow | Callable[[], Workflow] | str | None = None,
+        events_after: Iterable[ev.Event] = (),
+        *,
+        migrate: bool = False,
+    ) -> Workflow:
+        """Rebuild a workflow from a snapshot plus the events logged after it.
+
+        The result equals ``from_events`` over the whole log. Arguments as in
+        :meth:`from_events`; ``events_after`` are the events after the snapshot's cursor.
+        """
+        from runeflow.model.snapshot import restore_snapshot
+
+        return restore_snapshot(snapshot, definition, events_after, migrate=migrate)
 
 
 def _fold_replayed_fact(wf: Workflow, event: ev.FactProduced) -> None:

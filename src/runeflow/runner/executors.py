@@ -149,7 +149,7 @@ class ProcessExecutor:
 
 
 def _execute_pickled(payload: bytes) -> Runnable:
-    runnable: Runnable = pickle.loads(payload)  # noqa: S301 - our own payload, same machine
+    runnable: Runnable = pickle.loads(payload)
     return runnable.execute()
 
 

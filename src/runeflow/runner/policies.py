@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Backoff", "OnFailure", "Policies", "Policy"]
 
 Backoff = Literal["none", "linear", "exponential", "jitter"]
-"""``none``: retry at once; ``linear``: base × attempt; ``exponential``: base × 2^(attempt-1);
+"""``none``: retry at once; ``linear``: base * attempt; ``exponential``: base * 2^(attempt-1);
 ``jitter``: a random delay between 0 and the exponential one ("full jitter")."""
 
 OnFailure = Literal["skip", "halt"]
@@ -72,7 +72,9 @@ class Policy:
                 f"backoff must be none, linear, exponential or jitter, not {self.backoff!r}"
             )
         if self.on_failure not in ("skip", "halt"):
-            raise WorkflowDefinitionError(f"on_failure must be skip or halt, not {self.on_failure!r}")
+            raise WorkflowDefinitionError(
+                f"on_failure must be skip or halt, not {self.on_failure!r}"
+            )
         if self.timeout is not None and self.timeout <= 0:
             raise WorkflowDefinitionError("timeout must be a positive number of seconds")
 

@@ -129,11 +129,9 @@ class OpenTelemetryHandler:
 
     def __init__(self, tracer: Any = None) -> None:
         try:
-            from opentelemetry import trace  # noqa: PLC0415
+            from opentelemetry import trace  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:
-            raise ImportError(
-                'OpenTelemetry spans need: pip install "runeflow[otel]"'
-            ) from exc
+            raise ImportError('OpenTelemetry spans need: pip install "runeflow[otel]"') from exc
         self._trace = trace
         self.tracer = tracer or trace.get_tracer("runeflow")
         self._spans: dict[tuple[Any, ...], Any] = {}
@@ -145,8 +143,10 @@ class OpenTelemetryHandler:
         if event.phase == "start":
             span = self.tracer.start_span(
                 f"runeflow.{event.subject} {event.name}",
-                attributes={"runeflow.workflow_id": event.workflow_id or "",
-                            **{f"runeflow.{k}": str(v) for k, v in event.attributes.items()}},
+                attributes={
+                    "runeflow.workflow_id": event.workflow_id or "",
+                    **{f"runeflow.{k}": str(v) for k, v in event.attributes.items()},
+                },
             )
             with self._lock:
                 self._spans[key] = span

@@ -324,8 +324,11 @@ class Worker:
                     phase="start",
                     name=runnable.component,
                     workflow_id=self.id,
-                    attributes={"runnable_id": runnable.id, "attempt": runnable.attempt,
-                                "executor": executor.name},
+                    attributes={
+                        "runnable_id": runnable.id,
+                        "attempt": runnable.attempt,
+                        "executor": executor.name,
+                    },
                 )
             )
         executor.submit(runnable, self.on_done)
@@ -341,10 +344,13 @@ class Worker:
             original = entry.runnable
             failed = original.retry()  # a separate object: the abandoned one may still run
             failed.attempt = attempt
-            failed.fail(TimeoutError(
-                f"component {original.component!r} did not finish within {seconds:g}s "
-                f"(attempt {attempt}); it was {'cancelled' if original.is_async else 'abandoned'}"
-            ))
+            how = "cancelled" if original.is_async else "abandoned"
+            failed.fail(
+                TimeoutError(
+                    f"component {original.component!r} did not finish within {seconds:g}s "
+                    f"(attempt {attempt}); it was {how}"
+                )
+            )
             failed.duration = seconds
             self._trace_runnable(failed, entry.started)
             self.completions.append(failed)
@@ -456,13 +462,22 @@ class Worker:
             advance_count=self.advance_count,
             waiting_since=self.waiting_since,
             open_waits=[
-                {"wait_id": w.id, "step": w.component, "events": list(w.events),
-                 "timeout": w.timeout}
+                {
+                    "wait_id": w.id,
+                    "step": w.component,
+                    "events": list(w.events),
+                    "timeout": w.timeout,
+                }
                 for w in wf.open_waits()
             ],
             pending_timers=[
-                {"timer_id": t.timer_id, "step": t.component, "fire_at": t.fire_at,
-                 "event": t.event, "wait_id": t.wait_id}
+                {
+                    "timer_id": t.timer_id,
+                    "step": t.component,
+                    "fire_at": t.fire_at,
+                    "event": t.event,
+                    "wait_id": t.wait_id,
+                }
                 for t in wf.pending_timers()
             ],
             in_flight=len(self.running) + len(self.ready) + self.retrying,

@@ -274,6 +274,14 @@ class Store(ABC):
             StoreError: when no value is stored under ``fact_id``.
         """
 
+    def load_facts(self, fact_ids: Sequence[str]) -> dict[str, Any]:
+        """Return several stored fact values by id (in few queries where the store can).
+
+        Raises:
+            StoreError: when no value is stored under one of the ids.
+        """
+        return {fact_id: self.load_fact(fact_id) for fact_id in fact_ids}
+
     @abstractmethod
     def stats(self) -> dict[str, int]:
         """Return counts: ``instances``, ``events``, ``facts`` and ``contents``."""

@@ -422,6 +422,18 @@ class PostgresStore(Store):
             raise StoreError(f"no value is stored for fact {fact_id!r}")
         return self._decode_value(fact_id, bytes(rows[0][1]))
 
+    def load_facts(self, fact_ids: Sequence[str]) -> dict[str, Any]:
+        """See :meth:`Store.load_facts`."""
+        ids = list(dict.fromkeys(fact_ids))
+        if not ids:
+            return {}
+        rows = self._fetchall("select_fact_values", (ids,))
+        found = {fid: bytes(data) for fid, data in rows}
+        missing = [fid for fid in ids if fid not in found]
+        if missing:
+            raise StoreError(f"no value is stored for fact {missing[0]!r} ({len(missing)} missing)")
+        return {fid: self._decode_value(fid, found[fid]) for fid in ids}
+
     def stats(self) -> dict[str, int]:
         """See :meth:`Store.stats`."""
         row = self._fetchone("stats")

@@ -430,6 +430,16 @@ class SQLiteStore(Store):
             raise StoreError(f"no value is stored for fact {fact_id!r}")
         return self._decode_value(fact_id, row[1])
 
+    def load_facts(self, fact_ids: Sequence[str]) -> dict[str, Any]:
+        """See :meth:`Store.load_facts`."""
+        found: dict[str, bytes] = {}
+        ids = list(dict.fromkeys(fact_ids))
+        for start in range(0, len(ids), _MAX_PARAMS):
+            chunk = ids[start : start + _MAX_PARAMS]
+            query = SELECT_FACT_VALUES.format(marks=",".join("?" * len(chunk)))
+            found.update(self._fetchall(query, chunk))
+        return _decoded(self, ids, found)
+
     def stats(self) -> dict[str, int]:
         """See :meth:`Store.stats`."""
         row = self._fetchone(COUNT_STATS)
@@ -496,6 +506,13 @@ class SQLiteStore(Store):
         """Damage the stored row holding event ``cursor`` (for tests of unreadable logs)."""
         params = (workflow_id, cursor, cursor)
         self._execute(CORRUPT_EVENT, params)
+
+
+def _decoded(store: Store, ids: builtins.list[str], found: dict[str, bytes]) -> dict[str, Any]:
+    missing = [fid for fid in ids if fid not in found]
+    if missing:
+        raise StoreError(f"no value is stored for fact {missing[0]!r} ({len(missing)} missing)")
+    return {fid: store._decode_value(fid, found[fid]) for fid in ids}
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
