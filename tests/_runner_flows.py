@@ -60,3 +60,39 @@ def build_squares() -> rf.Workflow:
         .add(rf.map(square, name="square"))
         .add(rf.reduce(add, 0, map="square", name="total"))
     )
+
+
+def ship(signal: rf.Signal) -> str:
+    return f"shipped {signal.input['id']}"
+
+
+def refund(signal: rf.Signal) -> str:
+    return f"refunded {signal.input['id']} ({signal.payload})"
+
+
+def expire(signal: rf.Signal) -> str:
+    return f"expired {signal.input['id']}"
+
+
+def is_event(name: str):  # type: ignore[no-untyped-def]
+    return lambda s: s.event == name
+
+
+def build_approval(timeout: float | None = None) -> rf.Workflow:
+    """Check an order, wait for a manager's decision (or a timeout), then act on it."""
+    return (
+        rf.workflow(name="approval")
+        .add(rf.step(lambda order: order, name="check"))
+        .add(
+            rf.await_event(name="manager", events=["approved", "rejected"], timeout=timeout),
+            to="check",
+        )
+        .add(rf.rule(condition=is_event("approved"), reaction=ship, name="ship"), to="manager")
+        .add(rf.rule(condition=is_event("rejected"), reaction=refund, name="refund"), to="manager")
+        .add(rf.rule(condition=is_event("timeout"), reaction=expire, name="expire"), to="manager")
+    )
+
+
+def build_approval_with_timeout() -> rf.Workflow:
+    """The approval flow with a timeout of $RUNEFLOW_WAIT_TIMEOUT seconds (default 1.5)."""
+    return build_approval(timeout=float(os.environ.get("RUNEFLOW_WAIT_TIMEOUT", "1.5")))

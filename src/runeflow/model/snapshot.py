@@ -69,8 +69,14 @@ def take_snapshot(wf: Workflow, *, values: bool = True) -> dict[str, Any]:
             for (name, scope), buf in wf._joins.items()
         ],
         "fanin": [
-            [name, fan_out, e.count, [[i, f.id] for i, f in e.received.items()],
-             sorted(e.dropped), e.failed]
+            [
+                name,
+                fan_out,
+                e.count,
+                [[i, f.id] for i, f in e.received.items()],
+                sorted(e.dropped),
+                e.failed,
+            ]
             for (name, fan_out), e in wf._fanin.items()
         ],
         "acc_state": [_state_out(wf, name, state) for name, state in wf._acc_state.items()],
@@ -80,8 +86,14 @@ def take_snapshot(wf: Workflow, *, values: bool = True) -> dict[str, Any]:
             [t.timer_id, t.wait_id, t.component, t.fire_at, t.event] for t in wf._timers.values()
         ],
         "failures": [
-            [f.runnable_id, f.component, [f.error.type, f.error.message, f.error.traceback],
-             f.attempt, f.final, f.duration]
+            [
+                f.runnable_id,
+                f.component,
+                [f.error.type, f.error.message, f.error.traceback],
+                f.attempt,
+                f.final,
+                f.duration,
+            ]
             for f in wf._failures.values()
         ],
         "attempts": [[rid, n] for rid, n in wf._attempts.items()],

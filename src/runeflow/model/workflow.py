@@ -537,8 +537,17 @@ class Workflow:
         """Waits that have not received an event yet, oldest first."""
         return list(self._waits.values())
 
-    def find_wait(self, event: str, step: str | None = None, wait_id: str | None = None) -> Wait:
+    def find_wait(
+        self,
+        event: str,
+        step: str | None = None,
+        wait_id: str | None = None,
+        *,
+        declared_only: bool = True,
+    ) -> Wait:
         """Return the open wait that ``event`` would resume.
+
+        With ``declared_only=False`` (timers aimed at a step) any event is accepted.
 
         Raises:
             InstanceStateError: no open wait matches, or the event is not one it accepts.
@@ -557,7 +566,7 @@ class Workflow:
                 f"with {event!r}"
             )
         for wait in candidates:
-            if event in wait.events:
+            if event in wait.events or not declared_only:
                 return wait
         accepted = sorted({e for w in candidates for e in w.events})
         raise InstanceStateError(
@@ -572,12 +581,15 @@ class Workflow:
         *,
         step: str | None = None,
         wait_id: str | None = None,
+        declared_only: bool = True,
     ) -> Fact:
         """Resume the open wait that accepts ``event``; return the produced fact.
 
         The waiting step produces a :class:`~runeflow.model.facts.Signal`.
+        ``declared_only=False`` lets a timer deliver ``timeout`` to a wait that did not
+        declare it.
         """
-        wait = self.find_wait(event, step, wait_id)
+        wait = self.find_wait(event, step, wait_id, declared_only=declared_only)
         received = ev.EventReceived(
             wait_id=wait.id, component=wait.component, event=event, payload=payload
         )

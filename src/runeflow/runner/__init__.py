@@ -1,5 +1,6 @@
 """The runner: many workflow instances, executors, policies, timers and telemetry."""
 
+from runeflow.runner.contract import RunnerProtocol
 from runeflow.runner.executors import (
     AsyncioExecutor,
     Executor,
@@ -27,6 +28,7 @@ __all__ = [
     "Policy",
     "ProcessExecutor",
     "Runner",
+    "RunnerProtocol",
     "Status",
     "SystemClock",
     "TelemetryEvent",

@@ -41,7 +41,7 @@ from runeflow.runner.policies import Policies, Policy
 from runeflow.runner.telemetry import Handler, Telemetry, TelemetryEvent
 from runeflow.runner.timers import Clock, Scheduler, SystemClock
 from runeflow.runner.worker import Checkpoint, Hooks, InstanceInfo, Status, Worker
-from runeflow.stores.base import Store
+from runeflow.stores.base import Store, Timer
 from runeflow.stores.memory import MemoryStore
 
 __all__ = ["Runner"]
@@ -72,6 +72,8 @@ class Runner:
         recover: recover unfinished instances from the store when the runner starts.
         lease_ttl: seconds a runner's claim on an instance lasts without renewal.
         max_workers: size of the built-in executors' pools.
+        poll_interval: when set, poll the store this often (seconds) for due timers and for
+            events recorded by other processes, and renew leases (see :meth:`serve`).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class Runner:
         recover: bool = True,
         lease_ttl: float = 30.0,
         max_workers: int | None = None,
+        poll_interval: float | None = None,
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Clock = clock or SystemClock()
@@ -112,12 +115,18 @@ class Runner:
         self._definitions: dict[str, Workflow] = {}
         self._unrecoverable: dict[str, str] = {}
         self._closed = False
+        self._lateness: list[float] = []
+        self._poll_interval = poll_interval
+        self._poller: threading.Thread | None = None
+        self._stop_polling = threading.Event()
         self.scheduler = Scheduler(self.clock)
         for definition in workflows:
             self.register(definition)
         self.store.setup()
         if recover:
             self.recover_all()
+        if poll_interval is not None:
+            self._start_poller(poll_interval)
 
     # --- registry -------------------------------------------------------------------------
 
@@ -378,6 +387,150 @@ class Runner:
                 recovered.append(meta.workflow_id)
         return recovered
 
+    # --- events and timers ----------------------------------------------------------------
+
+    def resume(
+        self, workflow_id: str, event: str, payload: Any = None, step: str | None = None
+    ) -> None:
+        """Deliver an external event to the instance's open wait that accepts it.
+
+        The waiting step produces an ``rf.Signal(event, payload, step, input)``. Delivery is
+        durable: the event is in the store before this returns. When another process runs
+        the instance, the event is recorded in the store and applied by that process.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+            InstanceStateError: the instance is stopped or failed, has no open wait (on
+                ``step``), or no open wait accepts ``event``; nothing is changed.
+        """
+        try:
+            worker = self._worker(workflow_id)
+        except InstanceStateError as exc:
+            if "another runner" not in str(exc):
+                raise
+            self._resume_remote(workflow_id, event, payload, step)
+            return
+        with worker.lock:
+            worker.deliver(event, payload, step)
+
+    def schedule_resume(self, workflow_id: str, step: str, delay: float) -> str:
+        """Deliver ``timeout`` to the wait on ``step`` after ``delay`` seconds; return the
+        timer's id. The timer is durable: it survives restarts and fires at most once."""
+        worker = self._worker(workflow_id)
+        with worker.lock:
+            self._check_accepts(worker, "timers")
+            if not any(w.name == step for w in worker.wf.graph.waits()):
+                raise InstanceStateError(
+                    f"instance {workflow_id!r} has no await_event step {step!r} "
+                    f"(its waits: {[w.name for w in worker.wf.graph.waits()]})",
+                    workflow_id=workflow_id,
+                )
+            if delay < 0:
+                raise ValueError("delay must be 0 or more seconds")
+            timer_id = uuid.uuid4().hex
+            worker.schedule(timer_id, step, self.clock.now() + delay)
+            if worker.status is Status.IDLE:
+                worker.status = Status.WAITING
+                worker.waiting_since = self.clock.now()
+            worker.checkpoint()
+            return timer_id
+
+    def cancel_timer(self, workflow_id: str, timer_id: str) -> bool:
+        """Cancel a pending timer; return False when it already fired or is unknown."""
+        worker = self._worker(workflow_id)
+        with worker.lock:
+            return worker.cancel_timer(timer_id)
+
+    def serve(self, stop: threading.Event | None = None) -> None:
+        """Serve until ``stop`` is set: fire timers and apply events recorded by other
+        processes (polling the store), renew leases. Call :meth:`shutdown` afterwards."""
+        if self._poller is None:
+            self._start_poller(self._poll_interval or 0.2)
+        (stop or threading.Event()).wait()
+
+    def timer_lateness(self) -> list[float]:
+        """Seconds between each fired timer's due time and its firing, in firing order."""
+        return list(self._lateness)
+
+    def fired(self, worker: Worker, timer: Any, now: float) -> None:
+        """Bookkeeping when a worker fires a timer."""
+        self._lateness.append(max(0.0, now - timer.fire_at))
+
+    def _resume_remote(self, workflow_id: str, event: str, payload: Any, step: str | None) -> None:
+        meta = self.store.get(workflow_id)
+        wf = load_workflow(
+            self.store, workflow_id, self._definition_for(meta.definition_name, meta.metadata)
+        )
+        if meta.status in (Status.STOPPED.value, Status.FAILED.value):
+            raise InstanceStateError(
+                f"instance {workflow_id!r} is {meta.status} and takes no more events",
+                workflow_id=workflow_id,
+                status=meta.status,
+            )
+        try:
+            wf.find_wait(event, step)
+        except InstanceStateError as exc:
+            raise InstanceStateError(
+                f"instance {workflow_id!r}: {exc}", workflow_id=workflow_id
+            ) from None
+        self.store.codec.encode(payload)
+        self.store.schedule_timer(
+            Timer(
+                timer_id=f"event-{uuid.uuid4().hex}",
+                workflow_id=workflow_id,
+                fire_at=0.0,
+                payload={"kind": "event", "event": event, "payload": payload, "step": step},
+            )
+        )
+
+    def _start_poller(self, interval: float) -> None:
+        self._poll_interval = interval
+        self._poller = threading.Thread(
+            target=self._poll_loop, args=(interval,), name="runeflow-poller", daemon=True
+        )
+        self._poller.start()
+
+    def _poll_loop(self, interval: float) -> None:
+        last_renew = 0.0
+        while not self._stop_polling.wait(interval):
+            try:
+                self.poll_store()
+                if time.monotonic() - last_renew > self.lease_ttl / 3:
+                    last_renew = time.monotonic()
+                    for wid in list(self._workers):
+                        self.store.renew_lease(wid, self.owner, self.lease_ttl)
+            except Exception:
+                log.exception("polling the store failed")
+
+    def poll_store(self) -> int:
+        """Handle due store timers: events from other processes, timers of instances not
+        loaded here (loading them). Return how many were handled."""
+        handled = 0
+        for timer in self.store.due_timers(self.clock.now(), limit=500):
+            try:
+                worker = self._worker(timer.workflow_id)
+            except (InstanceStateError, WorkflowNotFoundError, DefinitionError) as exc:
+                log.debug("timer %s not handled here: %s", timer.timer_id, exc)
+                continue
+            kind = timer.payload.get("kind")
+            with worker.lock:
+                if kind == "event":
+                    try:
+                        worker.deliver(
+                            timer.payload["event"],
+                            timer.payload.get("payload"),
+                            timer.payload.get("step"),
+                        )
+                    except InstanceStateError as exc:
+                        log.warning("event for %r dropped: %s", timer.workflow_id, exc)
+                    self.store.cancel_timer(timer.timer_id)
+                elif timer.timer_id in worker.wf._timers:
+                    worker.arm(worker.wf._timers[timer.timer_id])
+                else:
+                    self.store.cancel_timer(timer.timer_id)  # its outcome is in the log
+            handled += 1
+        return handled
+
     def subscribe(self, handler: Handler) -> Callable[[], None]:
         """Receive telemetry events; returns a function that unsubscribes."""
         return self.telemetry.subscribe(handler)
@@ -387,6 +540,9 @@ class Runner:
         if self._closed:
             return
         self._closed = True
+        self._stop_polling.set()
+        if self._poller is not None and self._poller is not threading.current_thread():
+            self._poller.join(timeout=5)
         for wid, worker in list(self._workers.items()):
             with worker.lock:
                 try:
@@ -443,6 +599,16 @@ class Runner:
     async def arecover(self, workflow_id: str, rehydration: Rehydration = "full") -> InstanceInfo:
         """Async twin of :meth:`recover`."""
         return await asyncio.to_thread(self.recover, workflow_id, rehydration)
+
+    async def aresume(
+        self, workflow_id: str, event: str, payload: Any = None, step: str | None = None
+    ) -> None:
+        """Async twin of :meth:`resume`."""
+        await asyncio.to_thread(self.resume, workflow_id, event, payload, step)
+
+    async def aschedule_resume(self, workflow_id: str, step: str, delay: float) -> str:
+        """Async twin of :meth:`schedule_resume`."""
+        return await asyncio.to_thread(self.schedule_resume, workflow_id, step, delay)
 
     async def acheckpoint(self, workflow_id: str) -> int | None:
         """Async twin of :meth:`checkpoint`."""
@@ -594,6 +760,7 @@ class Runner:
                 worker.error = f"loaded from the store as {meta.status}"
                 return worker
             wf.requeue_in_flight()
+            worker.rearm()
             worker.status = Status.RUNNING
             worker.kick()
         return worker

@@ -68,7 +68,7 @@ class FakeClock:
         self._listeners.append(callback)
 
     def advance(self, seconds: float) -> float:
-        """Move time forward by ``seconds`` and wake whoever waits on it; return the time."""
+        """Move time forward by ``seconds``, run what became due, and return the time."""
         if seconds < 0:
             raise ValueError("a clock cannot go backwards")
         with self._lock:
@@ -94,7 +94,7 @@ class Scheduler:
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
-        clock.on_advance(self.wake)
+        clock.on_advance(self.run_due)
 
     def call_at(self, when: float, callback: Callable[[], None]) -> int:
         """Run ``callback`` once the clock reaches ``when``; return a handle for cancel()."""
@@ -114,9 +114,33 @@ class Scheduler:
             self._cancelled.add(handle)
 
     def wake(self) -> None:
-        """Re-check the time now (called when a fake clock moves)."""
+        """Make the thread re-check the time now."""
         with self._cond:
             self._cond.notify()
+
+    def run_due(self) -> None:
+        """Run every due callback in the calling thread.
+
+        A fake clock calls this when it advances, so that once ``advance()`` returns, what
+        was due has run; tests need no sleeping or polling.
+        """
+        with self._cond:
+            due = self._pop_due(self.clock.now())
+        for callback in due:
+            try:
+                callback()
+            except Exception:
+                log.exception("scheduled callback failed")
+
+    def _pop_due(self, now: float) -> list[Callable[[], None]]:
+        due = []
+        while self._heap and self._heap[0][0] <= now:
+            _, handle, callback = heapq.heappop(self._heap)
+            if handle in self._cancelled:
+                self._cancelled.discard(handle)
+            else:
+                due.append(callback)
+        return due
 
     def close(self) -> None:
         """Stop the thread; pending callbacks are dropped."""
@@ -146,13 +170,7 @@ class Scheduler:
     def _take_due(self) -> list[Callable[[], None]] | None:
         while not self._closed:
             now = self.clock.now()
-            due = []
-            while self._heap and self._heap[0][0] <= now:
-                _, handle, callback = heapq.heappop(self._heap)
-                if handle in self._cancelled:
-                    self._cancelled.discard(handle)
-                else:
-                    due.append(callback)
+            due = self._pop_due(now)
             if due:
                 return due
             if self._heap and isinstance(self.clock, SystemClock):

@@ -21,10 +21,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from runeflow.errors import InstanceStateError
+from runeflow.model import events as ev
 from runeflow.model.events import ErrorInfo
+from runeflow.model.hashing import short_id
 from runeflow.model.runnable import Runnable
-from runeflow.model.workflow import Workflow
+from runeflow.model.workflow import Wait, Workflow
 from runeflow.runner.telemetry import TelemetryEvent
+from runeflow.stores.base import Timer
 
 if TYPE_CHECKING:
     from runeflow.runner.executors import Executor
@@ -176,6 +180,9 @@ class Worker:
         self.cycles_since_checkpoint = 0
         self.waiting_since: float | None = None
         self.restarts: list[float] = []
+        self.timer_handles: dict[str, int] = {}
+        self.armed_waits: set[str] = set()
+        self.removals: list[str] = []
 
     # --- entry points (any thread) ------------------------------------------------------
 
@@ -218,6 +225,8 @@ class Worker:
                 if self.status is Status.STOPPED:
                     return
                 fresh = self._prepare() if not self.halted else []
+                if self.wf._waits:
+                    self._arm_waits()
                 self._settle()
                 if applied or fresh:
                     self.advance_count += 1
@@ -401,6 +410,10 @@ class Worker:
         cursor = self.runner.append(self.id, events, status)
         self.stored_status = status
         self.cycles_since_checkpoint = 0
+        if self.removals:  # timer outcomes are now in the log: drop the stored timers
+            for timer_id in self.removals:
+                self.runner.store.cancel_timer(timer_id)
+            self.removals.clear()
         return cursor
 
     def _on_settled(self) -> None:
@@ -448,8 +461,127 @@ class Worker:
         self.running.clear()
         self.ready.clear()
         self.completions.clear()
+        for handle in self.timer_handles.values():
+            self.runner.scheduler.cancel(handle)
+        self.timer_handles.clear()
         self.status = Status.STOPPED
         self.settled.notify_all()
+
+    # --- waits, events and timers (call with the lock held) ---------------------------
+
+    def _arm_waits(self) -> None:
+        """Arm a durable timer for every open wait that has a timeout and none yet."""
+        for wait in self.wf._waits.values():
+            if wait.timeout is None or wait.id in self.armed_waits:
+                continue
+            self.armed_waits.add(wait.id)
+            timer_id = short_id(wait.id, "timeout")
+            if timer_id in self.wf._timers:  # armed before a restart
+                continue
+            fire_at = self.runner.clock.now() + wait.timeout
+            self.schedule(timer_id, wait.component, fire_at, wait_id=wait.id)
+
+    def schedule(self, timer_id: str, step: str, fire_at: float, *, wait_id: str = "") -> None:
+        """Record a durable timer in the log and the store, and arm it here."""
+        event = ev.TimerScheduled(timer_id, wait_id, step, fire_at, "timeout")
+        self.wf.record(event)
+        self.runner.store.schedule_timer(
+            Timer(
+                timer_id=timer_id,
+                workflow_id=self.id,
+                fire_at=fire_at,
+                payload={"kind": "timer", "wait_id": wait_id, "step": step},
+            )
+        )
+        self.arm(event)
+
+    def arm(self, timer: ev.TimerScheduled) -> None:
+        """Have the scheduler fire ``timer`` at its time (idempotent)."""
+        if timer.timer_id in self.timer_handles:
+            return
+        tid = timer.timer_id
+        self.timer_handles[tid] = self.runner.scheduler.call_at(
+            timer.fire_at, lambda: self.fire_timer(tid)
+        )
+
+    def rearm(self) -> None:
+        """After loading from the store: arm every pending timer again."""
+        for timer in self.wf.pending_timers():
+            self.arm(timer)
+        self.armed_waits.update(t.wait_id for t in self.wf.pending_timers() if t.wait_id)
+
+    def fire_timer(self, timer_id: str) -> None:
+        """A timer is due: deliver its event if its wait is still open (one outcome only)."""
+        with self.lock:
+            self.timer_handles.pop(timer_id, None)
+            timer = self.wf._timers.get(timer_id)
+            if timer is None or self.status is Status.STOPPED:
+                return  # an event won the race, or the timer was cancelled
+            wait = self._wait_for_timer(timer)
+            self.wf.record(ev.TimerFired(timer_id))
+            self.removals.append(timer_id)
+            if wait is not None:
+                self.wf.deliver_event(timer.event, None, wait_id=wait.id, declared_only=False)
+                self.status = Status.RUNNING
+            else:
+                log.info(
+                    "timer %s of %r found no open wait on %r", timer_id, self.id, timer.component
+                )
+            self.runner.fired(self, timer, self.runner.clock.now())
+            self.checkpoint()
+            if not self.driving:
+                self._guarded_drive()
+
+    def _wait_for_timer(self, timer: ev.TimerScheduled) -> Wait | None:
+        waits = self.wf._waits
+        if timer.wait_id:
+            return waits.get(timer.wait_id)
+        for wait in waits.values():
+            if wait.component == timer.component:
+                return wait
+        return None
+
+    def deliver(self, event: str, payload: Any, step: str | None) -> None:
+        """Deliver an external event durably: in the store before this returns."""
+        if self.status.is_terminal:
+            raise InstanceStateError(
+                f"instance {self.id!r} is {self.status.value} and takes no more events",
+                workflow_id=self.id,
+                status=self.status.value,
+            )
+        try:
+            wait = self.wf.find_wait(event, step)
+        except InstanceStateError as exc:
+            raise InstanceStateError(
+                f"instance {self.id!r} ({self.status.value}): {exc}",
+                workflow_id=self.id,
+                status=self.status.value,
+            ) from None
+        self.runner.store.codec.encode(payload)  # refuse unstorable payloads up front
+        for timer in list(self.wf._timers.values()):
+            if timer.wait_id == wait.id:
+                self.wf.record(ev.TimerCancelled(timer.timer_id))
+                handle = self.timer_handles.pop(timer.timer_id, None)
+                if handle is not None:
+                    self.runner.scheduler.cancel(handle)
+                self.removals.append(timer.timer_id)
+        self.wf.deliver_event(event, payload, wait_id=wait.id)
+        self.status = Status.RUNNING
+        self.checkpoint()
+        if not self.driving:
+            self._guarded_drive()
+
+    def cancel_timer(self, timer_id: str) -> bool:
+        """Cancel a pending timer; return False if it is not pending."""
+        if timer_id not in self.wf._timers:
+            return False
+        self.wf.record(ev.TimerCancelled(timer_id))
+        handle = self.timer_handles.pop(timer_id, None)
+        if handle is not None:
+            self.runner.scheduler.cancel(handle)
+        self.removals.append(timer_id)
+        self.checkpoint()
+        return True
 
     def info(self) -> InstanceInfo:
         """Describe the instance now."""
