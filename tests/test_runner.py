@@ -303,10 +303,10 @@ class CountingStore(rf.MemoryStore):
 @pytest.mark.parametrize(
     "strategy,expected",
     [
-        ("every_cycle", 5),  # start, then input+a, b, c, and the settled status
-        (rf.every_n(2), 3),
-        ("on_complete", 2),
-        ("manual", 1),
+        ("every_cycle", 4),  # build + input + a dispatched, then b, c, and the settled status
+        (rf.every_n(2), 2),
+        ("on_complete", 1),
+        ("manual", 0),
     ],
 )
 def test_checkpoint_strategies_observed_through_the_store(strategy: Any, expected: int) -> None:
@@ -317,7 +317,7 @@ def test_checkpoint_strategies_observed_through_the_store(strategy: Any, expecte
         runner.wait("c")
         assert len(store.appends) == expected
         if strategy == "manual":
-            assert store.cursor("c") == 4  # build events only
+            assert store.cursor("c") == 0  # nothing until asked
             runner.checkpoint("c")
         assert store.cursor("c") == len(runner.get_workflow("c").event_log())
         rebuilt = rf.Workflow.from_events(store.stream("c"), definition=chain3)
@@ -330,7 +330,7 @@ def test_every_cycle_appends_one_transaction_per_cycle_in_order() -> None:
         runner.start_workflow("c", chain3())
         runner.run("c", 0)
         runner.wait("c")
-    assert store.appends[0] == 4  # workflow_created + 3 components
+    assert store.appends[0] == 6  # workflow_created, 3 components, the input, a dispatched
     assert sum(store.appends) == store.cursor("c")
 
 

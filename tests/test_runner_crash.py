@@ -127,3 +127,22 @@ def test_changed_definition_is_reported_and_left_intact(tmp_path: Path) -> None:
             runner.recover("v")
         info = runner.recover("v", migrate=True)
         assert info.status is rf.Status.WAITING
+
+
+def test_an_instance_started_but_never_run_is_picked_up_elsewhere(tmp_path: Path) -> None:
+    db = tmp_path / "fresh.db"
+    with rf.Runner(store=rf.SQLiteStore(db), workflows=[build_counted_chain]) as first:
+        first.start_workflow("later", "counted_chain")
+        first.stop("later", persist=False)  # unload without writing anything more
+    assert rf.SQLiteStore(db).cursor("later") == 0  # the row exists, no cycle ran
+    with rf.Runner(store=rf.SQLiteStore(db), workflows=[build_counted_chain],
+                   executor="inline") as second:
+        with pytest.raises(rf.InstanceStateError, match="already exists"):
+            second.start_workflow("later", "counted_chain")
+        os.environ["RUNEFLOW_STEP_SLEEP"] = "0"
+        try:
+            second.run("later", 100)
+            second.wait("later", timeout=10)
+        finally:
+            del os.environ["RUNEFLOW_STEP_SLEEP"]
+        assert second.get_results("later")[-1] == 100 + CHAIN_LENGTH

@@ -200,8 +200,7 @@ class Runner:
             worker.status = Status.IDLE
             self._workers[workflow_id] = worker
             self._acquire_lease(workflow_id)
-        with worker.lock:
-            worker.checkpoint()
+        worker.stored_status = Status.IDLE.value  # the build events go with the first cycle
         self._emit("workflow", "start", wf.name, workflow_id)
         return workflow_id
 
@@ -458,9 +457,8 @@ class Runner:
 
     def _resume_remote(self, workflow_id: str, event: str, payload: Any, step: str | None) -> None:
         meta = self.store.get(workflow_id)
-        wf = load_workflow(
-            self.store, workflow_id, self._definition_for(meta.definition_name, meta.metadata)
-        )
+        definition = self._definition_for(meta.definition_name, meta.metadata)
+        wf = self._load_workflow(workflow_id, definition, "full", False)
         if meta.status in (Status.STOPPED.value, Status.FAILED.value):
             raise InstanceStateError(
                 f"instance {workflow_id!r} is {meta.status} and takes no more events",
@@ -747,9 +745,7 @@ class Runner:
             meta = self.store.get(workflow_id)
             definition = self._definition_for(meta.definition_name, meta.metadata)
             self._acquire_lease(workflow_id)
-            wf = load_workflow(
-                self.store, workflow_id, definition, rehydration=rehydration, migrate=migrate
-            )
+            wf = self._load_workflow(workflow_id, definition, rehydration, migrate)
             worker = Worker(self, workflow_id, wf, hooks=self.hooks)
             worker.stored_status = meta.status
             self._workers[workflow_id] = worker
@@ -764,6 +760,15 @@ class Runner:
             worker.status = Status.RUNNING
             worker.kick()
         return worker
+
+    def _load_workflow(
+        self, workflow_id: str, definition: Workflow, rehydration: Rehydration, migrate: bool
+    ) -> Workflow:
+        if self.store.cursor(workflow_id) == 0:  # started, but no cycle ran yet
+            return definition.fresh()
+        return load_workflow(
+            self.store, workflow_id, definition, rehydration=rehydration, migrate=migrate
+        )
 
     def _acquire_lease(self, workflow_id: str) -> None:
         if self.store.acquire_lease(workflow_id, self.owner, self.lease_ttl):
