@@ -32,20 +32,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import build_chain, three_step
 
 
-def rss_mb() -> float:
+def proc_status_mb(key: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MiB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def rss_mb() -> float:
+    return proc_status_mb("VmRSS")
 
 
 def peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return proc_status_mb("VmHWM")
 
 
 def emit(**row: Any) -> dict[str, Any]:

@@ -235,48 +235,44 @@ def test_fallback_value_replaces_the_failure() -> None:
     assert seen == ["boom"]
 
 
-def test_max_concurrency_one_serialises() -> None:
-    active = {"now": 0, "peak": 0}
-    lock = threading.Lock()
+class ConcurrencyProbe:
+    """A step function that records how many of its calls overlap."""
 
-    def work(x: int) -> int:
-        with lock:
-            active["now"] += 1
-            active["peak"] = max(active["peak"], active["now"])
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, x: int) -> int:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
         time.sleep(0.02)
-        with lock:
-            active["now"] -= 1
+        with self._lock:
+            self.now -= 1
         return x
 
-    wf = rf.workflow(name="fan").add(rf.map(work, name="each"))
+
+def test_max_concurrency_one_serialises() -> None:
+    probe = ConcurrencyProbe()
+    wf = rf.workflow(name="fan").add(rf.map(probe, name="each"))
     with rf.Runner(max_concurrency=1) as runner:
         for i in range(3):
             runner.start_instance(wf, list(range(5)), id=f"m{i}")
         for i in range(3):
             runner.wait(f"m{i}", timeout=10)
         assert sorted(runner.get_results("m2")) == [0, 1, 2, 3, 4]
-    assert active["peak"] == 1
+    assert probe.peak == 1
 
 
 def test_per_instance_max_concurrency() -> None:
-    active = {"now": 0, "peak": 0}
-    lock = threading.Lock()
-
-    def work(x: int) -> int:
-        with lock:
-            active["now"] += 1
-            active["peak"] = max(active["peak"], active["now"])
-        time.sleep(0.02)
-        with lock:
-            active["now"] -= 1
-        return x
-
-    wf = rf.workflow(name="fan2").add(rf.map(work, name="each"))
+    probe = ConcurrencyProbe()
+    wf = rf.workflow(name="fan2").add(rf.map(probe, name="each"))
     with rf.Runner() as runner:
         runner.start_workflow("p", wf, max_concurrency=2)
         runner.run("p", list(range(8)))
         runner.wait("p", timeout=10)
-    assert active["peak"] == 2
+    assert probe.peak == 2
 
 
 def chain3() -> rf.Workflow:
