@@ -135,8 +135,9 @@ def test_an_instance_started_but_never_run_is_picked_up_elsewhere(tmp_path: Path
         first.start_workflow("later", "counted_chain")
         first.stop("later", persist=False)  # unload without writing anything more
     assert rf.SQLiteStore(db).cursor("later") == 0  # the row exists, no cycle ran
-    with rf.Runner(store=rf.SQLiteStore(db), workflows=[build_counted_chain],
-                   executor="inline") as second:
+    with rf.Runner(
+        store=rf.SQLiteStore(db), workflows=[build_counted_chain], executor="inline"
+    ) as second:
         with pytest.raises(rf.InstanceStateError, match="already exists"):
             second.start_workflow("later", "counted_chain")
         os.environ["RUNEFLOW_STEP_SLEEP"] = "0"

@@ -116,6 +116,25 @@ class _Registered:
     """Turns that value back into an instance."""
 
 
+def _compact_dumps() -> Callable[[Any], str]:
+    """Return a compact JSON writer; the C encoder is built once instead of per call."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - Python builds without the C accelerator
+        return json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+    def refuse(obj: Any) -> Any:
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+    encoder = make(
+        None, refuse, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+
+    def dumps(obj: Any) -> str:
+        return "".join(encoder(obj, 0))
+
+    return dumps
+
+
 def _type_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
@@ -163,10 +182,11 @@ class JsonCodec:
         self._registered: dict[type, _Registered] = {}
         self._registered_names: dict[str, _Registered] = {}
         self._resolved: dict[tuple[str, str], type] = {}
-        self._dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+        self._dumps = _compact_dumps()
         self._tagged = json.JSONDecoder(object_hook=self._hook)
         self._plain = json.JSONDecoder()
         self._event_specs = {kind: _event_spec(kind, cls) for kind, cls in EVENT_TYPES.items()}
+        self._fast_builders = {k: (s.width, s.fast_build) for k, s in self._event_specs.items()}
         for cls, (enc, dec) in (registrations or {}).items():
             self.register(cls, encode=enc, decode=dec)
 
@@ -267,7 +287,41 @@ class JsonCodec:
         Raises:
             CodecError: on unreadable bytes, an unknown event kind, or a newer format.
         """
-        doc = self._load(data)
+        return self._events_of(self._load(data), load_value, [])
+
+    def decode_event_batch(
+        self,
+        blobs: list[bytes],
+        counts: list[int] | None = None,
+        *,
+        load_value: ValueLoader | None = None,
+    ) -> list[Event]:
+        """Decode several blobs with one JSON parse and return their events in order.
+
+        Each blob must decode to a whole event blob (and, when ``counts`` is given, hold
+        exactly ``counts[i]`` events), so a damaged blob cannot merge with its neighbours
+        unnoticed; on any error decode the blobs one by one to find the damaged one.
+
+        Raises:
+            CodecError: when a blob is unreadable (without saying which).
+        """
+        if len(blobs) == 1:
+            return self.decode_events(blobs[0], load_value=load_value)
+        docs = self._load(b"[" + b",".join(blobs) + b"]")
+        if type(docs) is not list or len(docs) != len(blobs):
+            raise CodecError("a blob in the batch is damaged")
+        events: list[Event] = []
+        for i, doc in enumerate(docs):
+            before = len(events)
+            self._events_of(doc, load_value, events)
+            if counts is not None and counts[i] != len(events) - before:
+                raise CodecError("a blob in the batch holds a wrong number of events")
+        return events
+
+    def _events_of(
+        self, doc: Any, load_value: ValueLoader | None, events: list[Event]
+    ) -> list[Event]:
+        """Append the events of one decoded blob to ``events`` and return it."""
         if type(doc) is not list or not doc or type(doc[0]) is not int:
             raise CodecError("not an event blob: expected [format_version, event, ...]")
         if doc[0] > EVENT_FORMAT_VERSION:
@@ -275,24 +329,29 @@ class JsonCodec:
                 f"event blob has format version {doc[0]}, newer than this runeflow knows "
                 f"({EVENT_FORMAT_VERSION}): upgrade runeflow to read it"
             )
-        specs = self._event_specs
-        events: list[Event] = []
+        fast = self._fast_builders
+        append = events.append
         kind = None
         try:
-            for row in doc[1:]:
+            for i in range(1, len(doc)):
+                row = doc[i]
                 kind = row[0]
-                spec = specs.get(kind)
-                if spec is None:
-                    raise _unknown_kind(kind)
-                if len(row) == spec.width:
-                    events.append(spec.fast_build(row, load_value))
+                width, build = fast.get(kind, _NO_BUILDER)
+                if len(row) == width:
+                    append(build(row, load_value))
                 else:
-                    events.append(spec.build(row, load_value))
+                    append(self._slow_build(kind, row, load_value))
         except CodecError:
             raise
         except (TypeError, ValueError, IndexError, KeyError) as exc:
             raise CodecError(f"malformed {kind!r} event: {exc!r}") from None
         return events
+
+    def _slow_build(self, kind: Any, row: list[Any], load_value: ValueLoader | None) -> Event:
+        spec = self._event_specs.get(kind)
+        if spec is None:
+            raise _unknown_kind(kind)
+        return spec.build(row, load_value)
 
     # --- JSON text ------------------------------------------------------------------------
 
@@ -464,8 +523,11 @@ def _enc_fact(codec: JsonCodec, fact: Any, sink: FactSink | None) -> list[Any]:
 
 
 def _dec_fact(obj: list[Any], load_value: ValueLoader | None) -> Fact | FactRef:
-    fid, component, producer, parents, scope = obj[:5]
-    scope_t = (scope[0], *[tuple(tag) for tag in scope[1:]]) if scope else ()
+    fid, component, producer, parents, scope = obj[0], obj[1], obj[2], obj[3], obj[4]
+    if len(scope) == 1:  # an input's own scope, outside any map: the common case
+        scope_t: tuple[Any, ...] = (scope[0],)
+    else:
+        scope_t = (scope[0], *[tuple(tag) for tag in scope[1:]]) if scope else ()
     if len(obj) == 6:
         return Fact(fid, obj[5], component, producer, tuple(parents), scope_t)
     if load_value is not None:
@@ -500,6 +562,8 @@ def _dec_pairs(obj: list[list[str]], load_value: ValueLoader | None) -> Any:
 def _enc_any(codec: JsonCodec, value: Any, sink: FactSink | None) -> Any:
     return codec._enc(value)
 
+
+_NO_BUILDER: tuple[int, Any] = (-1, None)
 
 _FIELD_CODECS: dict[str, tuple[_FieldEncoder, _FieldDecoder]] = {
     "Fact": (_enc_fact, _dec_fact),
@@ -584,12 +648,14 @@ def _compile_builder(
     Replaying a log builds every event, so this is generated once per kind (as dataclasses
     generate ``__init__``); the names are the class's own field names, never stored data.
     """
+    init = [f.name for f in dataclasses.fields(cls) if f.init]
+    positional = init[: len(names)] == names  # faster than keywords, when the order allows
     args = []
     for position, name in enumerate(names, start=1):
         value = f"row[{position}]"
         if position in decoders:
             value = f"_d{position}({value}, load_value)"
-        args.append(f"{name}={value}")
+        args.append(value if positional else f"{name}={value}")
     namespace: dict[str, Any] = {"_cls": cls, **{f"_d{p}": d for p, d in decoders.items()}}
     source = f"def build(row, load_value):\n    return _cls({', '.join(args)})\n"
     exec(source, namespace)

@@ -16,6 +16,9 @@ keep values apart from the log; other stores always give every value):
 
 A snapshot that cannot be read is an error naming the workflow (never a silent fallback);
 ``use_snapshot=False`` rebuilds from the whole log instead.
+
+A loaded workflow keeps no events in memory (the store has them): its ``event_log()``
+holds the build events and what happens after loading.
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ def load_workflow(
         materialize(wf, store.load_facts(list(_refs(wf))))
     elif rehydration == "hybrid":
         materialize(wf, store.load_facts(hot_fact_ids(wf)))
+    wf.forget_committed()  # the store holds the log; keep only what comes next in memory
     return wf
 
 

@@ -248,17 +248,29 @@ def _pairs(obj: list[list[str]]) -> tuple[tuple[str, str], ...]:
     return tuple((a, b) for a, b in obj)
 
 
-def _scope_in(obj: list[Any]) -> Scope:
-    return (obj[0], *[tuple(tag) for tag in obj[1:]]) if obj else ()
+def _scope_in(obj: list[Any], share: Callable[[Any], Any] | None = None) -> Scope:
+    if share is None or not obj:
+        return (obj[0], *[tuple(tag) for tag in obj[1:]]) if obj else ()
+    tags = [(share(m), share(f), i, n) for m, f, i, n in obj[1:]]
+    return share((share(obj[0]), *tags))  # type: ignore[no-any-return]
+
+
+def _sharing() -> Callable[[Any], Any]:
+    """Return ``share(x)``: the first object equal to ``x`` seen so far (``x`` itself if new)."""
+    seen: dict[Any, Any] = {}
+    return lambda x: seen.setdefault(x, x)
 
 
 def _restore_state(wf: Workflow, snap: Mapping[str, Any]) -> None:
     from runeflow.model.workflow import Wait, _FanIn, _JoinBuffer
 
     facts: dict[str, AnyFact] = {}
+    share = _sharing()  # equal names, hashes, parents and scopes: one object each
     for rec in snap["facts"]:
         fid, comp, producer, parents, scope = rec[:5]
-        parents_t, scope_t = tuple(parents), _scope_in(scope)
+        comp, producer = share(comp), share(producer)
+        parents_t = share(tuple(share(p) for p in parents))
+        scope_t = _scope_in(scope, share)
         if len(rec) > 5:
             facts[fid] = Fact(fid, rec[5], comp, producer, parents_t, scope_t)
         else:

@@ -19,6 +19,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -128,6 +129,18 @@ def json_text(obj: dict[str, Any] | None, what: str) -> str:
 def content_hash(data: bytes) -> str:
     """Return the content address of an encoded value (SHA-256, hex)."""
     return hashlib.sha256(data).hexdigest()
+
+
+DECODE_BATCH = 256
+"""Log rows decoded together by one JSON parse when streaming."""
+
+
+def _chunks(
+    rows: Iterable[tuple[int, bytes, int]], size: int
+) -> Iterator[builtins.list[tuple[int, bytes, int]]]:
+    it = iter(rows)
+    while chunk := builtins.list(islice(it, size)):
+        yield chunk
 
 
 class Store(ABC):
@@ -362,13 +375,37 @@ class Store(ABC):
     def _decode_rows(
         self,
         workflow_id: str,
-        rows: Iterable[tuple[int, bytes]],
+        rows: Iterable[tuple[int, bytes, int]],
         after: int,
         load_value: Callable[[str], Any] | None,
     ) -> Iterator[Event]:
-        """Decode ``(first_cursor, blob)`` rows, skipping events at or before ``after``."""
+        """Decode ``(first_cursor, blob, last_cursor)`` rows, skipping events up to ``after``.
+
+        Rows are decoded :data:`DECODE_BATCH` at a time with one JSON parse; a batch that
+        fails is decoded row by row, so the error names the first unreadable row.
+        """
+        decode = self._events_codec.decode_event_batch
+        for chunk in _chunks(rows, DECODE_BATCH):
+            blobs = [r[1] for r in chunk]
+            try:
+                events = decode(blobs, [r[2] - r[0] + 1 for r in chunk], load_value=load_value)
+            except (CodecError, StoreError):
+                yield from self._decode_each(workflow_id, chunk, after, load_value)
+                continue
+            first = chunk[0][0]
+            if first <= after:
+                events = events[after - first + 1 :]
+            yield from events
+
+    def _decode_each(
+        self,
+        workflow_id: str,
+        rows: Iterable[tuple[int, bytes, int]],
+        after: int,
+        load_value: Callable[[str], Any] | None,
+    ) -> Iterator[Event]:
         decode = self._events_codec.decode_events
-        for first, blob in rows:
+        for first, blob, _ in rows:
             try:
                 events = decode(blob, load_value=load_value)
             except (CodecError, StoreError) as exc:
@@ -381,6 +418,18 @@ class Store(ABC):
             if first <= after:
                 events = events[after - first + 1 :]
             yield from events
+
+    def _decode_values(self, found: dict[str, bytes]) -> dict[str, Any]:
+        """Decode many stored values (with one JSON parse when the codec allows it)."""
+        codec = self.codec
+        if isinstance(codec, JsonCodec) and len(found) > 1:
+            try:
+                values = codec.decode(b"[" + b",".join(found.values()) + b"]")
+            except CodecError:
+                values = None  # decode one by one to name the unreadable value
+            if type(values) is builtins.list and len(values) == len(found):
+                return dict(zip(found, values, strict=True))
+        return {fid: self._decode_value(fid, data) for fid, data in found.items()}
 
     def _decode_value(self, fact_id: str, data: bytes) -> Any:
         """Decode a stored fact value, turning codec errors into a StoreError."""

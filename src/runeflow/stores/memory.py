@@ -168,7 +168,7 @@ class MemoryStore(Store):
         load = self._load_value if values else None
         return self._decode_rows(workflow_id, self._rows(workflow_id, after), after, load)
 
-    def _rows(self, workflow_id: str, after: int) -> Iterator[tuple[int, bytes]]:
+    def _rows(self, workflow_id: str, after: int) -> Iterator[tuple[int, bytes, int]]:
         position = after
         while True:
             with self._lock:
@@ -177,11 +177,13 @@ class MemoryStore(Store):
                     return
                 start = bisect_right(inst.lasts, position)
                 batch = inst.rows[start : start + _BATCH]
+                lasts = inst.lasts[start : start + _BATCH]
                 if batch:
-                    position = inst.lasts[start + len(batch) - 1]
+                    position = lasts[-1]
             if not batch:
                 return
-            yield from batch
+            for (first, blob), last in zip(batch, lasts, strict=True):
+                yield first, blob, last
 
     def cursor(self, workflow_id: str) -> int:
         """See :meth:`Store.cursor`."""

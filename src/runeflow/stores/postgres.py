@@ -365,7 +365,7 @@ class PostgresStore(Store):
             if not rows:
                 return
             loader = self._batch_loader(rows) if values else None
-            pairs = ((r[0], bytes(r[1])) for r in rows)
+            pairs = ((r[0], bytes(r[1]), r[3]) for r in rows)
             yield from self._decode_rows(workflow_id, pairs, after, loader)
             if len(rows) < _BATCH_ROWS:
                 return
@@ -378,12 +378,12 @@ class PostgresStore(Store):
             if ids
             else {}
         )
+        values = self._decode_values(found)
 
         def load(fact_id: str) -> Any:
-            data = found.get(fact_id)
-            if data is None:  # appended as a FactRef: its value was saved on its own
-                return self.load_fact(fact_id)
-            return self._decode_value(fact_id, data)
+            if fact_id in values:
+                return values.pop(fact_id)
+            return self.load_fact(fact_id)  # appended as a FactRef: its value was saved apart
 
         return load
 
@@ -432,7 +432,7 @@ class PostgresStore(Store):
         missing = [fid for fid in ids if fid not in found]
         if missing:
             raise StoreError(f"no value is stored for fact {missing[0]!r} ({len(missing)} missing)")
-        return {fid: self._decode_value(fid, found[fid]) for fid in ids}
+        return self._decode_values({fid: found[fid] for fid in ids})
 
     def stats(self) -> dict[str, int]:
         """See :meth:`Store.stats`."""

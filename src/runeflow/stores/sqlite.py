@@ -347,7 +347,10 @@ class SQLiteStore(Store):
                     INSERT_EVENTS,
                     (workflow_id, cursor, cursor - count + 1, encoded.blob, encoded.fact_ids_text),
                 )
-                if encoded.contents:
+                if len(encoded.fact_hashes) == 1:  # the common case: one fact per cycle
+                    conn.execute(INSERT_CONTENT, next(iter(encoded.contents.items())))
+                    conn.execute(UPSERT_FACT, next(iter(encoded.fact_hashes.items())))
+                elif encoded.contents:
                     conn.executemany(INSERT_CONTENT, encoded.contents.items())
                     conn.executemany(UPSERT_FACT, encoded.fact_hashes.items())
             return cursor
@@ -368,25 +371,27 @@ class SQLiteStore(Store):
             if not rows:
                 return
             loader = self._batch_loader(rows) if values else None
-            yield from self._decode_rows(workflow_id, ((r[0], r[1]) for r in rows), after, loader)
+            yield from self._decode_rows(
+                workflow_id, ((r[0], r[1], r[3]) for r in rows), after, loader
+            )
             if len(rows) < _BATCH_ROWS:
                 return
             position = rows[-1][3]
 
     def _batch_loader(self, rows: builtins.list[Any]) -> Callable[[str], Any]:
-        """Fetch the fact values a batch of rows needs, in a few queries."""
+        """Fetch and decode the fact values a batch of rows needs, in a few queries."""
         ids = _fact_ids(rows)
         found: dict[str, bytes] = {}
         for start in range(0, len(ids), _MAX_PARAMS):
             chunk = ids[start : start + _MAX_PARAMS]
             query = SELECT_FACT_VALUES.format(marks=",".join("?" * len(chunk)))
             found.update(self._fetchall(query, chunk))
+        values = self._decode_values(found)
 
         def load(fact_id: str) -> Any:
-            data = found.get(fact_id)
-            if data is None:  # appended as a FactRef: its value was saved on its own
-                return self.load_fact(fact_id)
-            return self._decode_value(fact_id, data)
+            if fact_id in values:
+                return values.pop(fact_id)
+            return self.load_fact(fact_id)  # appended as a FactRef: its value was saved apart
 
         return load
 
@@ -438,7 +443,10 @@ class SQLiteStore(Store):
             chunk = ids[start : start + _MAX_PARAMS]
             query = SELECT_FACT_VALUES.format(marks=",".join("?" * len(chunk)))
             found.update(self._fetchall(query, chunk))
-        return _decoded(self, ids, found)
+        missing = [fid for fid in ids if fid not in found]
+        if missing:
+            raise StoreError(f"no value is stored for fact {missing[0]!r} ({len(missing)} missing)")
+        return self._decode_values({fid: found[fid] for fid in ids})
 
     def stats(self) -> dict[str, int]:
         """See :meth:`Store.stats`."""
@@ -508,13 +516,6 @@ class SQLiteStore(Store):
         self._execute(CORRUPT_EVENT, params)
 
 
-def _decoded(store: Store, ids: builtins.list[str], found: dict[str, bytes]) -> dict[str, Any]:
-    missing = [fid for fid in ids if fid not in found]
-    if missing:
-        raise StoreError(f"no value is stored for fact {missing[0]!r} ({len(missing)} missing)")
-    return {fid: store._decode_value(fid, found[fid]) for fid in ids}
-
-
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -522,14 +523,19 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 def _fact_ids(rows: builtins.list[Any]) -> builtins.list[str]:
     """The fact ids listed by log rows (unreadable lists are skipped: facts load one by one)."""
-    ids: builtins.list[str] = []
-    for row in rows:
-        if row[2]:
+    texts = [row[2] for row in rows if row[2]]
+    if not texts:
+        return []
+    try:
+        lists = json.loads("[" + ",".join(texts) + "]")
+    except ValueError:
+        lists = []
+        for text in texts:
             try:
-                ids.extend(json.loads(row[2]))
+                lists.append(json.loads(text))
             except ValueError:
                 continue
-    return ids
+    return [fid for ids in lists for fid in ids]
 
 
 def _meta(row: Any) -> InstanceMeta:
