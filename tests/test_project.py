@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -31,13 +34,23 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert ci[-1] == test_command  # it is the last thing CI does
 
 
-def test_the_main_job_example_runs() -> None:
-    demo = ROOT / "examples" / "order_fulfillment.py"
+def test_the_main_job_example_runs(tmp_path: Path) -> None:
+    main_command, _ = quick_start_commands()
+    run = main_command.rsplit(" && ", 1)[1]
+    assert run.startswith(".venv/bin/runeflow run examples/order_fulfillment.py:workflow ")
+    script = Path(sys.executable).with_name("runeflow")
+    runeflow = [str(script)] if script.exists() else [sys.executable, "-m", "runeflow"]
+    store = f"sqlite:///{tmp_path / 'runeflow.db'}"  # keep the checkout clean
     out = subprocess.run(
-        [sys.executable, str(demo)], capture_output=True, text=True, timeout=60, cwd=ROOT
+        [*runeflow, *shlex.split(run)[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "RUNEFLOW_STORE": store},
     )
     assert out.returncode == 0, out.stderr
-    assert '"approved": true' in out.stdout
+    assert json.loads(out.stdout)["decision"]["approved"] is True
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.py")), ids=lambda p: p.name)

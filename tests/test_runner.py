@@ -501,3 +501,24 @@ def test_worker_restarts_from_its_checkpoint_after_an_internal_error() -> None:
                 break
             time.sleep(0.02)
         assert runner.get_results("w") == [1, 2, 3]
+
+
+def test_completions_after_shutdown_are_ignored(tmp_path: Any) -> None:
+    release = threading.Event()
+    wf = (
+        rf.workflow(name="late")
+        .add(rf.step(lambda x: release.wait(5) and x, name="slow"))
+        .add(rf.step(lambda x: x + 1, name="next"), to="slow")
+    )
+    store = rf.SQLiteStore(tmp_path / "late.db")
+    runner = rf.Runner(store=store)
+    runner.start_instance(wf, 1, id="late")
+    runner.shutdown(wait=False)  # the slow step is still running
+    store.close()
+    release.set()
+    time.sleep(0.2)  # its completion arrives after the shutdown and must be ignored
+    reopened = rf.SQLiteStore(tmp_path / "late.db")
+    assert reopened.get("late").status == "running"  # recoverable, not failed
+    with rf.Runner(store=reopened, workflows=[lambda: wf]) as again:
+        assert again.wait("late", timeout=5).status is rf.Status.IDLE
+        assert again.get_results("late") == [1, 2]

@@ -685,8 +685,16 @@ class Runner:
         )
         return cursor
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`shutdown` has begun."""
+        return self._closed
+
     def worker_crashed(self, worker: Worker, exc: Exception) -> None:
         """Restart a worker from its last checkpoint, within a restart-intensity limit."""
+        if self._closed:
+            log.debug("instance %r stopped by shutdown: %r", worker.id, exc)
+            return
         now = time.monotonic()
         worker.restarts = [t for t in worker.restarts if now - t < _RESTART_WINDOW] + [now]
         log.error("instance %r hit an internal error: %r", worker.id, exc, exc_info=exc)

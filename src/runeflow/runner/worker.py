@@ -194,6 +194,8 @@ class Worker:
 
     def on_done(self, runnable: Runnable) -> None:
         """Executor callback: queue the executed runnable and drive."""
+        if self.runner.closed:
+            return  # the runner shut down: the store may be closed; recovery redoes it
         with self.lock:
             entry = self.running.get(runnable.id)
             if entry is None or entry.runnable.attempt != runnable.attempt:
@@ -287,7 +289,7 @@ class Worker:
     def _retry_due(self, runnable: Runnable) -> None:
         with self.lock:
             self.retrying -= 1
-            if self.status is Status.STOPPED:
+            if self.status is Status.STOPPED or self.runner.closed:
                 return
             self.ready.append(runnable)
             if not self.driving:
@@ -345,7 +347,7 @@ class Worker:
     def _timed_out(self, runnable_id: str, attempt: int, seconds: float) -> None:
         with self.lock:
             entry = self.running.get(runnable_id)
-            if entry is None or entry.runnable.attempt != attempt:
+            if entry is None or entry.runnable.attempt != attempt or self.runner.closed:
                 return
             del self.running[runnable_id]
             entry.executor.cancel(runnable_id)
@@ -515,7 +517,7 @@ class Worker:
         with self.lock:
             self.timer_handles.pop(timer_id, None)
             timer = self.wf._timers.get(timer_id)
-            if timer is None or self.status is Status.STOPPED:
+            if timer is None or self.status is Status.STOPPED or self.runner.closed:
                 return  # an event won the race, or the timer was cancelled
             wait = self._wait_for_timer(timer)
             self.wf.record(ev.TimerFired(timer_id))

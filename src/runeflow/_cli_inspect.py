@@ -1,0 +1,199 @@
+"""A read-only view of a stored instance, folded from its event log (for the ``runeflow`` CLI).
+
+``runeflow show``, ``runeflow list`` and ``runeflow graph --id`` must not run anything, take
+no lease, and work even when the workflow's code is not importable here. The stored log is
+enough: build events give the graph (names, kinds, parents), runtime events give what ran,
+what failed, what is in flight, the open waits and the pending timers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from runeflow.model import events as ev
+from runeflow.model.facts import ROOT, Fact
+from runeflow.stores.base import InstanceMeta, Store
+
+__all__ = ["ComponentState", "InstanceView", "NodeInfo", "load_view"]
+
+ComponentState = Literal["ran", "running", "waiting", "failed", "skipped", "pending"]
+"""How a component stands in an instance, worst news first when several apply:
+``failed`` (a final failure), ``running`` (dispatched, not yet applied), ``waiting`` (an
+open wait), ``ran`` (completed or produced), ``skipped`` (downstream of a failure),
+``pending`` (not reached yet)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NodeInfo:
+    """A component as drawn and listed: its place in the graph and, for an instance, its state."""
+
+    name: str
+    """The component's name."""
+    kind: str
+    """``step``, ``rule``, ``map``, ``reduce``, ``accumulator``, ``state_machine``, ``await``."""
+    parents: tuple[str, ...]
+    """Parent names, in argument order (``"root"`` for the workflow's input)."""
+    state: ComponentState | None = None
+    """The component's state in the instance; ``None`` when drawing a bare definition."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Non-zero counts behind the state: ``ran``, ``running``, ``waiting``, ``failed``,
+    ``skipped``, and ``unmatched`` (inputs a rule's condition rejected)."""
+
+
+@dataclass(kw_only=True, slots=True)
+class InstanceView:
+    """Everything ``runeflow show`` reports about one instance."""
+
+    meta: InstanceMeta
+    """What the store keeps besides the log (status, times, definition path)."""
+    events: list[ev.Event] = field(default_factory=list)
+    """The whole log, in order."""
+    outputs: dict[str, str] = field(default_factory=dict)
+    """Output ports, ``port -> component``."""
+    components: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    """``name -> (kind, parents)``, in insertion order."""
+    inputs: list[Any] = field(default_factory=list)
+    """Input values fed so far."""
+    productions: list[tuple[str, Any]] = field(default_factory=list)
+    """``(component, value)`` per produced fact, in order."""
+    completed: Counter[str] = field(default_factory=Counter)
+    """Completed runnables per component."""
+    durations: dict[str, float] = field(default_factory=dict)
+    """Seconds spent executing, per component (completed and failed attempts)."""
+    failures: list[ev.RunnableFailed] = field(default_factory=list)
+    """Final failures, in order."""
+    retried: Counter[str] = field(default_factory=Counter)
+    """Failed attempts that were retried, per component."""
+    running: dict[str, str] = field(default_factory=dict)
+    """Runnables dispatched and not yet applied: ``runnable_id -> component``."""
+    open_waits: dict[str, ev.EventAwaited] = field(default_factory=dict)
+    """Waits with no event received yet, by wait id."""
+    received: list[ev.EventReceived] = field(default_factory=list)
+    """Events that ended waits (external events and fired timers)."""
+    timers: dict[str, ev.TimerScheduled] = field(default_factory=dict)
+    """Timers scheduled and neither fired nor cancelled, by timer id."""
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Times each component was skipped because something upstream failed."""
+    unmatched: Counter[str] = field(default_factory=Counter)
+    """Inputs each rule's condition rejected."""
+
+    def results(self) -> dict[str, Any]:
+        """The last value of each output port (or, without ports, of each sink component)."""
+        ports = self.outputs or {n: n for n in self.sinks()}
+        last: dict[str, Any] = {}
+        for component, value in self.productions:
+            last[component] = value
+        return {port: last.get(name) for port, name in ports.items()}
+
+    def sinks(self) -> list[str]:
+        """Components without children, in insertion order."""
+        parents = {p for _, ps in self.components.values() for p in ps}
+        return [n for n in self.components if n not in parents]
+
+    def productions_by_component(self) -> dict[str, list[Any]]:
+        """Produced values grouped by component, in graph order."""
+        grouped: dict[str, list[Any]] = {}
+        for component, value in self.productions:
+            grouped.setdefault(component, []).append(value)
+        order = {n: i for i, n in enumerate(self.components)}
+        return dict(sorted(grouped.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+    def nodes(self) -> list[NodeInfo]:
+        """The graph's components with their state in this instance."""
+        produced = Counter(c for c, _ in self.productions)
+        failed = Counter(f.component for f in self.failures)
+        running = Counter(self.running.values())
+        waiting = Counter(w.component for w in self.open_waits.values())
+        out = []
+        for name, (kind, parents) in self.components.items():
+            counts = {
+                "ran": max(self.completed[name], produced[name]),
+                "running": running[name],
+                "waiting": waiting[name],
+                "failed": failed[name],
+                "skipped": self.skipped[name],
+                "unmatched": self.unmatched[name],
+            }
+            state: ComponentState = next((s for s in _PRIORITY if counts[s]), "pending")
+            out.append(
+                NodeInfo(
+                    name=name,
+                    kind=kind,
+                    parents=parents,
+                    state=state,
+                    counts={k: v for k, v in counts.items() if v},
+                )
+            )
+        return out
+
+
+_PRIORITY: tuple[ComponentState, ...] = ("failed", "running", "waiting", "ran", "skipped")
+
+
+def load_view(store: Store, workflow_id: str) -> InstanceView:
+    """Fold the stored log of ``workflow_id`` into an :class:`InstanceView`.
+
+    Raises:
+        WorkflowNotFoundError: no instance has that id.
+        StoreError: the log cannot be read.
+    """
+    view = InstanceView(meta=store.get(workflow_id))
+    for event in store.stream(workflow_id):
+        view.events.append(event)
+        _fold(view, event)
+    return view
+
+
+def _fold(view: InstanceView, event: ev.Event) -> None:
+    if isinstance(event, ev.WorkflowCreated):
+        view.outputs = dict(event.outputs)
+    elif isinstance(event, ev.ComponentAdded):
+        view.components[event.name] = (event.component_kind, tuple(event.parents))
+    elif isinstance(event, ev.FactProduced):
+        _fold_fact(view, event.fact)
+    elif isinstance(event, ev.RunnableDispatched):
+        view.running[event.runnable_id] = event.component
+    elif isinstance(event, ev.RunnableCompleted):
+        view.running.pop(event.runnable_id, None)
+        view.completed[event.component] += 1
+        _add_duration(view, event.component, event.duration)
+    elif isinstance(event, ev.RunnableFailed):
+        view.running.pop(event.runnable_id, None)
+        _add_duration(view, event.component, event.duration)
+        if event.final:
+            view.failures.append(event)
+        else:
+            view.retried[event.component] += 1
+    else:
+        _fold_wait(view, event)
+
+
+def _add_duration(view: InstanceView, component: str, seconds: float) -> None:
+    view.durations[component] = view.durations.get(component, 0.0) + seconds
+
+
+def _fold_fact(view: InstanceView, fact: Any) -> None:
+    value = fact.value if isinstance(fact, Fact) else None
+    if fact.component == ROOT:
+        view.inputs.append(value)
+    else:
+        view.productions.append((fact.component, value))
+
+
+def _fold_wait(view: InstanceView, event: ev.Event) -> None:
+    if isinstance(event, ev.EventAwaited):
+        view.open_waits[event.wait_id] = event
+    elif isinstance(event, ev.EventReceived):
+        view.open_waits.pop(event.wait_id, None)
+        view.received.append(event)
+    elif isinstance(event, ev.TimerScheduled):
+        view.timers[event.timer_id] = event
+    elif isinstance(event, ev.TimerFired | ev.TimerCancelled):
+        view.timers.pop(event.timer_id, None)
+    elif isinstance(event, ev.ConditionRejected):
+        view.unmatched[event.component] += 1
+    elif isinstance(event, ev.DownstreamSkipped):
+        for name in event.skipped:
+            view.skipped[name] += 1
