@@ -34,6 +34,7 @@ class Graph:
     __slots__ = (
         "_below",
         "_build_cache",
+        "_definition_hash",
         "_reduces_below",
         "_reordered",
         "children",
@@ -57,6 +58,7 @@ class Graph:
         self.join_index: dict[str, dict[str, int]] = {}
         self.stateful: set[str] = set()
         self._build_cache: list[Event] | None = None
+        self._definition_hash: str | None = None
         self._reordered = False
         self.shared = False
         self._below: dict[str, frozenset[str]] = {}
@@ -73,6 +75,7 @@ class Graph:
         g.join_index = {k: dict(v) for k, v in self.join_index.items()}
         g.stateful = set(self.stateful)
         g._build_cache = None
+        g._definition_hash = None
         g._reordered = self._reordered
         g.shared = False
         g._below = {}
@@ -176,6 +179,7 @@ class Graph:
             self._below.clear()
             self._reduces_below.clear()
         self._build_cache = None
+        self._definition_hash = None
 
     def component_added(self, name: str) -> ComponentAdded:
         """The build event describing component ``name`` as it stands."""
@@ -229,6 +233,7 @@ class Graph:
         self._below.clear()
         self._reduces_below.clear()
         self._build_cache = None
+        self._definition_hash = None
         self._reordered = True
         return self.component_added(child)
 
@@ -269,11 +274,13 @@ class Graph:
         return [(p, n) for n, ps in self.parents.items() for p in ps]
 
     def definition_hash(self) -> str:
-        """A digest of the whole structure: components, their hashes and edges."""
-        parts = [self.name]
-        for name, comp in self.components.items():
-            parts.append(f"{name}:{comp.hash}:{','.join(self.parents[name])}")
-        return digest(*parts)
+        """A digest of the whole structure: components, their hashes and edges (cached)."""
+        if self._definition_hash is None:
+            parts = [self.name]
+            for name, comp in self.components.items():
+                parts.append(f"{name}:{comp.hash}:{','.join(self.parents[name])}")
+            self._definition_hash = digest(*parts)
+        return self._definition_hash
 
     def waits(self) -> list[AwaitEvent]:
         """The ``await_event`` components."""

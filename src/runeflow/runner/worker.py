@@ -204,7 +204,8 @@ class Worker:
             if entry.timer is not None:
                 self.runner.scheduler.cancel(entry.timer)
             self.runner.release_slot()
-            self._trace_runnable(runnable, entry.started)
+            if self.runner.telemetry.active:
+                self._trace_runnable(runnable, entry.started)
             self.completions.append(runnable)
             if not self.driving:
                 self._guarded_drive()
