@@ -522,3 +522,23 @@ def test_completions_after_shutdown_are_ignored(tmp_path: Any) -> None:
     with rf.Runner(store=reopened, workflows=[lambda: wf]) as again:
         assert again.wait("late", timeout=5).status is rf.Status.IDLE
         assert again.get_results("late") == [1, 2]
+
+
+def test_opentelemetry_spans() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from runeflow.runner.telemetry import OpenTelemetryHandler
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with rf.Runner(executor="inline") as runner:
+        runner.subscribe(OpenTelemetryHandler(provider.get_tracer("test")))
+        runner.start_instance(two_branches(), 1, id="otel")
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert {"runeflow.runnable boom", "runeflow.runnable slow_sibling"} <= set(spans)
+    assert spans["runeflow.runnable boom"].status.status_code.name == "ERROR"
+    assert spans["runeflow.runnable slow_sibling"].status.status_code.name == "UNSET"
+    assert spans["runeflow.runnable boom"].attributes["runeflow.workflow_id"] == "otel"
