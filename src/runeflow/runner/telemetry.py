@@ -9,6 +9,7 @@ and know that an exception in one is logged and otherwise ignored.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -129,7 +130,7 @@ class OpenTelemetryHandler:
 
     def __init__(self, tracer: Any = None) -> None:
         try:
-            from opentelemetry import trace  # type: ignore[import-not-found,unused-ignore]
+            trace = importlib.import_module("opentelemetry.trace")
         except ImportError as exc:
             raise ImportError('OpenTelemetry spans need: pip install "runeflow[otel]"') from exc
         self._trace = trace
