@@ -542,3 +542,14 @@ def test_opentelemetry_spans() -> None:
     assert spans["runeflow.runnable boom"].status.status_code.name == "ERROR"
     assert spans["runeflow.runnable slow_sibling"].status.status_code.name == "UNSET"
     assert spans["runeflow.runnable boom"].attributes["runeflow.workflow_id"] == "otel"
+
+
+def test_leases_are_renewed_while_the_runner_holds_an_instance() -> None:
+    store = rf.MemoryStore()
+    wf = rf.workflow(name="held").add(rf.await_event(name="w", events=["go"]))
+    with rf.Runner(store=store, lease_ttl=0.3) as runner:
+        runner.start_instance(wf, 1, id="held")
+        time.sleep(0.8)  # well past one time-to-live
+        assert store.lease_owner("held") == runner.owner
+        assert not store.acquire_lease("held", "someone-else", 10)
+    assert store.acquire_lease("held", "someone-else", 10)  # released at shutdown

@@ -127,6 +127,10 @@ class Runner:
             self.recover_all()
         if poll_interval is not None:
             self._start_poller(poll_interval)
+        self._lease_keeper = threading.Thread(
+            target=self._keep_leases, name="runeflow-leases", daemon=True
+        )
+        self._lease_keeper.start()
 
     # --- registry -------------------------------------------------------------------------
 
@@ -489,16 +493,23 @@ class Runner:
         self._poller.start()
 
     def _poll_loop(self, interval: float) -> None:
-        last_renew = 0.0
         while not self._stop_polling.wait(interval):
             try:
                 self.poll_store()
-                if time.monotonic() - last_renew > self.lease_ttl / 3:
-                    last_renew = time.monotonic()
-                    for wid in list(self._workers):
-                        self.store.renew_lease(wid, self.owner, self.lease_ttl)
             except Exception:
                 log.exception("polling the store failed")
+
+    def _keep_leases(self) -> None:
+        """Renew this runner's leases every third of their time to live (real time)."""
+        while not self._stop_polling.wait(self.lease_ttl / 3):
+            for wid, worker in list(self._workers.items()):
+                if worker.status is Status.STOPPED:
+                    continue
+                try:
+                    if not self.store.renew_lease(wid, self.owner, self.lease_ttl):
+                        log.warning("lost the lease on %r to %s", wid, self.store.lease_owner(wid))
+                except Exception:
+                    log.exception("renewing the lease on %r failed", wid)
 
     def poll_store(self) -> int:
         """Handle due store timers: events from other processes, timers of instances not
@@ -539,8 +550,9 @@ class Runner:
             return
         self._closed = True
         self._stop_polling.set()
-        if self._poller is not None and self._poller is not threading.current_thread():
-            self._poller.join(timeout=5)
+        for thread in (self._poller, self._lease_keeper):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=5)
         for wid, worker in list(self._workers.items()):
             with worker.lock:
                 try:
