@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from runeflow.errors import InstanceStateError
 from runeflow.model import events as ev
-from runeflow.model.events import ErrorInfo
 from runeflow.model.hashing import short_id
 from runeflow.model.runnable import Runnable
 from runeflow.model.workflow import Wait, Workflow
@@ -622,8 +621,3 @@ class Worker:
             ],
             error=self.error,
         )
-
-
-def error_text(error: ErrorInfo | None) -> str:
-    """A one-line description of an error."""
-    return str(error) if error is not None else "unknown error"
