@@ -14,10 +14,12 @@ atomically. Streaming decodes rows in order and fails at the first unreadable ro
 from __future__ import annotations
 
 import builtins
+import gc
 import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from types import TracebackType
@@ -141,6 +143,32 @@ def _chunks(
     it = iter(rows)
     while chunk := builtins.list(islice(it, size)):
         yield chunk
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while decoding a batch of stored data.
+
+    Decoding allocates thousands of small containers that cannot form cycles; left on, the
+    collector keeps scanning them (and, once they are promoted, the whole heap), which costs
+    more than the decoding itself on long replays. The pause is process-wide but short (one
+    chunk), and is skipped when the collector is already off, so a caller that turned it
+    off keeps it off.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _log_chunks(rows: Sequence[Any]) -> Iterator[builtins.list[tuple[int, bytes, int]]]:
+    """Split fetched ``(first, blob, fact_ids, last)`` log rows into decode chunks."""
+    for start in range(0, len(rows), DECODE_BATCH):
+        yield [(r[0], bytes(r[1]), r[3]) for r in rows[start : start + DECODE_BATCH]]
 
 
 class Store(ABC):
@@ -381,21 +409,37 @@ class Store(ABC):
     ) -> Iterator[Event]:
         """Decode ``(first_cursor, blob, last_cursor)`` rows, skipping events up to ``after``.
 
-        Rows are decoded :data:`DECODE_BATCH` at a time with one JSON parse; a batch that
-        fails is decoded row by row, so the error names the first unreadable row.
+        Rows are decoded :data:`DECODE_BATCH` at a time (see :meth:`_decode_chunk`).
         """
-        decode = self._events_codec.decode_event_batch
         for chunk in _chunks(rows, DECODE_BATCH):
-            blobs = [r[1] for r in chunk]
-            try:
-                events = decode(blobs, [r[2] - r[0] + 1 for r in chunk], load_value=load_value)
-            except (CodecError, StoreError):
-                yield from self._decode_each(workflow_id, chunk, after, load_value)
-                continue
-            first = chunk[0][0]
-            if first <= after:
-                events = events[after - first + 1 :]
-            yield from events
+            yield from self._decode_chunk(workflow_id, chunk, after, load_value)
+
+    def _decode_chunk(
+        self,
+        workflow_id: str,
+        chunk: Sequence[tuple[int, bytes, int]],
+        after: int,
+        load_value: Callable[[str], Any] | None,
+    ) -> Iterable[Event]:
+        """Decode a few rows with one JSON parse and return their events after ``after``.
+
+        A chunk that fails is decoded row by row, so the error names the first unreadable
+        row. Streams call this directly and ``yield from`` the list, which saves a generator
+        layer per event on long replays.
+        """
+        blobs = [r[1] for r in chunk]
+        try:
+            with gc_paused():
+                events = self._events_codec.decode_event_batch(
+                    blobs, [r[2] - r[0] + 1 for r in chunk], load_value=load_value
+                )
+        except (CodecError, StoreError):
+            # lazily, so the rows before the damaged one are still yielded first
+            return self._decode_each(workflow_id, chunk, after, load_value)
+        first = chunk[0][0]
+        if first <= after:
+            return events[after - first + 1 :]
+        return events
 
     def _decode_each(
         self,
@@ -424,7 +468,8 @@ class Store(ABC):
         codec = self.codec
         if isinstance(codec, JsonCodec) and len(found) > 1:
             try:
-                values = codec.decode(b"[" + b",".join(found.values()) + b"]")
+                with gc_paused():
+                    values = codec.decode(b"[" + b",".join(found.values()) + b"]")
             except CodecError:
                 values = None  # decode one by one to name the unreadable value
             if type(values) is builtins.list and len(values) == len(found):

@@ -30,6 +30,7 @@ from runeflow.stores.base import (
     InstanceMeta,
     Store,
     Timer,
+    _log_chunks,
     content_hash,
     json_text,
 )
@@ -371,9 +372,8 @@ class SQLiteStore(Store):
             if not rows:
                 return
             loader = self._batch_loader(rows) if values else None
-            yield from self._decode_rows(
-                workflow_id, ((r[0], r[1], r[3]) for r in rows), after, loader
-            )
+            for chunk in _log_chunks(rows):
+                yield from self._decode_chunk(workflow_id, chunk, after, loader)
             if len(rows) < _BATCH_ROWS:
                 return
             position = rows[-1][3]
