@@ -30,12 +30,14 @@ from runeflow.errors import CodecError, StoreError
 from runeflow.model.events import Event
 
 __all__ = [
+    "INLINE_VALUE_LIMIT",
     "Capabilities",
     "EncodedAppend",
     "InstanceMeta",
     "Store",
     "Timer",
     "content_hash",
+    "content_key",
     "json_text",
 ]
 
@@ -47,8 +49,9 @@ class Capabilities:
     snapshots: bool = True
     """``save_snapshot``/``load_snapshot`` keep snapshots."""
     fact_store: bool = True
-    """Fact values are stored apart from events, content-addressed; ``stream(values=False)``
-    yields ``FactRef`` facts."""
+    """Fact values are stored apart from events (content-addressed, except values no longer
+    than their hash: see :data:`INLINE_VALUE_LIMIT`); ``stream(values=False)`` yields
+    ``FactRef`` facts."""
     timers: bool = True
     """Durable timers are kept (``schedule_timer``, ``due_timers``...)."""
     leases: bool = True
@@ -108,7 +111,10 @@ class EncodedAppend:
     contents: dict[str, bytes]
     """Encoded fact values by content hash (each distinct value once)."""
     fact_hashes: dict[str, str]
-    """Content hash of each fact id's value."""
+    """Content hash of each fact id's value, for values kept in the content table."""
+    inline: dict[str, bytes] = field(default_factory=dict)
+    """Encoded values no longer than :data:`INLINE_VALUE_LIMIT`, by fact id; stores keep
+    them in the fact's own row instead of the content table."""
 
     @property
     def fact_ids_text(self) -> str | None:
@@ -131,6 +137,18 @@ def json_text(obj: dict[str, Any] | None, what: str) -> str:
 def content_hash(data: bytes) -> str:
     """Return the content address of an encoded value (SHA-256, hex)."""
     return hashlib.sha256(data).hexdigest()
+
+
+INLINE_VALUE_LIMIT = 64
+"""Encoded values up to this many bytes are kept in the fact's own row, not addressed by
+content: a content reference (a 64-character hash) would be no shorter than the value, so
+deduplicating them cannot save space, and skipping the content row makes a checkpoint one
+write cheaper. Longer values are stored once per distinct content."""
+
+
+def content_key(data: bytes) -> str | None:
+    """Return the content hash under which ``data`` is stored, or ``None`` to keep it inline."""
+    return None if len(data) <= INLINE_VALUE_LIMIT else content_hash(data)
 
 
 DECODE_BATCH = 256
@@ -382,12 +400,17 @@ class Store(ABC):
             )
         fact_hashes: dict[str, str] = {}
         contents: dict[str, bytes] = {}
+        inline: dict[str, bytes] = {}
         fact_ids: list[str] = []
+        encode = self.codec.encode
 
         def keep(fact_id: str, value: Any) -> None:
-            data = self.codec.encode(value)
-            digest = content_hash(data)
+            data = encode(value)
             fact_ids.append(fact_id)
+            if len(data) <= INLINE_VALUE_LIMIT:
+                inline[fact_id] = data
+                return
+            digest = content_hash(data)
             fact_hashes[fact_id] = digest
             contents[digest] = data
 
@@ -398,6 +421,7 @@ class Store(ABC):
             fact_ids=tuple(fact_ids),
             contents=contents,
             fact_hashes=fact_hashes,
+            inline=inline,
         )
 
     def _decode_rows(

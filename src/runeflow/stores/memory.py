@@ -24,7 +24,7 @@ from runeflow.stores.base import (
     InstanceMeta,
     Store,
     Timer,
-    content_hash,
+    content_key,
     json_text,
 )
 
@@ -66,7 +66,7 @@ class MemoryStore(Store):
         super().__init__(codec=codec)
         self._lock = threading.RLock()
         self._instances: dict[str, _Instance] = {}
-        self._facts: dict[str, str] = {}
+        self._facts: dict[str, str | bytes] = {}  # a content hash, or an inline value
         self._contents: dict[str, bytes] = {}
         self._timers: dict[str, Timer] = {}
         self._leases: dict[str, tuple[str, float]] = {}
@@ -148,8 +148,11 @@ class MemoryStore(Store):
                 )
             cursor = inst.meta.cursor
             if encoded is not None:
-                self._contents.update(encoded.contents)
-                self._facts.update(encoded.fact_hashes)
+                if encoded.contents:
+                    self._contents.update(encoded.contents)
+                    self._facts.update(encoded.fact_hashes)
+                if encoded.inline:
+                    self._facts.update(encoded.inline)
                 inst.rows.append((cursor + 1, encoded.blob))
                 cursor += encoded.count
                 inst.lasts.append(cursor)
@@ -208,8 +211,11 @@ class MemoryStore(Store):
     def save_fact(self, fact_id: str, value: Any) -> None:
         """See :meth:`Store.save_fact`."""
         data = self.codec.encode(value)
-        digest = content_hash(data)
+        digest = content_key(data)
         with self._lock:
+            if digest is None:
+                self._facts[fact_id] = data
+                return
             self._contents.setdefault(digest, data)
             self._facts[fact_id] = digest
 
@@ -219,8 +225,8 @@ class MemoryStore(Store):
 
     def _load_value(self, fact_id: str) -> Any:
         with self._lock:
-            digest = self._facts.get(fact_id)
-            data = self._contents.get(digest) if digest is not None else None
+            ref = self._facts.get(fact_id)
+            data = self._contents.get(ref) if isinstance(ref, str) else ref
         if data is None:
             raise StoreError(f"no value is stored for fact {fact_id!r}")
         return self._decode_value(fact_id, data)

@@ -26,7 +26,7 @@ from runeflow.stores.base import (
     Store,
     Timer,
     _log_chunks,
-    content_hash,
+    content_key,
     json_text,
 )
 
@@ -85,6 +85,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
             owner TEXT NOT NULL,
             expires_at DOUBLE PRECISION NOT NULL)""",
     ),
+    # 2: values no longer than their hash live in the fact's row (hash = '').
+    ("ALTER TABLE {schema}.facts ADD COLUMN data BYTEA",),
 ]
 """Schema migrations in order; ``schema_version.version`` counts those applied."""
 
@@ -117,19 +119,21 @@ QUERIES: dict[str, str] = {
             WHERE EXISTS (SELECT 1 FROM inst)
             ON CONFLICT (hash) DO NOTHING),
         fa AS (
-            INSERT INTO {schema}.facts (fact_id, hash)
-            SELECT f, h FROM unnest(%(fids)s::text[], %(fhashes)s::text[]) AS u (f, h)
+            INSERT INTO {schema}.facts (fact_id, hash, data)
+            SELECT f, h, d
+            FROM unnest(%(fids)s::text[], %(fhashes)s::text[], %(fdata)s::bytea[]) AS u (f, h, d)
             WHERE EXISTS (SELECT 1 FROM inst)
-            ON CONFLICT (fact_id) DO UPDATE SET hash = EXCLUDED.hash)
+            ON CONFLICT (fact_id) DO UPDATE SET hash = EXCLUDED.hash, data = EXCLUDED.data)
         SELECT cursor FROM inst""",
     "select_events": """SELECT first, data, fact_ids, last FROM {schema}.events
         WHERE workflow_id = %s AND last > %s ORDER BY last LIMIT %s""",
     "insert_content": """INSERT INTO {schema}.contents (hash, data) VALUES (%s, %s)
         ON CONFLICT (hash) DO NOTHING""",
-    "upsert_fact": """INSERT INTO {schema}.facts (fact_id, hash) VALUES (%s, %s)
-        ON CONFLICT (fact_id) DO UPDATE SET hash = EXCLUDED.hash""",
-    "select_fact_values": """SELECT f.fact_id, c.data FROM {schema}.facts f
-        JOIN {schema}.contents c ON c.hash = f.hash WHERE f.fact_id = ANY(%s)""",
+    "upsert_fact": """INSERT INTO {schema}.facts (fact_id, hash, data) VALUES (%s, %s, %s)
+        ON CONFLICT (fact_id) DO UPDATE SET hash = EXCLUDED.hash, data = EXCLUDED.data""",
+    "select_fact_values": """SELECT f.fact_id, COALESCE(f.data, c.data) FROM {schema}.facts f
+        LEFT JOIN {schema}.contents c ON c.hash = f.hash
+        WHERE f.fact_id = ANY(%s) AND COALESCE(f.data, c.data) IS NOT NULL""",
     "upsert_snapshot": """INSERT INTO {schema}.snapshots (workflow_id, cursor, data)
         VALUES (%s, %s, %s) ON CONFLICT (workflow_id)
         DO UPDATE SET cursor = EXCLUDED.cursor, data = EXCLUDED.data""",
@@ -342,8 +346,13 @@ class PostgresStore(Store):
             "fact_ids": list(encoded.fact_ids) if encoded and encoded.fact_ids else None,
             "hashes": list(encoded.contents) if encoded else [],
             "blobs": list(encoded.contents.values()) if encoded else [],
-            "fids": list(encoded.fact_hashes) if encoded else [],
-            "fhashes": list(encoded.fact_hashes.values()) if encoded else [],
+            "fids": [*encoded.fact_hashes, *encoded.inline] if encoded else [],
+            "fhashes": [*encoded.fact_hashes.values(), *[""] * len(encoded.inline)]
+            if encoded
+            else [],
+            "fdata": [*[None] * len(encoded.fact_hashes), *encoded.inline.values()]
+            if encoded
+            else [],
         }
         row = self._fetchone("append", params)
         if row is None:
@@ -411,10 +420,13 @@ class PostgresStore(Store):
     def save_fact(self, fact_id: str, value: Any) -> None:
         """See :meth:`Store.save_fact`."""
         data = self.codec.encode(value)
-        digest = content_hash(data)
+        digest = content_key(data)
         with self._connection() as conn, conn.transaction():
+            if digest is None:
+                conn.execute(self._q["upsert_fact"], (fact_id, "", data))
+                return
             conn.execute(self._q["insert_content"], (digest, data))
-            conn.execute(self._q["upsert_fact"], (fact_id, digest))
+            conn.execute(self._q["upsert_fact"], (fact_id, digest, None))
 
     def load_fact(self, fact_id: str) -> Any:
         """See :meth:`Store.load_fact`."""

@@ -31,7 +31,7 @@ from runeflow.stores.base import (
     Store,
     Timer,
     _log_chunks,
-    content_hash,
+    content_key,
     json_text,
 )
 
@@ -75,36 +75,42 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """CREATE TABLE runeflow_leases (
             workflow_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)""",
     ),
+    # 2: an append writes its log row (and fact rows) only. The cursor is the log's last
+    # position and ``updated_at`` the later of the instance row's and the last row's time,
+    # so the instance row changes only with the status. Values no longer than their hash
+    # live in the fact's row (``hash = ''``) rather than in runeflow_contents.
+    (
+        "ALTER TABLE runeflow_events ADD COLUMN at REAL",
+        "ALTER TABLE runeflow_facts ADD COLUMN data BLOB",
+    ),
 ]
 """Schema migrations in order; ``runeflow_schema.version`` counts those applied."""
 
-_META_COLUMNS = (
-    "workflow_id, definition_name, definition_hash, status, created_at, updated_at, cursor, "
-    "metadata"
-)
-INSERT_INSTANCE = (
-    f"INSERT OR IGNORE INTO runeflow_instances ({_META_COLUMNS}) VALUES (?,?,?,?,?,?,0,?)"
-)
-SELECT_INSTANCE = f"SELECT {_META_COLUMNS} FROM runeflow_instances WHERE workflow_id = ?"
-SELECT_INSTANCES = (
-    f"SELECT {_META_COLUMNS} FROM runeflow_instances ORDER BY created_at, workflow_id"
-)
-SELECT_CURSOR = "SELECT cursor FROM runeflow_instances WHERE workflow_id = ?"
-ADVANCE_CURSOR = """UPDATE runeflow_instances SET cursor = cursor + ?, updated_at = ?
-    WHERE workflow_id = ? RETURNING cursor"""
-ADVANCE_CURSOR_SET_STATUS = """UPDATE runeflow_instances
-    SET cursor = cursor + ?, updated_at = ?, status = ?
-    WHERE workflow_id = ? RETURNING cursor"""
+INSERT_INSTANCE = """INSERT OR IGNORE INTO runeflow_instances
+    (workflow_id, definition_name, definition_hash, status, created_at, updated_at, cursor,
+    metadata) VALUES (?,?,?,?,?,?,0,?)"""
+_LAST_ROW = """(SELECT MAX(last) FROM runeflow_events WHERE workflow_id = i.workflow_id)"""
+_SELECT_META = f"""SELECT i.workflow_id, i.definition_name, i.definition_hash, i.status,
+    i.created_at, MAX(i.updated_at, COALESCE(e.at, 0)), COALESCE(e.last, 0), i.metadata
+    FROM runeflow_instances i LEFT JOIN runeflow_events e
+    ON e.workflow_id = i.workflow_id AND e.last = {_LAST_ROW}"""
+SELECT_INSTANCE = f"{_SELECT_META} WHERE i.workflow_id = ?"
+SELECT_INSTANCES = f"{_SELECT_META} ORDER BY i.created_at, i.workflow_id"
+SELECT_CURSOR = f"""SELECT COALESCE({_LAST_ROW}, 0) FROM runeflow_instances i
+    WHERE i.workflow_id = ?"""
+CHANGE_STATUS = """UPDATE runeflow_instances SET status = ?, updated_at = ?
+    WHERE workflow_id = ? AND status IS NOT ?"""
 UPDATE_STATUS = "UPDATE runeflow_instances SET status = ?, updated_at = ? WHERE workflow_id = ?"
-INSERT_EVENTS = (
-    "INSERT INTO runeflow_events (workflow_id, last, first, data, fact_ids) VALUES (?,?,?,?,?)"
-)
+INSERT_EVENTS = """INSERT INTO runeflow_events (workflow_id, last, first, data, fact_ids, at)
+    VALUES (?,?,?,?,?,?)"""
 SELECT_EVENTS = """SELECT first, data, fact_ids, last FROM runeflow_events
     WHERE workflow_id = ? AND last > ? ORDER BY last LIMIT ?"""
 INSERT_CONTENT = "INSERT OR IGNORE INTO runeflow_contents (hash, data) VALUES (?, ?)"
-UPSERT_FACT = "INSERT OR REPLACE INTO runeflow_facts (fact_id, hash) VALUES (?, ?)"
-SELECT_FACT_VALUES = """SELECT f.fact_id, c.data FROM runeflow_facts f
-    JOIN runeflow_contents c ON c.hash = f.hash WHERE f.fact_id IN ({marks})"""
+UPSERT_FACT = "INSERT OR REPLACE INTO runeflow_facts (fact_id, hash, data) VALUES (?, ?, NULL)"
+UPSERT_INLINE_FACT = "INSERT OR REPLACE INTO runeflow_facts (fact_id, hash, data) VALUES (?, '', ?)"
+SELECT_FACT_VALUES = """SELECT f.fact_id, COALESCE(f.data, c.data) AS value
+    FROM runeflow_facts f LEFT JOIN runeflow_contents c ON c.hash = f.hash
+    WHERE f.fact_id IN ({marks}) AND value IS NOT NULL"""
 UPSERT_SNAPSHOT = (
     "INSERT OR REPLACE INTO runeflow_snapshots (workflow_id, cursor, data) VALUES (?, ?, ?)"
 )
@@ -137,7 +143,7 @@ DELETE_INSTANCE = tuple(
     )
 )
 COUNT_STATS = """SELECT (SELECT COUNT(*) FROM runeflow_instances),
-    (SELECT COALESCE(SUM(cursor), 0) FROM runeflow_instances),
+    (SELECT COALESCE(SUM(last - first + 1), 0) FROM runeflow_events),
     (SELECT COUNT(*) FROM runeflow_facts), (SELECT COUNT(*) FROM runeflow_contents)"""
 CORRUPT_EVENT = """UPDATE runeflow_events SET data = substr(data, 1, length(data) / 2)
     WHERE workflow_id = ? AND first <= ? AND last >= ?"""
@@ -328,32 +334,31 @@ class SQLiteStore(Store):
     ) -> int:
         """See :meth:`Store.append`."""
         encoded = self._encode_append(events) if events else None
-        count = encoded.count if encoded is not None else 0
-        advance = (
-            (ADVANCE_CURSOR, (count, time.time(), workflow_id))
-            if status is None
-            else (ADVANCE_CURSOR_SET_STATUS, (count, time.time(), status, workflow_id))
-        )
+        now = time.time()
 
         def work(conn: sqlite3.Connection) -> int:
-            row = conn.execute(*advance).fetchone()
+            # BEGIN IMMEDIATE holds the write lock, so the last position cannot move under us.
+            row = conn.execute(SELECT_CURSOR, (workflow_id,)).fetchone()
             if row is None:
                 raise StoreError(
                     f"cannot append to unknown workflow {workflow_id!r}: create() it first",
                     workflow_id=workflow_id,
                 )
             cursor: int = row[0]
-            if encoded is not None:
-                conn.execute(
-                    INSERT_EVENTS,
-                    (workflow_id, cursor, cursor - count + 1, encoded.blob, encoded.fact_ids_text),
-                )
-                if len(encoded.fact_hashes) == 1:  # the common case: one fact per cycle
-                    conn.execute(INSERT_CONTENT, next(iter(encoded.contents.items())))
-                    conn.execute(UPSERT_FACT, next(iter(encoded.fact_hashes.items())))
-                elif encoded.contents:
-                    conn.executemany(INSERT_CONTENT, encoded.contents.items())
-                    conn.executemany(UPSERT_FACT, encoded.fact_hashes.items())
+            if status is not None:  # writes nothing when the status is unchanged
+                conn.execute(CHANGE_STATUS, (status, now, workflow_id, status))
+            if encoded is None:
+                return cursor
+            first, cursor = cursor + 1, cursor + encoded.count
+            conn.execute(
+                INSERT_EVENTS,
+                (workflow_id, cursor, first, encoded.blob, encoded.fact_ids_text, now),
+            )
+            if encoded.inline:
+                conn.executemany(UPSERT_INLINE_FACT, encoded.inline.items())
+            if encoded.contents:
+                conn.executemany(INSERT_CONTENT, encoded.contents.items())
+                conn.executemany(UPSERT_FACT, encoded.fact_hashes.items())
             return cursor
 
         return self._retry(work, write=True)
@@ -419,9 +424,12 @@ class SQLiteStore(Store):
     def save_fact(self, fact_id: str, value: Any) -> None:
         """See :meth:`Store.save_fact`."""
         data = self.codec.encode(value)
-        digest = content_hash(data)
+        digest = content_key(data)
 
         def work(conn: sqlite3.Connection) -> None:
+            if digest is None:
+                conn.execute(UPSERT_INLINE_FACT, (fact_id, data))
+                return
             conn.execute(INSERT_CONTENT, (digest, data))
             conn.execute(UPSERT_FACT, (fact_id, digest))
 
