@@ -187,6 +187,7 @@ class JsonCodec:
         self._plain = json.JSONDecoder()
         self._event_specs = {kind: _event_spec(kind, cls) for kind, cls in EVENT_TYPES.items()}
         self._fast_builders = {k: (s.width, s.fast_build) for k, s in self._event_specs.items()}
+        self._fast_encoders = {s.cls: s.fast_encode for s in self._event_specs.values()}
         for cls, (enc, dec) in (registrations or {}).items():
             self.register(cls, encode=enc, decode=dec)
 
@@ -272,8 +273,13 @@ class JsonCodec:
             CodecError: when an event or a value inside it cannot be encoded.
         """
         out: list[Any] = [EVENT_FORMAT_VERSION]
+        append = out.append
+        encoders = self._fast_encoders
         for event in events:
-            out.append(self._enc_event(event, fact_sink))
+            encode = encoders.get(type(event))
+            if encode is None:
+                raise _unencodable(event, " (not a runeflow event)")
+            append(encode(self, event, fact_sink))
         return self._dump(out)
 
     def decode_events(self, data: bytes, *, load_value: ValueLoader | None = None) -> list[Event]:
@@ -487,15 +493,10 @@ class JsonCodec:
     # --- events ---------------------------------------------------------------------------
 
     def _enc_event(self, event: Any, fact_sink: FactSink | None) -> list[Any]:
-        try:
-            encoders = self._event_specs[event.kind].encoders
-        except (AttributeError, KeyError):
-            raise _unencodable(event, " (not a runeflow event)") from None
-        row: list[Any] = [event.kind]
-        for name, enc in encoders:
-            value = getattr(event, name)
-            row.append(value if enc is None else enc(self, value, fact_sink))
-        return row
+        encode = self._fast_encoders.get(type(event))
+        if encode is None:
+            raise _unencodable(event, " (not a runeflow event)")
+        return encode(self, event, fact_sink)
 
 
 # --- event field tables ---------------------------------------------------------------------
@@ -593,6 +594,8 @@ class _EventSpec:
 
     fast_build: Callable[[list[Any], ValueLoader | None], Event]
     """Builds the event from a row holding every field (see :func:`_compile_builder`)."""
+    fast_encode: Callable[[JsonCodec, Any, FactSink | None], list[Any]]
+    """Writes the event as a row (see :func:`_compile_encoder`)."""
 
     @property
     def width(self) -> int:
@@ -637,7 +640,30 @@ def _event_spec(kind: str, cls: type) -> _EventSpec:
         encoders=tuple(encoders),
         decoders=tuple(decoders),
         fast_build=_compile_builder(cls, names, dict(decoders)),
+        fast_encode=_compile_encoder(kind, encoders),
     )
+
+
+def _compile_encoder(
+    kind: str, encoders: list[tuple[str, _FieldEncoder | None]]
+) -> Callable[[JsonCodec, Any, FactSink | None], list[Any]]:
+    """Return ``encode(codec, event, sink)`` building the event's row in one expression.
+
+    Every checkpoint encodes its events, so this is generated once per kind, like
+    :func:`_compile_builder`; the names are the class's own field names.
+    """
+    items = [repr(kind)]
+    namespace: dict[str, Any] = {}
+    for position, (name, enc) in enumerate(encoders):
+        if enc is None:
+            items.append(f"event.{name}")
+        else:
+            namespace[f"_e{position}"] = enc
+            items.append(f"_e{position}(codec, event.{name}, sink)")
+    source = f"def encode(codec, event, sink):\n    return [{', '.join(items)}]\n"
+    exec(source, namespace)
+    encoder: Callable[[JsonCodec, Any, FactSink | None], list[Any]] = namespace["encode"]
+    return encoder
 
 
 def _compile_builder(

@@ -721,7 +721,7 @@ class Runner:
                 self.store.set_status(worker.id, Status.FAILED.value)
             except RuneflowError:
                 log.exception("could not record the failure of %r", worker.id)
-            worker.settled.notify_all()
+            worker.notify_settled()
             return
         restarts = worker.restarts
         threading.Thread(

@@ -165,7 +165,7 @@ class Worker:
         self.hooks = hooks
         self.max_concurrency = max_concurrency
         self.lock = threading.RLock()
-        self.settled = threading.Condition(self.lock)
+        self._settled: threading.Condition | None = None
         self.status = Status.RUNNING
         self.stored_status: str | None = None
         self.running: dict[str, _Running] = {}
@@ -182,6 +182,22 @@ class Worker:
         self.timer_handles: dict[str, int] = {}
         self.armed_waits: set[str] = set()
         self.removals: list[str] = []
+
+    @property
+    def settled(self) -> threading.Condition:
+        """The condition notified when the instance settles; hold :attr:`lock` to use it.
+
+        Made on first use: most instances are never waited on one by one, and a condition
+        is several objects that the garbage collector would otherwise keep visiting.
+        """
+        if self._settled is None:
+            self._settled = threading.Condition(self.lock)
+        return self._settled
+
+    def notify_settled(self) -> None:
+        """Wake whoever waits for the instance to settle (hold :attr:`lock`)."""
+        if self._settled is not None:
+            self._settled.notify_all()
 
     # --- entry points (any thread) ------------------------------------------------------
 
@@ -419,7 +435,7 @@ class Worker:
         return cursor
 
     def _on_settled(self) -> None:
-        self.settled.notify_all()
+        self.notify_settled()
         if self.hooks and self.hooks.on_idle:
             self.hooks.on_idle(self.id, self.info())
         if self.runner.telemetry.active:
@@ -467,7 +483,7 @@ class Worker:
             self.runner.scheduler.cancel(handle)
         self.timer_handles.clear()
         self.status = Status.STOPPED
-        self.settled.notify_all()
+        self.notify_settled()
 
     # --- waits, events and timers (call with the lock held) ---------------------------
 

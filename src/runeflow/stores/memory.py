@@ -44,7 +44,27 @@ class _Instance:
     """One instance's state (mutable, guarded by the store's lock)."""
 
     meta: InstanceMeta
-    """Its metadata; replaced on every change."""
+    """Its metadata as last built by :meth:`current` (the fields below are newer)."""
+    status: str
+    """Its status."""
+    cursor: int = 0
+    """The log's last position."""
+    updated_at: float = 0.0
+    """When the log or the status last changed."""
+
+    def current(self) -> InstanceMeta:
+        """Return the metadata with the current status, cursor and update time."""
+        meta = self.meta
+        if (meta.status, meta.cursor, meta.updated_at) != (
+            self.status,
+            self.cursor,
+            self.updated_at,
+        ):
+            meta = self.meta = replace(
+                meta, status=self.status, cursor=self.cursor, updated_at=self.updated_at
+            )
+        return meta
+
     rows: list[tuple[int, bytes]] = field(default_factory=list)
     """The log: one ``(first_cursor, encoded_events)`` row per append."""
     lasts: list[int] = field(default_factory=list)
@@ -97,7 +117,7 @@ class MemoryStore(Store):
         with self._lock:
             if workflow_id in self._instances:
                 return False
-            self._instances[workflow_id] = _Instance(meta=meta)
+            self._instances[workflow_id] = _Instance(meta=meta, status=status, updated_at=now)
             return True
 
     def exists(self, workflow_id: str) -> bool:
@@ -108,13 +128,13 @@ class MemoryStore(Store):
     def get(self, workflow_id: str) -> InstanceMeta:
         """See :meth:`Store.get`."""
         with self._lock:
-            return self._instance(workflow_id).meta
+            return self._instance(workflow_id).current()
 
     def list(self, status: str | Collection[str] | None = None) -> builtins.list[InstanceMeta]:
         """See :meth:`Store.list`."""
         wanted = {status} if isinstance(status, str) else set(status or ())
         with self._lock:
-            metas = [i.meta for i in self._instances.values()]
+            metas = [i.current() for i in self._instances.values()]
         metas = [m for m in metas if status is None or m.status in wanted]
         return sorted(metas, key=lambda m: (m.created_at, m.workflow_id))
 
@@ -122,7 +142,7 @@ class MemoryStore(Store):
         """See :meth:`Store.set_status`."""
         with self._lock:
             inst = self._instance(workflow_id)
-            inst.meta = replace(inst.meta, status=status, updated_at=time.time())
+            inst.status, inst.updated_at = status, time.time()
 
     def delete(self, workflow_id: str) -> None:
         """See :meth:`Store.delete`."""
@@ -146,7 +166,7 @@ class MemoryStore(Store):
                     f"cannot append to unknown workflow {workflow_id!r}: create() it first",
                     workflow_id=workflow_id,
                 )
-            cursor = inst.meta.cursor
+            cursor = inst.cursor
             if encoded is not None:
                 if encoded.contents:
                     self._contents.update(encoded.contents)
@@ -156,12 +176,9 @@ class MemoryStore(Store):
                 inst.rows.append((cursor + 1, encoded.blob))
                 cursor += encoded.count
                 inst.lasts.append(cursor)
-            inst.meta = replace(
-                inst.meta,
-                cursor=cursor,
-                status=status or inst.meta.status,
-                updated_at=time.time(),
-            )
+            inst.cursor, inst.updated_at = cursor, time.time()
+            if status is not None:
+                inst.status = status
             return cursor
 
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
@@ -191,7 +208,7 @@ class MemoryStore(Store):
     def cursor(self, workflow_id: str) -> int:
         """See :meth:`Store.cursor`."""
         with self._lock:
-            return self._instance(workflow_id).meta.cursor
+            return self._instance(workflow_id).cursor
 
     # --- snapshots --------------------------------------------------------------------------
 
@@ -236,7 +253,7 @@ class MemoryStore(Store):
         with self._lock:
             return {
                 "instances": len(self._instances),
-                "events": sum(i.meta.cursor for i in self._instances.values()),
+                "events": sum(i.cursor for i in self._instances.values()),
                 "facts": len(self._facts),
                 "contents": len(self._contents),
             }
