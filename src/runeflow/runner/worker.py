@@ -422,7 +422,7 @@ class Worker:
     def checkpoint(self) -> int | None:
         """Append new events (and the status) to the store; return the new cursor."""
         events = self.wf.uncommitted_events()
-        status = self.status.value
+        status: str = self.status._value_  # a plain attribute: cheaper than .value
         if not events and status == self.stored_status:
             return None
         cursor = self.runner.append(self.id, events, status)

@@ -98,7 +98,7 @@ class Timer:
     """JSON-compatible data for the runner, e.g. ``wait_id``, ``component``, ``event``."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)  # not frozen: frozen dataclasses are slow to create
 class EncodedAppend:
     """One ``append`` call, encoded before any lock is taken."""
 
