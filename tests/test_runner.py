@@ -553,3 +553,59 @@ def test_leases_are_renewed_while_the_runner_holds_an_instance() -> None:
         assert store.lease_owner("held") == runner.owner
         assert not store.acquire_lease("held", "someone-else", 10)
     assert store.acquire_lease("held", "someone-else", 10)  # released at shutdown
+
+
+def _thread_of(x: int) -> tuple[int, str]:
+    return x, threading.current_thread().name
+
+
+def _runnables(n: int) -> list[rf.Runnable]:
+    wf = rf.workflow(name="names")
+    for i in range(n):
+        wf.add(rf.step(_thread_of, name=f"s{i}"))
+    wf.plan_eagerly(1)
+    return list(wf.prepare_for_dispatch())
+
+
+def test_thread_executor_runs_a_chain_on_the_reporting_thread() -> None:
+    from runeflow.runner.executors import ThreadExecutor
+
+    first, second, third = _runnables(3)
+    executor = ThreadExecutor(max_workers=4)
+    threads: dict[str, str] = {}
+    finished = threading.Event()
+
+    def done(runnable: rf.Runnable) -> None:
+        threads[runnable.component] = threading.current_thread().name
+        if runnable.component == "s0":  # report one result: its successors are submitted
+            executor.submit(second, done)  # kept for this thread
+            executor.submit(third, done)  # queued: another thread may take it
+        if len(threads) == 3:
+            finished.set()
+
+    executor.submit(first, done)
+    assert finished.wait(5)
+    executor.shutdown()
+    assert threads["s1"] == threads["s0"]
+    assert all(r.status == "completed" for r in (first, second, third))
+
+
+def test_thread_executor_keeps_a_kept_runnable_when_the_report_fails() -> None:
+    from runeflow.runner.executors import ThreadExecutor
+
+    first, second = _runnables(2)
+    executor = ThreadExecutor(max_workers=2)
+    reported: list[str] = []
+    finished = threading.Event()
+
+    def done(runnable: rf.Runnable) -> None:
+        reported.append(runnable.component)
+        if runnable.component == "s0":
+            executor.submit(second, done)
+            raise RuntimeError("the report failed after submitting a successor")
+        finished.set()
+
+    executor.submit(first, done)
+    assert finished.wait(5)
+    executor.shutdown()
+    assert reported == ["s0", "s1"]

@@ -74,17 +74,45 @@ class InlineExecutor:
 
 
 class ThreadExecutor:
-    """Executes on a thread pool (the default; right for I/O-bound steps)."""
+    """Executes on a thread pool (the default; right for I/O-bound steps).
+
+    When a pool thread, reporting a result, causes the next runnable to be submitted (a
+    chain), that runnable is kept for the same thread to execute next rather than queued:
+    the thread is free anyway, and a hand-off to another thread costs more than most steps.
+    Only one runnable is kept per thread; any others submitted meanwhile (a fan-out) go to
+    the queue, so siblings still run in parallel.
+    """
 
     name = "threads"
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers or min(64, (os.cpu_count() or 1) * 8)
         self._pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="runeflow")
+        self._local = threading.local()
 
     def submit(self, runnable: Runnable, done: Done) -> None:
-        """Queue on the pool."""
-        self._pool.submit(_execute_and_report, runnable, done)
+        """Keep for the current pool thread if it is free after this report, else queue."""
+        local = self._local
+        if getattr(local, "reporting", False) and local.next is None:
+            local.next = (runnable, done)
+            return
+        self._pool.submit(self._run, runnable, done)
+
+    def _run(self, runnable: Runnable, done: Done) -> None:
+        local = self._local
+        local.reporting, local.next = True, None
+        try:
+            while True:
+                done(runnable.execute())
+                if local.next is None:
+                    return
+                (runnable, done), local.next = local.next, None
+        finally:
+            local.reporting = False
+            if local.next is not None:  # done() raised after keeping one: do not lose it
+                runnable, done = local.next
+                local.next = None
+                self._pool.submit(self._run, runnable, done)
 
     def cancel(self, runnable_id: str) -> bool:
         """Threads cannot be interrupted."""
@@ -93,10 +121,6 @@ class ThreadExecutor:
     def shutdown(self, wait: bool = True) -> None:
         """Stop the pool (waiting for running work when ``wait``)."""
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
-
-
-def _execute_and_report(runnable: Runnable, done: Done) -> None:
-    done(runnable.execute())
 
 
 class ProcessExecutor:
