@@ -6,7 +6,8 @@ Run with ``python bench/stores.py`` (PostgreSQL at ``RUNEFLOW_BENCH_PG_DSN``, de
 * appends/s: one append per cycle of three realistic events (runnable dispatched, fact
   produced, runnable completed), 10k cycles by default;
 * events/s: the same log streamed and decoded, with and without fact values;
-* dedupe: facts written versus distinct contents stored;
+* dedupe: facts written versus distinct contents stored (values whose encoding is at most
+  64 bytes live in the fact's row and are not counted as contents);
 * workflow: a real 10k-step chain driven one append per cycle (appends/s), then replayed:
   stream + decode (with and without values) and stream + decode + fold (``from_events``);
 * recovery memory: peak and retained memory (tracemalloc) of full, hybrid and lazy
