@@ -77,8 +77,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # 2: an append writes its log row (and fact rows) only. The cursor is the log's last
     # position and ``updated_at`` the later of the instance row's and the last row's time,
-    # so the instance row changes only with the status. Values no longer than their hash
-    # live in the fact's row (``hash = ''``) rather than in runeflow_contents.
+    # so the instance row changes only with the status; its ``cursor`` column is no longer
+    # kept up to date (it stays for SQLite builds without DROP COLUMN). Values no longer
+    # than their hash live in the fact's row (``hash = ''``) rather than in runeflow_contents.
     (
         "ALTER TABLE runeflow_events ADD COLUMN at REAL",
         "ALTER TABLE runeflow_facts ADD COLUMN data BLOB",
