@@ -6,7 +6,9 @@ Prints JSON lines; ratios are computed within the run. Cases:
   ideal (the longest check, 0.30 s), per executor.
 * ``chain_runner``: a 1,000-step chain through the runner (inline executor) with the memory
   store and with SQLite checkpointing every cycle; steps/s and the runner's overhead per
-  step over running the same chain inline in the model.
+  step over running the same chain inline in the model. On SQLite also with ~200-byte
+  record values, which are stored by content hash (small values such as the int chain's
+  live in the fact's row).
 * ``instances``: 10,000 instances of a three-step workflow; instances/s and peak RSS.
 * ``timers``: 1,000 waiting instances whose waits time out within two seconds; mean and
   p99 lateness of firing, and RSS per waiting instance.
@@ -110,6 +112,21 @@ def parallel_io(trials: int) -> None:
         )
 
 
+RECORD_PAYLOAD = "x" * 160
+"""Makes each record chain value about 200 bytes encoded: stored by content hash."""
+
+
+def build_record_chain(n: int) -> rf.Workflow:
+    """A chain whose values are ~200-byte records (the int chain's values are kept inline)."""
+    wf = rf.workflow(name="records")
+    prev = None
+    for i in range(n):
+        name = f"s{i}"
+        wf.add(rf.step(lambda r: {"n": r["n"] + 1, "note": RECORD_PAYLOAD}, name=name), to=prev)
+        prev = name
+    return wf
+
+
 def chain_runner(n: int, trials: int) -> None:
     model = []
     for _ in range(trials):
@@ -120,26 +137,30 @@ def chain_runner(n: int, trials: int) -> None:
     model_us = min(model) / n * 1e6
     emit(case="chain_model_inline", n=n, best_us_per_step=round(model_us, 2))
     with tempfile.TemporaryDirectory() as tmp:
-        for label in ("memory", "sqlite"):
+        cases = [("memory", "int"), ("sqlite", "int"), ("sqlite", "record")]
+        for label, values in cases:
+            build, first = (build_chain, 0) if values == "int" else (build_record_chain, {"n": 0})
             times = []
             for t in range(trials):
                 store = (
                     rf.MemoryStore()
                     if label == "memory"
-                    else rf.SQLiteStore(Path(tmp) / f"chain{t}.db")
+                    else rf.SQLiteStore(Path(tmp) / f"chain-{values}-{t}.db")
                 )
                 gc.collect()
                 start = time.perf_counter()
                 with rf.Runner(store=store, executor="inline", recover=False) as runner:
-                    runner.start_workflow("chain", build_chain(n))
-                    runner.run("chain", 0)
+                    runner.start_workflow("chain", build(n))
+                    runner.run("chain", first)
                     runner.wait("chain")
-                    assert runner.get_results("chain", components=[f"s{n - 1}"]) == {f"s{n - 1}": n}
+                    [last] = runner.get_results("chain", components=[f"s{n - 1}"]).values()
+                    assert last == (n if values == "int" else {"n": n, "note": RECORD_PAYLOAD})
                 times.append(time.perf_counter() - start)
             best = min(times)
             emit(
                 case="chain_runner",
                 store=label,
+                values=values,
                 n=n,
                 checkpoint="every_cycle",
                 synchronous="NORMAL" if label == "sqlite" else None,
