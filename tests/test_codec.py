@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import enum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -111,6 +112,26 @@ def test_values_round_trip_with_their_types(value: Any) -> None:
 @given(st.sets(hashables, max_size=5))
 def test_equal_sets_encode_to_equal_bytes(items: set[Any]) -> None:
     assert default_codec.encode(items) == default_codec.encode(set(reversed(list(items))))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.datetime(1987, 4, 5, 2, 0, tzinfo=ZoneInfo("America/Resolute")),  # in a DST gap
+        dt.datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York")),  # fold
+        dt.datetime(2026, 6, 1, 12, 0, 0, 5, tzinfo=ZoneInfo("Europe/Paris")),
+    ],
+)
+def test_zoned_datetimes_come_back_in_their_zone(value: dt.datetime) -> None:
+    back = default_codec.decode(default_codec.encode(value))
+    assert back == value and back.tzinfo is value.tzinfo and back.fold == value.fold
+    assert back.utcoffset() == value.utcoffset()
+
+
+def test_an_unknown_zone_is_a_codec_error() -> None:
+    data = b'{"__rf__":"dtz","v":["2026-01-01T00:00:00","Nowhere/Atlantis",0]}'
+    with pytest.raises(CodecError, match="Nowhere/Atlantis"):
+        default_codec.decode(data)
 
 
 def test_plain_json_is_left_untouched() -> None:

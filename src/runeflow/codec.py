@@ -12,6 +12,8 @@ tag                    value
 ``dict``               a dict with non-``str`` keys or a ``"__rf__"`` key (``v``: pairs)
 ``b`` / ``ba``         bytes, bytearray (``v``: base64)
 ``dt`` ``d`` ``tm``    datetime, date, time (``v``: ISO 8601, offsets kept)
+``dtz``                a datetime in a ``zoneinfo`` zone (``v``: ``[local ISO 8601, zone
+                       key, fold]``), so it comes back in the same zone
 ``td``                 timedelta (``v``: ``[days, seconds, microseconds]``)
 ``dec`` / ``u``        Decimal, UUID (``v``: the string form)
 ``e``                  an Enum member (``t``: ``module:qualname``, ``v``: its value)
@@ -44,6 +46,7 @@ import json
 import pickle
 import sys
 import uuid
+import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
@@ -172,7 +175,7 @@ class JsonCodec:
             frozenset: lambda v: {TAG: "fs", "v": self._enc_unordered(v)},
             bytes: lambda v: {TAG: "b", "v": base64.b64encode(v).decode("ascii")},
             bytearray: lambda v: {TAG: "ba", "v": base64.b64encode(v).decode("ascii")},
-            dt.datetime: lambda v: {TAG: "dt", "v": v.isoformat()},
+            dt.datetime: _enc_datetime,
             dt.date: lambda v: {TAG: "d", "v": v.isoformat()},
             dt.time: lambda v: {TAG: "tm", "v": v.isoformat()},
             dt.timedelta: lambda v: {TAG: "td", "v": [v.days, v.seconds, v.microseconds]},
@@ -730,6 +733,30 @@ def _accepts(tag: str, obj: Any) -> bool:
     return pydantic is not None and issubclass(obj, pydantic.BaseModel)
 
 
+def _enc_datetime(v: dt.datetime) -> dict[str, Any]:
+    """A datetime: with its zone's key when it has a named ``zoneinfo`` zone, else ISO 8601.
+
+    An offset alone would not do for a zone: the value would come back in a fixed-offset
+    zone, and a time in a DST gap or fold never equals one in another zone.
+    """
+    if isinstance(v.tzinfo, zoneinfo.ZoneInfo) and v.tzinfo.key is not None:
+        local = v.replace(tzinfo=None).isoformat()
+        return {TAG: "dtz", "v": [local, v.tzinfo.key, v.fold]}
+    return {TAG: "dt", "v": v.isoformat()}
+
+
+def _dec_zoned(v: list[Any]) -> dt.datetime:
+    local, key, fold = v
+    try:
+        zone = zoneinfo.ZoneInfo(key)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise CodecError(
+            f"stored datetime is in time zone {key!r}, which this machine does not know "
+            f"({exc}): install the tzdata package"
+        ) from None
+    return dt.datetime.fromisoformat(local).replace(tzinfo=zone, fold=fold)
+
+
 _TAG_KINDS = {"e": "an Enum subclass", "dc": "a dataclass", "pd": "a pydantic model class"}
 
 _SIMPLE_DECODERS: dict[str, Callable[[Any], Any]] = {
@@ -738,6 +765,7 @@ _SIMPLE_DECODERS: dict[str, Callable[[Any], Any]] = {
     "b": lambda v: base64.b64decode(v, validate=True),
     "ba": lambda v: bytearray(base64.b64decode(v, validate=True)),
     "dt": dt.datetime.fromisoformat,
+    "dtz": _dec_zoned,
     "d": dt.date.fromisoformat,
     "tm": dt.time.fromisoformat,
     "td": lambda v: dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
