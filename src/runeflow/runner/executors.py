@@ -185,19 +185,19 @@ def _result_or_failure(future: cf.Future[Runnable], runnable: Runnable) -> Runna
 
 
 class AsyncioExecutor:
-    """Runs ``async def`` steps on an event loop and plain steps on its thread pool.
+    """Runs ``async def`` steps on an event loop and plain steps on a thread pool.
 
     The loop runs on a background thread owned by this executor, so it works the same from
-    scripts and from async applications. Async runnables can be cancelled (timeouts).
+    scripts and from async applications. Async runnables can be cancelled (timeouts). Plain
+    steps go straight to a :class:`ThreadExecutor`, without a hop through the loop.
     """
 
     name = "asyncio"
 
     def __init__(self, max_workers: int | None = None) -> None:
         self._loop = asyncio.new_event_loop()
-        self._pool = cf.ThreadPoolExecutor(
-            max_workers or min(64, (os.cpu_count() or 1) * 8), thread_name_prefix="runeflow-aio"
-        )
+        self._threads = ThreadExecutor(max_workers)
+        self._pool = self._threads._pool
         self._loop.set_default_executor(self._pool)
         self._tasks: dict[str, cf.Future[Any]] = {}
         self._lock = threading.Lock()
@@ -207,8 +207,11 @@ class AsyncioExecutor:
         self._thread.start()
 
     def submit(self, runnable: Runnable, done: Done) -> None:
-        """Schedule on the loop."""
-        future = asyncio.run_coroutine_threadsafe(self._run(runnable), self._loop)
+        """Schedule an async runnable on the loop; hand a plain one to the thread pool."""
+        if not runnable.is_async:
+            self._threads.submit(runnable, done)
+            return
+        future = asyncio.run_coroutine_threadsafe(runnable.execute_async(), self._loop)
         with self._lock:
             self._tasks[runnable.id] = future
 
@@ -223,11 +226,6 @@ class AsyncioExecutor:
 
         future.add_done_callback(finished)
 
-    async def _run(self, runnable: Runnable) -> Runnable:
-        if runnable.is_async:
-            return await runnable.execute_async()
-        return await self._loop.run_in_executor(None, runnable.execute)
-
     def cancel(self, runnable_id: str) -> bool:
         """Cancel the task running ``runnable_id``."""
         with self._lock:
@@ -238,7 +236,7 @@ class AsyncioExecutor:
         """Stop the loop and its pool."""
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._threads.shutdown(wait=wait)
 
 
 _BUILTIN: dict[str, Callable[[int | None], Executor]] = {
