@@ -9,8 +9,9 @@ Prints JSON lines; ratios are computed within the run. Cases:
   step over running the same chain inline in the model. On SQLite also with ~200-byte
   record values, which are stored by content hash (small values such as the int chain's
   live in the fact's row).
-* ``instances``: 10,000 instances of a three-step workflow, inline and on the thread pool
-  (best and median of three runs); instances/s, RSS growth (first run) and peak RSS.
+* ``instances``: 10,000 instances of a three-step workflow, inline, on the thread pool and
+  on the asyncio executor (plain steps), best and median of three runs each; instances/s,
+  RSS growth (first run) and peak RSS.
 * ``timers``: 1,000 waiting instances whose waits time out within two seconds; mean and
   p99 lateness of firing, and RSS per waiting instance.
 """
@@ -174,7 +175,7 @@ def chain_runner(n: int, trials: int) -> None:
 
 def instances(n: int, trials: int = 3) -> None:
     definition = three_step()
-    for executor in ("inline", "threads"):
+    for executor in ("inline", "threads", "asyncio"):
         rates = []
         for trial in range(trials):
             gc.collect()
