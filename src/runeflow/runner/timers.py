@@ -51,7 +51,7 @@ class FakeClock:
         clock = rf.FakeClock()
         runner = rf.Runner(clock=clock)
         ...
-        clock.advance(3600)   # timers due within the hour fire now
+        clock.advance(3600)  # timers due within the hour fire now
     """
 
     def __init__(self, start: float = 1_000_000.0) -> None:
