@@ -203,3 +203,23 @@ def test_postgres_schema_1_is_migrated_and_stays_readable(pg_schema: str) -> Non
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_decoding_pauses_the_gc_only_when_it_was_on(tmp_path: Path) -> None:
+    import gc
+
+    with SQLiteStore(tmp_path / "gc.db") as store:
+        store.create("w", definition_name="n", definition_hash="h")
+        for i in range(3):
+            store.append("w", make_cycle(i))
+        seen: list[bool] = []
+        for event in store.stream("w"):  # the consumer runs between chunks, GC restored
+            seen.append(gc.isenabled())
+            assert isinstance(event, Event)
+        assert seen == [True] * 9
+        gc.disable()
+        try:
+            assert len(list(store.stream("w"))) == 9
+            assert not gc.isenabled()  # a caller that turned it off keeps it off
+        finally:
+            gc.enable()

@@ -337,6 +337,11 @@ class PostgresStore(Store):
     ) -> int:
         """See :meth:`Store.append`."""
         encoded = self._encode_append(events) if events else None
+        # One row per fact: (id, content hash, NULL) or, for an inline value, (id, '', value).
+        facts: list[tuple[str, str, bytes | None]] = []
+        if encoded is not None:
+            facts += [(fid, digest, None) for fid, digest in encoded.fact_hashes.items()]
+            facts += [(fid, "", data) for fid, data in encoded.inline.items()]
         params: dict[str, Any] = {
             "wid": workflow_id,
             "n": encoded.count if encoded else 0,
@@ -346,13 +351,9 @@ class PostgresStore(Store):
             "fact_ids": list(encoded.fact_ids) if encoded and encoded.fact_ids else None,
             "hashes": list(encoded.contents) if encoded else [],
             "blobs": list(encoded.contents.values()) if encoded else [],
-            "fids": [*encoded.fact_hashes, *encoded.inline] if encoded else [],
-            "fhashes": [*encoded.fact_hashes.values(), *[""] * len(encoded.inline)]
-            if encoded
-            else [],
-            "fdata": [*[None] * len(encoded.fact_hashes), *encoded.inline.values()]
-            if encoded
-            else [],
+            "fids": [f[0] for f in facts],
+            "fhashes": [f[1] for f in facts],
+            "fdata": [f[2] for f in facts],
         }
         row = self._fetchone("append", params)
         if row is None:
