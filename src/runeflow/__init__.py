@@ -4,6 +4,8 @@ Build a workflow from plain functions, run it inline or under a :class:`Runner`,
 its event log in a store. ``import runeflow as rf`` is the one supported import path.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from runeflow.codec import JsonCodec, PickleCodec
 from runeflow.errors import (
     CodecError,
@@ -11,10 +13,12 @@ from runeflow.errors import (
     DefinitionMismatchError,
     DispatchError,
     InstanceStateError,
+    LeaseLostError,
     RunContextError,
     RuneflowError,
     RuntimeFailure,
     StoreError,
+    StoreUnavailableError,
     WorkflowDefinitionError,
     WorkflowNotFoundError,
 )
@@ -46,6 +50,7 @@ from runeflow.model.runnable import Runnable, execute_runnable
 from runeflow.model.workflow import Wait, Workflow, workflow
 from runeflow.runner import (
     Checkpoint,
+    Client,
     FakeClock,
     Hooks,
     InstanceInfo,
@@ -60,6 +65,9 @@ from runeflow.runner import (
 )
 from runeflow.stores import MemoryStore, SQLiteStore, Store, store_from_url
 
+if TYPE_CHECKING:
+    from runeflow.stores.postgres import PostgresStore
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -67,6 +75,7 @@ __all__ = [
     "Accumulator",
     "AwaitEvent",
     "Checkpoint",
+    "Client",
     "CodecError",
     "Component",
     "DefinitionError",
@@ -82,11 +91,13 @@ __all__ = [
     "InstanceStateError",
     "Join",
     "JsonCodec",
+    "LeaseLostError",
     "LoggingHandler",
     "Map",
     "MemoryStore",
     "PickleCodec",
     "Policy",
+    "PostgresStore",
     "Reduce",
     "Rule",
     "RunContextError",
@@ -102,6 +113,7 @@ __all__ = [
     "Step",
     "Store",
     "StoreError",
+    "StoreUnavailableError",
     "SystemClock",
     "TelemetryEvent",
     "Wait",
@@ -124,3 +136,12 @@ __all__ = [
     "store_from_url",
     "workflow",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load :class:`PostgresStore` on first use: ``import runeflow`` never imports psycopg."""
+    if name == "PostgresStore":
+        from runeflow.stores.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from runeflow._cli_inspect import NodeInfo
 from runeflow.model.facts import ROOT
 from runeflow.model.workflow import Workflow
+from runeflow.view import NodeInfo
 
 __all__ = ["STATE_STYLES", "nodes_of", "to_dot", "to_mermaid"]
 

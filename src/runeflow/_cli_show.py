@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from runeflow._cli_inspect import InstanceView
 from runeflow._cli_output import format_time, print_table, short, to_jsonable
 from runeflow.stores.base import InstanceMeta
+from runeflow.view import InstanceView
 
 __all__ = ["event_data", "meta_dict", "print_view", "view_dict"]
 

@@ -37,7 +37,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import threading
@@ -50,15 +49,17 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from runeflow import _cli_graph, _cli_show
-from runeflow._cli_inspect import load_view
 from runeflow._cli_output import ProgressDisplay, dumps, format_time, print_table, short
 from runeflow.errors import RuneflowError, WorkflowDefinitionError
 from runeflow.model.replay import load_definition
 from runeflow.model.workflow import Workflow
+from runeflow.runner.ownership import Ownership
 from runeflow.runner.runner import Runner
+from runeflow.runner.stored import stop_stored
 from runeflow.runner.worker import Hooks, InstanceInfo, Status
 from runeflow.stores import store_from_url
 from runeflow.stores.base import Store
+from runeflow.view import load_view
 
 __all__ = [
     "DEFAULT_STORE",
@@ -307,10 +308,12 @@ def _add_worker(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "worker",
         parents=[common],
-        help="serve the store: recover instances, fire timers, apply resumes",
-        description="A long-running runner: it recovers unfinished instances, fires due "
-        "timers and applies events sent with `runeflow resume`, until SIGINT or SIGTERM; it "
-        "then checkpoints everything and exits 0, leaving every instance resumable.",
+        help="serve the store: claim instances with work, fire timers, apply commands",
+        description="A long-running runner: it claims instances that have work and no live "
+        "owner (new submissions, a dead or paused worker's instances), fires due timers and "
+        "applies input, events and stops sent by other processes, until SIGINT or SIGTERM; "
+        "it then checkpoints everything and exits 0, leaving every instance resumable. "
+        "Several workers may serve one store.",
     )
     p.add_argument(
         "--workflows",
@@ -326,7 +329,22 @@ def _add_worker(sub: Any, common: argparse.ArgumentParser) -> None:
         type=float,
         default=0.5,
         metavar="SECONDS",
-        help="how often the store is polled for timers and events (default: 0.5)",
+        help="how often the store is polled for work, timers and commands (default: 0.5)",
+    )
+    p.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a dead or paused worker keeps its instances before another worker "
+        "takes them over (default: 30; a dead process on this host is taken over at once)",
+    )
+    p.add_argument(
+        "--max-instances",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the most instances this worker claims (default: 4 x its thread pool)",
     )
     p.set_defaults(handler=cmd_worker)
 
@@ -510,50 +528,26 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    """``runeflow stop``: mark an instance stopped, without loading or running it."""
+    """``runeflow stop``: mark an instance stopped, without loading or running it.
+
+    When a runner (a ``runeflow worker``) owns the instance, the stop is recorded in the
+    store and that runner applies it.
+    """
     store = open_store(args, existing=args.id)
     with store:
         status = store.get(args.id).status
         if status == Status.STOPPED.value:
             _note(f"instance {args.id!r} is already stopped")
             return EXIT_OK
-        owner = f"{socket.gethostname()}:{os.getpid()}:cli-stop"
-        if not _take_lease(store, args.id, owner):
-            raise CliError(
-                f"instance {args.id!r} is being run by {store.lease_owner(args.id)}: stop it "
-                "there, or stop that runner first (Ctrl-C or SIGTERM) and run this again"
+        owner = stop_stored(store, args.id, Ownership(store, 30.0))
+        if owner is not None:
+            _note(
+                f"instance {args.id!r} is run by {owner}: the stop is recorded in the store "
+                "and applied there"
             )
-        try:
-            store.set_status(args.id, Status.STOPPED.value)
-        finally:
-            store.release_lease(args.id, owner)
+            return EXIT_OK
     _note(f"instance {args.id!r} stopped (it was {status})")
     return EXIT_OK
-
-
-def _take_lease(store: Store, workflow_id: str, owner: str) -> bool:
-    if store.acquire_lease(workflow_id, owner, 30.0):
-        return True
-    holder = store.lease_owner(workflow_id)
-    if holder is None or not _is_dead(holder):
-        return False
-    store.release_lease(workflow_id, holder)
-    return store.acquire_lease(workflow_id, owner, 30.0)
-
-
-def _is_dead(owner: str) -> bool:
-    """True when a lease owner (``host:pid:...``) was a process of this host that is gone."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -587,14 +581,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         store=store,
         workflows=definitions,
         executor=args.executor,
-        recover=False,
         poll_interval=args.poll_interval,
+        lease_ttl=args.lease_ttl,
+        max_instances=args.max_instances,
     )
     try:
-        recovered = runner.recover_all()
         _note(
-            f"runeflow worker {runner.owner}: serving {_store_label(args)}, "
-            f"{len(recovered)} instance(s) recovered; stop with Ctrl-C or SIGTERM"
+            f"runeflow worker {runner.owner}: serving {_store_label(args)} (claims instances "
+            "with work and no live owner); stop with Ctrl-C or SIGTERM"
         )
         runner.serve(stop)
     finally:
@@ -746,10 +740,18 @@ def _check_postgres(url: str, label: str) -> None:
         import psycopg
     except ImportError:
         raise CliError('a PostgreSQL store needs: pip install "runeflow[postgres]"') from None
+    from runeflow.stores.postgres import mask_password
+
     try:
         psycopg.connect(url, connect_timeout=5).close()
     except psycopg.Error as exc:
-        raise CliError(f"cannot reach the store {label}: {_one_line(str(exc))}") from exc
+        # libpq quotes what it cannot parse, e.g. 'invalid percent-encoded token: "s3%zz"'
+        # for a password: mask it, and chain the driver's error only when it held none.
+        reason = mask_password(str(exc), url)
+        error = CliError(f"cannot reach the store {label}: {_one_line(reason)}")
+        if reason == str(exc):
+            raise error from exc
+        raise error from None
 
 
 def parse_json(text: str, what: str) -> Any:

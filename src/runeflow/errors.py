@@ -11,9 +11,11 @@ that cannot be read)::
     └── RuntimeFailure                  something went wrong while running
         ├── WorkflowNotFoundError       no instance with that id
         ├── InstanceStateError          the instance cannot take that request now
+        │   └── LeaseLostError          another runner owns the instance now (fenced)
         ├── RunContextError             a required run-context key is missing
         ├── DispatchError               a runnable cannot be sent to its executor
         ├── StoreError                  the store failed or holds unreadable data
+        │   └── StoreUnavailableError   the store cannot be reached now (retried)
         └── CodecError                  a value cannot be encoded or decoded
 
 Errors carry the fields they talk about (``workflow_id``, ``component``...) as attributes, and
@@ -28,10 +30,12 @@ __all__ = [
     "DefinitionMismatchError",
     "DispatchError",
     "InstanceStateError",
+    "LeaseLostError",
     "RunContextError",
     "RuneflowError",
     "RuntimeFailure",
     "StoreError",
+    "StoreUnavailableError",
     "WorkflowDefinitionError",
     "WorkflowNotFoundError",
 ]
@@ -114,6 +118,25 @@ class InstanceStateError(RuntimeFailure):
         self.status = status
 
 
+class LeaseLostError(InstanceStateError):
+    """A write was refused: another runner took the instance over (its fencing token moved on).
+
+    The runner that gets it stops the instance at once and writes nothing more; the new owner
+    carries on from the store.
+
+    Attributes:
+        token: the fencing token the refused write stated.
+    """
+
+    def __init__(self, workflow_id: str, token: int | None = None, detail: str = "") -> None:
+        super().__init__(
+            f"instance {workflow_id!r} is owned by another runner now (this write stated "
+            f"fencing token {token}{detail}): nothing was written; it carries on there",
+            workflow_id=workflow_id,
+        )
+        self.token = token
+
+
 class RunContextError(RuntimeFailure, KeyError):
     """A component needs a run-context key that was not supplied.
 
@@ -160,6 +183,14 @@ class StoreError(RuntimeFailure):
         super().__init__(message)
         self.workflow_id = workflow_id
         self.cursor = cursor
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached right now (connection lost, server restarting, locked).
+
+    Transient: runners retry with capped, jittered backoff and never give an instance up
+    because of it. Whether a write that failed this way was committed is unknown.
+    """
 
 
 class CodecError(RuntimeFailure, TypeError):

@@ -250,7 +250,11 @@ class Workflow:
     # --- phase 1: plan and prepare --------------------------------------------------------
 
     def plan_eagerly(
-        self, input: Any = _NO_INPUT, *, run_context: Mapping[str, Mapping[str, Any]] | None = None
+        self,
+        input: Any = _NO_INPUT,
+        *,
+        run_context: Mapping[str, Mapping[str, Any]] | None = None,
+        key: str | None = None,
     ) -> Workflow:
         """Feed ``input`` (if given) and evaluate every pending rule condition.
 
@@ -258,20 +262,31 @@ class Workflow:
             input: a value for the workflow's root; omit it to re-plan from produced facts.
             run_context: values for ``rf.context`` parameters: ``{component: {key: value},
                 "_global": {key: value}}``. Kept in memory only, never logged.
+            key: an idempotency key for ``input`` (see :meth:`feed`).
         """
         if run_context is not None:
             self._run_context = run_context
         if input is not _NO_INPUT:
-            self.feed(input)
+            self.feed(input, key=key)
         self._run_matches()
         return self
 
-    def feed(self, value: Any) -> Fact:
-        """Add ``value`` as a new input fact (without evaluating conditions) and return it."""
-        if self._nonce is None:
-            self._nonce = secrets.token_hex(8)
+    def feed(self, value: Any, *, key: str | None = None) -> Fact | FactRef:
+        """Add ``value`` as a new input fact (without evaluating conditions) and return it.
+
+        With ``key``, the fact's id derives from the key, and feeding the same key again
+        returns the fact already fed without adding anything (a redelivered input).
+        """
+        if key is not None:
+            fid = short_id("input-key", key)
+            known = self._facts.get(fid)
+            if known is not None:
+                return known
+        else:
+            if self._nonce is None:
+                self._nonce = secrets.token_hex(8)
+            fid = short_id("input", self._nonce, str(self._inputs + 1))
         self._inputs += 1
-        fid = short_id("input", self._nonce, str(self._inputs))
         fact = Fact(fid, _materialize(value), ROOT, ROOT, (), (fid,))
         self._events.append(fact)
         self._add_fact(fact)

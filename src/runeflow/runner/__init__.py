@@ -1,5 +1,6 @@
 """The runner: many workflow instances, executors, policies, timers and telemetry."""
 
+from runeflow.runner.client import Client
 from runeflow.runner.contract import RunnerProtocol
 from runeflow.runner.executors import (
     AsyncioExecutor,
@@ -17,6 +18,7 @@ from runeflow.runner.worker import Checkpoint, Hooks, InstanceInfo, Status, ever
 __all__ = [
     "AsyncioExecutor",
     "Checkpoint",
+    "Client",
     "Clock",
     "Executor",
     "FakeClock",

@@ -13,10 +13,9 @@ All methods are thread-safe and blocking; each has an ``async`` twin prefixed wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
 import random
-import socket
 import threading
 import time
 import uuid
@@ -28,8 +27,6 @@ from runeflow.errors import (
     DefinitionError,
     InstanceStateError,
     RuneflowError,
-    WorkflowDefinitionError,
-    WorkflowNotFoundError,
 )
 from runeflow.model.components import Component
 from runeflow.model.events import Event
@@ -37,11 +34,16 @@ from runeflow.model.replay import load_definition
 from runeflow.model.workflow import Workflow
 from runeflow.recovery import Rehydration, load_workflow
 from runeflow.runner.executors import Executor, make_executor
+from runeflow.runner.inbox import command_timer
+from runeflow.runner.ownership import OwnedElsewhereError, Ownership
 from runeflow.runner.policies import Policies, Policy
+from runeflow.runner.serving import Serving
+from runeflow.runner.stored import has_pending_commands, stored_info, validate_event
 from runeflow.runner.telemetry import Handler, Telemetry, TelemetryEvent
 from runeflow.runner.timers import Clock, Scheduler, SystemClock
+from runeflow.runner.twins import AsyncTwins
 from runeflow.runner.worker import Checkpoint, Hooks, InstanceInfo, Status, Worker
-from runeflow.stores.base import Store, Timer
+from runeflow.stores.base import Store, content_hash
 from runeflow.stores.memory import MemoryStore
 
 __all__ = ["Runner"]
@@ -49,11 +51,9 @@ __all__ = ["Runner"]
 log = logging.getLogger("runeflow.runner")
 
 _MISSING: Any = object()
-_RESTART_LIMIT = 3
-_RESTART_WINDOW = 60.0
 
 
-class Runner:
+class Runner(Serving, AsyncTwins):
     """Runs many workflow instances with parallel dispatch, policies and checkpoints.
 
     Args:
@@ -70,10 +70,16 @@ class Runner:
         policies: per-component :class:`Policy` table (see :mod:`runeflow.runner.policies`).
         hooks: callbacks for every instance (see :class:`Hooks`).
         recover: recover unfinished instances from the store when the runner starts.
-        lease_ttl: seconds a runner's claim on an instance lasts without renewal.
+        lease_ttl: seconds a runner's claim on an instance lasts without renewal; another
+            runner takes the instance over once it expires (at once when the owner was a
+            process of this host that died).
         max_workers: size of the built-in executors' pools.
-        poll_interval: when set, poll the store this often (seconds) for due timers and for
-            events recorded by other processes, and renew leases (see :meth:`serve`).
+        poll_interval: when set, the runner *serves*: this often (seconds) it claims
+            instances with work and no live owner, applies commands sent by other
+            processes, fires due timers, and releases instances that have nothing left to do
+            (see :meth:`serve`).
+        max_instances: the most instances a serving runner claims (default: four times its
+            executor's pool size); explicit starts are never refused.
     """
 
     def __init__(
@@ -91,6 +97,7 @@ class Runner:
         lease_ttl: float = 30.0,
         max_workers: int | None = None,
         poll_interval: float | None = None,
+        max_instances: int | None = None,
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Clock = clock or SystemClock()
@@ -101,9 +108,13 @@ class Runner:
         self.telemetry = Telemetry()
         self.rng = random.Random()
         self.lease_ttl = lease_ttl
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.ownership = Ownership(self.store, lease_ttl)
+        self.owner = self.ownership.owner
         self._max_workers = max_workers
         self._executor = make_executor(executor, max_workers)
+        pool = getattr(self._executor, "max_workers", None)
+        self._max_instances = max_instances or 4 * (pool if isinstance(pool, int) else 8)
+        self._wakeup = threading.Event()
         self._executors: dict[str, Executor] = {self._executor.name: self._executor}
         self._executor_lock = threading.Lock()
         self._max_concurrency = max_concurrency
@@ -123,7 +134,7 @@ class Runner:
         for definition in workflows:
             self.register(definition)
         self.store.setup()
-        if recover:
+        if recover and poll_interval is None:  # a serving runner recovers by claiming
             self.recover_all()
         if poll_interval is not None:
             self._start_poller(poll_interval)
@@ -168,6 +179,9 @@ class Runner:
     ) -> str:
         """Start an instance of ``workflow`` under ``workflow_id`` (nothing runs until ``run``).
 
+        The instance, its build events and this runner's lease are written in one
+        transaction before this returns.
+
         Args:
             workflow_id: the instance's id, unique in this runner's store.
             workflow: a Workflow (its structure is shared, its state is not), a builder, a
@@ -179,47 +193,111 @@ class Runner:
 
         Raises:
             InstanceStateError: an instance with this id already exists.
+            StoreError: the store could not record it (nothing was created).
         """
-        self._check_open()
-        if not isinstance(workflow_id, str) or not workflow_id:
-            raise ValueError("workflow_id must be a non-empty string")
-        wf = self._instantiate(workflow)
-        metadata = {"definition": definition or _import_path(workflow)}
-        with self._registry_lock:
-            if workflow_id in self._workers or not self.store.create(
-                workflow_id,
-                definition_name=wf.name,
-                definition_hash=wf.definition_hash(),
-                status=Status.IDLE.value,
-                metadata={k: v for k, v in metadata.items() if v},
-            ):
-                raise InstanceStateError(
-                    f"an instance with id {workflow_id!r} already exists: pick another id, or "
-                    "use run()/resume() to continue it",
-                    workflow_id=workflow_id,
-                )
-            worker = Worker(
-                self, workflow_id, wf, hooks=hooks or self.hooks, max_concurrency=max_concurrency
-            )
-            worker.status = Status.IDLE
-            self._workers[workflow_id] = worker
-            self._acquire_lease(workflow_id)
-        worker.stored_status = Status.IDLE.value  # the build events go with the first cycle
-        self._emit("workflow", "start", wf.name, workflow_id)
-        return workflow_id
+        return self._start(
+            workflow_id, workflow, _MISSING, None, hooks, max_concurrency, definition
+        )
 
     def start_instance(
         self,
         definition: Workflow | Callable[[], Workflow] | str,
         context: Any,
         id: str | None = None,
+        *,
+        run_context: dict[str, dict[str, Any]] | None = None,
         **options: Any,
     ) -> str:
-        """Start an instance and feed it ``context`` as its first input; return its id."""
+        """Start an instance and feed it ``context`` as its first input; return its id.
+
+        Creating the instance and recording its input are one transaction, done before this
+        returns. Retrying with the same ``id`` and an equal input returns the existing
+        instance; a different input is refused.
+
+        Raises:
+            InstanceStateError: ``id`` exists with another definition or input.
+            CodecError: the input cannot be stored (nothing was created).
+            StoreError: the store could not record it (nothing was created;
+                :class:`StoreUnavailableError`: unknown whether it was, retry with the same id).
+        """
         workflow_id = id or uuid.uuid4().hex
-        self.start_workflow(workflow_id, definition, **options)
-        self.run(workflow_id, context)
+        return self._start(
+            workflow_id,
+            definition,
+            context,
+            run_context,
+            options.get("hooks"),
+            options.get("max_concurrency"),
+            options.get("definition"),
+        )
+
+    def _start(
+        self,
+        workflow_id: str,
+        workflow: Workflow | Callable[[], Workflow] | str,
+        input: Any,
+        run_context: dict[str, dict[str, Any]] | None,
+        hooks: Hooks | None,
+        max_concurrency: int | None,
+        definition: str | None,
+    ) -> str:
+        self._check_open()
+        if not isinstance(workflow_id, str) or not workflow_id:
+            raise ValueError("workflow_id must be a non-empty string")
+        wf = self._instantiate(workflow)
+        metadata: dict[str, Any] = {"definition": definition or _import_path(workflow)}
+        fed = input is not _MISSING
+        if fed:
+            metadata["input"] = content_hash(self.store.codec.encode(input))
+            wf.plan_eagerly(input, run_context=run_context)
+        events = wf.uncommitted_events()
+        status = Status.RUNNING if fed else Status.IDLE
+        with self._registry_lock:
+            created = self.store.create(
+                workflow_id,
+                definition_name=wf.name,
+                definition_hash=wf.definition_hash(),
+                status=status.value,
+                metadata={k: v for k, v in metadata.items() if v},
+                events=events,
+                owner=self.owner,
+                ttl=self.lease_ttl,
+            )
+            if not created:
+                self._check_same_start(workflow_id, wf, metadata.get("input"))
+                return workflow_id
+            worker = Worker(
+                self,
+                workflow_id,
+                wf,
+                hooks=hooks or self.hooks,
+                max_concurrency=max_concurrency,
+                token=1,
+                cursor=len(events),
+            )
+            worker.status = status
+            worker.stored_status = status.value
+            self._workers[workflow_id] = worker
+        self._emit("workflow", "start", wf.name, workflow_id)
+        if fed:
+            worker.kick()
         return workflow_id
+
+    def _check_same_start(self, workflow_id: str, wf: Workflow, input_hash: str | None) -> None:
+        """A start found the id taken: accept a retry of the same start, refuse the rest."""
+        meta = self.store.get(workflow_id)
+        if input_hash is not None and (meta.definition_name, meta.metadata.get("input")) == (
+            wf.name,
+            input_hash,
+        ):
+            return
+        what = "a different input" if input_hash is not None else "this id"
+        raise InstanceStateError(
+            f"an instance with id {workflow_id!r} already exists ({meta.definition_name}, "
+            f"{meta.status}) with {what}: pick another id, or use run()/resume() to continue it",
+            workflow_id=workflow_id,
+            status=meta.status,
+        )
 
     def _instantiate(self, workflow: Workflow | Callable[[], Workflow] | str) -> Workflow:
         if isinstance(workflow, str):
@@ -243,35 +321,70 @@ class Runner:
     ) -> None:
         """Feed ``input`` to an instance; work proceeds in the background (see ``wait``).
 
+        The input is in the store before this returns (unless checkpoints are ``manual``).
+        When another runner owns the instance, the input is recorded in the store as a
+        command and applied there (``run_context`` cannot travel: it is never stored).
+
         Raises:
             WorkflowNotFoundError: no such instance.
             InstanceStateError: the instance is stopped or failed.
+            CodecError: the input cannot be stored.
+            StoreError: the store could not record it; nothing of it remains.
         """
-        worker = self._worker(workflow_id)
+        worker = self._local_worker(workflow_id)
+        if worker is None:
+            self._send(workflow_id, "input", input)
+            return
         with worker.lock:
             self._check_accepts(worker, "input")
-            worker.status = Status.RUNNING
-            worker.wf.plan_eagerly(input, run_context=run_context)
-            worker.kick()
+
+            def feed() -> None:
+                worker.status = Status.RUNNING
+                worker.wf.plan_eagerly(input, run_context=run_context)
+
+            worker.accept(feed)
 
     def wait(self, workflow_id: str, timeout: float | None = None) -> InstanceInfo:
         """Block until the instance is not ``running``; return its info.
 
+        An instance that another runner owns is followed through the store.
+
         Raises:
             TimeoutError: still running after ``timeout`` seconds.
         """
-        worker = self._worker(workflow_id)
         deadline = None if timeout is None else time.monotonic() + timeout
-        with worker.lock:
-            while worker.status is Status.RUNNING:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(
-                        f"instance {workflow_id!r} still running after {timeout}s "
-                        f"({len(worker.running)} runnable(s) executing)"
-                    )
-                worker.settled.wait(timeout=remaining)
-            return worker.info()
+        while True:
+            worker = self._local_worker(workflow_id)
+            if worker is None:
+                return self._wait_stored(workflow_id, deadline, timeout)
+            with worker.lock:
+                while worker.status is Status.RUNNING and not worker.detached:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError(
+                            f"instance {workflow_id!r} still running after {timeout}s "
+                            f"({len(worker.running)} runnable(s) executing)"
+                        )
+                    worker.settled.wait(timeout=0.5 if remaining is None else min(remaining, 0.5))
+                if worker.detached in (None, "released", "stopped"):
+                    return worker.info()
+
+    def _wait_stored(
+        self, workflow_id: str, deadline: float | None, timeout: float | None
+    ) -> InstanceInfo:
+        delay = 0.005
+        while True:
+            status = self.store.get(workflow_id).status
+            if status != Status.RUNNING.value and not has_pending_commands(self.store, workflow_id):
+                return stored_info(self.store, workflow_id)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(
+                    f"instance {workflow_id!r} still running after {timeout}s "
+                    "(it runs in another runner)"
+                )
+            time.sleep(delay if remaining is None else min(delay, remaining))
+            delay = min(delay * 2, 0.1)
 
     def get_results(
         self,
@@ -287,16 +400,28 @@ class Runner:
         ``components=[...]`` (or ``None`` for the output ports), ``facts`` or ``all``: the
         structured results of :meth:`Workflow.results`.
         """
-        worker = self._worker(workflow_id)
-        with worker.lock:
+        worker = self._local_worker(workflow_id)
+        if worker is None:
+            wf = self._read_only(workflow_id)
+            lock: Any = contextlib.nullcontext()
+        else:
+            wf, lock = worker.wf, worker.lock
+        with lock:
             if components is _MISSING and not facts and not all:
-                return worker.wf.raw_productions()
+                return wf.raw_productions()
             names = None if components is _MISSING else components
-            return worker.wf.results(names, facts=facts, all=all)
+            return wf.results(names, facts=facts, all=all)
 
     def get_workflow(self, workflow_id: str) -> Workflow:
-        """The instance's workflow (live object: read it, don't drive it)."""
-        return self._worker(workflow_id).wf
+        """The instance's workflow (live object: read it, don't drive it); a copy rebuilt
+        from the store when another runner owns it."""
+        worker = self._local_worker(workflow_id)
+        return worker.wf if worker is not None else self._read_only(workflow_id)
+
+    def _read_only(self, workflow_id: str) -> Workflow:
+        meta = self.store.get(workflow_id)
+        definition = self._definition_for(meta.definition_name, meta.metadata)
+        return self._load_workflow(workflow_id, definition, "full", False, meta.cursor)
 
     def lookup(self, workflow_id: str) -> Workflow | None:
         """The instance's workflow if it is loaded in this runner, else ``None``."""
@@ -310,16 +435,13 @@ class Runner:
             with worker.lock:
                 return worker.info()
         if workflow_id in self._unrecoverable:
-            meta = self.store.get(workflow_id)
-            return InstanceInfo(
-                workflow_id=workflow_id,
-                name=meta.definition_name,
-                status=Status(meta.status),
-                error=self._unrecoverable[workflow_id],
-                loaded=False,
-                updated_at=meta.updated_at,
-            )
-        return self._worker(workflow_id).info()
+            info = stored_info(self.store, workflow_id)
+            return _replace_error(info, self._unrecoverable[workflow_id])
+        worker = self._local_worker(workflow_id)
+        if worker is None:
+            return stored_info(self.store, workflow_id)
+        with worker.lock:
+            return worker.info()
 
     def list_workflows(self, status: str | Iterable[str] | None = None) -> list[str]:
         """Ids of the instances in the store (and loaded here), optionally by status."""
@@ -333,7 +455,7 @@ class Runner:
 
     def checkpoint(self, workflow_id: str) -> int | None:
         """Append the instance's new events to the store now; return the store cursor."""
-        worker = self._worker(workflow_id)
+        worker = self._owned(workflow_id)
         with worker.lock:
             return worker.checkpoint()
 
@@ -342,17 +464,22 @@ class Runner:
 
         With ``persist=True`` its state and the ``stopped`` status are checkpointed; with
         ``persist=False`` it is only unloaded from this runner, and the store keeps its last
-        checkpoint (so it can be recovered later).
+        checkpoint (so it can be recovered later). When another runner owns the instance,
+        the stop is recorded in the store and applied there.
         """
-        worker = self._worker(workflow_id)
+        worker = self._local_worker(workflow_id)
+        if worker is None:
+            if persist:
+                self._send(workflow_id, "stop")
+            return
         with worker.lock:
             worker.stop()
             if persist:
                 worker.checkpoint()
         with self._registry_lock:
-            if not persist:
-                self._workers.pop(workflow_id, None)
-            self.store.release_lease(workflow_id, self.owner)
+            if not persist and self._workers.get(workflow_id) is worker:
+                del self._workers[workflow_id]
+            self.ownership.release(workflow_id)
 
     def recover(
         self, workflow_id: str, rehydration: Rehydration = "full", *, migrate: bool = False
@@ -367,13 +494,15 @@ class Runner:
             with old.lock:
                 old.stop()
         worker = self._load(workflow_id, rehydration=rehydration, migrate=migrate)
+        self._unrecoverable.pop(workflow_id, None)
         return worker.info()
 
     def recover_all(self) -> list[str]:
         """Load every unfinished (running or waiting) instance of the store; return their ids.
 
-        Instances whose definition is missing or changed are reported (log line and
-        ``info(id).error``) and left untouched in the store.
+        Each instance is loaded on its own: one whose definition is missing or changed, or
+        whose log cannot be read, is reported (log line, ``info(id).error`` and the store's
+        ``error`` column, shown by ``runeflow list``) and left untouched; the others load.
         """
         recovered = []
         for meta in self.store.list([Status.RUNNING.value, Status.WAITING.value]):
@@ -381,11 +510,10 @@ class Runner:
                 continue
             try:
                 self._load(meta.workflow_id)
-            except (DefinitionError, WorkflowDefinitionError) as exc:
-                self._unrecoverable[meta.workflow_id] = str(exc)
-                log.warning("instance %r not recovered: %s", meta.workflow_id, exc)
-            except InstanceStateError as exc:
+            except OwnedElsewhereError as exc:
                 log.info("instance %r not recovered: %s", meta.workflow_id, exc)
+            except RuneflowError as exc:
+                self._report_unloadable(meta.workflow_id, exc)
             else:
                 recovered.append(meta.workflow_id)
         return recovered
@@ -406,12 +534,10 @@ class Runner:
             InstanceStateError: the instance is stopped or failed, has no open wait (on
                 ``step``), or no open wait accepts ``event``; nothing is changed.
         """
-        try:
-            worker = self._worker(workflow_id)
-        except InstanceStateError as exc:
-            if "another runner" not in str(exc):
-                raise
-            self._resume_remote(workflow_id, event, payload, step)
+        worker = self._local_worker(workflow_id)
+        if worker is None:
+            validate_event(self.store, workflow_id, event, step)
+            self._send(workflow_id, "event", payload, event=event, step=step)
             return
         with worker.lock:
             worker.deliver(event, payload, step)
@@ -419,7 +545,7 @@ class Runner:
     def schedule_resume(self, workflow_id: str, step: str, delay: float) -> str:
         """Deliver ``timeout`` to the wait on ``step`` after ``delay`` seconds; return the
         timer's id. The timer is durable: it survives restarts and fires at most once."""
-        worker = self._worker(workflow_id)
+        worker = self._owned(workflow_id)
         with worker.lock:
             self._check_accepts(worker, "timers")
             if not any(w.name == step for w in worker.wf.graph.waits()):
@@ -440,16 +566,9 @@ class Runner:
 
     def cancel_timer(self, workflow_id: str, timer_id: str) -> bool:
         """Cancel a pending timer; return False when it already fired or is unknown."""
-        worker = self._worker(workflow_id)
+        worker = self._owned(workflow_id)
         with worker.lock:
             return worker.cancel_timer(timer_id)
-
-    def serve(self, stop: threading.Event | None = None) -> None:
-        """Serve until ``stop`` is set: fire timers and apply events recorded by other
-        processes (polling the store), renew leases. Call :meth:`shutdown` afterwards."""
-        if self._poller is None:
-            self._start_poller(self._poll_interval or 0.2)
-        (stop or threading.Event()).wait()
 
     def timer_lateness(self) -> list[float]:
         """Seconds between each fired timer's due time and its firing, in firing order."""
@@ -459,86 +578,25 @@ class Runner:
         """Bookkeeping when a worker fires a timer."""
         self._lateness.append(max(0.0, now - timer.fire_at))
 
-    def _resume_remote(self, workflow_id: str, event: str, payload: Any, step: str | None) -> None:
-        meta = self.store.get(workflow_id)
-        definition = self._definition_for(meta.definition_name, meta.metadata)
-        wf = self._load_workflow(workflow_id, definition, "full", False)
-        if meta.status in (Status.STOPPED.value, Status.FAILED.value):
+    def _send(
+        self,
+        workflow_id: str,
+        kind: Any,
+        value: Any = None,
+        *,
+        event: str | None = None,
+        step: str | None = None,
+    ) -> None:
+        """Record a command for the runner that owns the instance (durable on return)."""
+        status = self.store.get(workflow_id).status
+        if kind != "stop" and status in (Status.STOPPED.value, Status.FAILED.value):
             raise InstanceStateError(
-                f"instance {workflow_id!r} is {meta.status} and takes no more events",
+                f"instance {workflow_id!r} is {status} and takes no more {kind}",
                 workflow_id=workflow_id,
-                status=meta.status,
+                status=status,
             )
-        try:
-            wf.find_wait(event, step)
-        except InstanceStateError as exc:
-            raise InstanceStateError(
-                f"instance {workflow_id!r}: {exc}", workflow_id=workflow_id
-            ) from None
-        self.store.codec.encode(payload)
-        self.store.schedule_timer(
-            Timer(
-                timer_id=f"event-{uuid.uuid4().hex}",
-                workflow_id=workflow_id,
-                fire_at=0.0,
-                payload={"kind": "event", "event": event, "payload": payload, "step": step},
-            )
-        )
-
-    def _start_poller(self, interval: float) -> None:
-        self._poll_interval = interval
-        self._poller = threading.Thread(
-            target=self._poll_loop, args=(interval,), name="runeflow-poller", daemon=True
-        )
-        self._poller.start()
-
-    def _poll_loop(self, interval: float) -> None:
-        while not self._stop_polling.wait(interval):
-            try:
-                self.poll_store()
-            except Exception:
-                log.exception("polling the store failed")
-
-    def _keep_leases(self) -> None:
-        """Renew this runner's leases every third of their time to live (real time)."""
-        while not self._stop_polling.wait(self.lease_ttl / 3):
-            for wid, worker in list(self._workers.items()):
-                if worker.status is Status.STOPPED:
-                    continue
-                try:
-                    if not self.store.renew_lease(wid, self.owner, self.lease_ttl):
-                        log.warning("lost the lease on %r to %s", wid, self.store.lease_owner(wid))
-                except Exception:
-                    log.exception("renewing the lease on %r failed", wid)
-
-    def poll_store(self) -> int:
-        """Handle due store timers: events from other processes, timers of instances not
-        loaded here (loading them). Return how many were handled."""
-        handled = 0
-        for timer in self.store.due_timers(self.clock.now(), limit=500):
-            try:
-                worker = self._worker(timer.workflow_id)
-            except (InstanceStateError, WorkflowNotFoundError, DefinitionError) as exc:
-                log.debug("timer %s not handled here: %s", timer.timer_id, exc)
-                continue
-            kind = timer.payload.get("kind")
-            with worker.lock:
-                if kind == "event":
-                    try:
-                        worker.deliver(
-                            timer.payload["event"],
-                            timer.payload.get("payload"),
-                            timer.payload.get("step"),
-                        )
-                    except InstanceStateError as exc:
-                        log.warning("event for %r dropped: %s", timer.workflow_id, exc)
-                    self.store.cancel_timer(timer.timer_id)
-                elif timer.timer_id in worker.wf._timers:
-                    worker.arm(worker.wf._timers[timer.timer_id])
-                else:
-                    self.store.cancel_timer(timer.timer_id)  # its outcome is in the log
-            handled += 1
-        return handled
+        timer = command_timer(workflow_id, kind, self.store.codec, value, event=event, step=step)
+        self.store.schedule_timer(timer)
 
     def subscribe(self, handler: Handler) -> Callable[[], None]:
         """Receive telemetry events; returns a function that unsubscribes."""
@@ -550,6 +608,7 @@ class Runner:
             return
         self._closed = True
         self._stop_polling.set()
+        self._wakeup.set()
         for thread in (self._poller, self._lease_keeper):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=5)
@@ -559,7 +618,8 @@ class Runner:
                     worker.checkpoint()
                 except RuneflowError as exc:
                     log.error("final checkpoint of %r failed: %s", wid, exc)
-            self.store.release_lease(wid, self.owner)
+            with contextlib.suppress(RuneflowError):
+                self.ownership.release(wid)
         self.scheduler.close()
         for executor in self._executors.values():
             executor.shutdown(wait=wait)
@@ -575,54 +635,6 @@ class Runner:
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self.shutdown)
-
-    # --- async twins ----------------------------------------------------------------------
-
-    async def astart_workflow(self, workflow_id: str, workflow: Any, **options: Any) -> str:
-        """Async twin of :meth:`start_workflow`."""
-        return await asyncio.to_thread(self.start_workflow, workflow_id, workflow, **options)
-
-    async def astart_instance(self, definition: Any, context: Any, id: str | None = None) -> str:
-        """Async twin of :meth:`start_instance`."""
-        return await asyncio.to_thread(self.start_instance, definition, context, id)
-
-    async def arun(self, workflow_id: str, input: Any, run_context: Any = None) -> None:
-        """Async twin of :meth:`run`."""
-        await asyncio.to_thread(self.run, workflow_id, input, run_context)
-
-    async def await_(self, workflow_id: str, timeout: float | None = None) -> InstanceInfo:
-        """Async twin of :meth:`wait` (``await`` is a keyword, hence the underscore)."""
-        return await asyncio.to_thread(self.wait, workflow_id, timeout)
-
-    async def aget_results(self, workflow_id: str, *args: Any, **kwargs: Any) -> Any:
-        """Async twin of :meth:`get_results`."""
-        return await asyncio.to_thread(self.get_results, workflow_id, *args, **kwargs)
-
-    async def ainfo(self, workflow_id: str) -> InstanceInfo:
-        """Async twin of :meth:`info`."""
-        return await asyncio.to_thread(self.info, workflow_id)
-
-    async def astop(self, workflow_id: str, persist: bool = True) -> None:
-        """Async twin of :meth:`stop`."""
-        await asyncio.to_thread(self.stop, workflow_id, persist)
-
-    async def arecover(self, workflow_id: str, rehydration: Rehydration = "full") -> InstanceInfo:
-        """Async twin of :meth:`recover`."""
-        return await asyncio.to_thread(self.recover, workflow_id, rehydration)
-
-    async def aresume(
-        self, workflow_id: str, event: str, payload: Any = None, step: str | None = None
-    ) -> None:
-        """Async twin of :meth:`resume`."""
-        await asyncio.to_thread(self.resume, workflow_id, event, payload, step)
-
-    async def aschedule_resume(self, workflow_id: str, step: str, delay: float) -> str:
-        """Async twin of :meth:`schedule_resume`."""
-        return await asyncio.to_thread(self.schedule_resume, workflow_id, step, delay)
-
-    async def acheckpoint(self, workflow_id: str) -> int | None:
-        """Async twin of :meth:`checkpoint`."""
-        return await asyncio.to_thread(self.checkpoint, workflow_id)
 
     # --- internals used by workers ----------------------------------------------------------
 
@@ -675,13 +687,15 @@ class Runner:
                 worker = self._starved.popleft()
             worker.kick()
 
-    def append(self, workflow_id: str, events: list[Event], status: str) -> int:
-        """Checkpoint through the store, with telemetry."""
+    def append(
+        self, workflow_id: str, events: list[Event], status: str, token: int | None = None
+    ) -> int:
+        """Checkpoint through the store (fenced by ``token``), with telemetry."""
         if not self.telemetry.active:
-            return self.store.append(workflow_id, events, status=status)
+            return self.store.append(workflow_id, events, status=status, token=token)
         start = time.perf_counter()
         try:
-            cursor = self.store.append(workflow_id, events, status=status)
+            cursor = self.store.append(workflow_id, events, status=status, token=token)
         except Exception as exc:
             self._emit(
                 "store", "exception", "append", workflow_id, time.perf_counter() - start, str(exc)
@@ -702,51 +716,27 @@ class Runner:
         """True once :meth:`shutdown` has begun."""
         return self._closed
 
-    def worker_crashed(self, worker: Worker, exc: Exception) -> None:
-        """Restart a worker from its last checkpoint, within a restart-intensity limit."""
-        if self._closed:
-            log.debug("instance %r stopped by shutdown: %r", worker.id, exc)
-            return
-        now = time.monotonic()
-        worker.restarts = [t for t in worker.restarts if now - t < _RESTART_WINDOW] + [now]
-        log.error("instance %r hit an internal error: %r", worker.id, exc, exc_info=exc)
-        if len(worker.restarts) > _RESTART_LIMIT:
-            worker.stop()
-            worker.status = Status.FAILED
-            worker.error = (
-                f"internal error, {len(worker.restarts)} restarts within {_RESTART_WINDOW:g}s: "
-                f"{exc!r}"
-            )
-            try:
-                self.store.set_status(worker.id, Status.FAILED.value)
-            except RuneflowError:
-                log.exception("could not record the failure of %r", worker.id)
-            worker.notify_settled()
-            return
-        restarts = worker.restarts
-        threading.Thread(
-            target=self._restart,
-            args=(worker.id, restarts),
-            daemon=True,
-            name=f"runeflow-restart-{worker.id}",
-        ).start()
-
-    def _restart(self, workflow_id: str, restarts: list[float]) -> None:
-        with self._registry_lock:
-            old = self._workers.pop(workflow_id, None)
-        if old is not None:
-            with old.lock:
-                old.stop()
-        try:
-            worker = self._load(workflow_id)
-        except RuneflowError as exc:
-            log.error("could not restart %r: %s", workflow_id, exc)
-            return
-        worker.restarts = restarts
+    def settled(self, worker: Worker) -> None:
+        """A worker settled: a serving runner may release it and claim more."""
+        if self._poller is not None:
+            self._wakeup.set()
 
     # --- loading ----------------------------------------------------------------------------
 
-    def _worker(self, workflow_id: str) -> Worker:
+    def _local_worker(self, workflow_id: str) -> Worker | None:
+        """The instance's worker here, loading it when nobody owns it; ``None`` when a live
+        runner elsewhere owns it."""
+        worker = self._workers.get(workflow_id)
+        if worker is not None:
+            return worker
+        self._check_open()
+        try:
+            return self._load(workflow_id)
+        except OwnedElsewhereError:
+            return None
+
+    def _owned(self, workflow_id: str) -> Worker:
+        """The instance's worker here (loading it); an instance owned elsewhere raises."""
         worker = self._workers.get(workflow_id)
         if worker is not None:
             return worker
@@ -754,22 +744,36 @@ class Runner:
         return self._load(workflow_id)
 
     def _load(
-        self, workflow_id: str, *, rehydration: Rehydration = "full", migrate: bool = False
+        self,
+        workflow_id: str,
+        *,
+        rehydration: Rehydration = "full",
+        migrate: bool = False,
+        token: int | None = None,
     ) -> Worker:
         with self._registry_lock:
             worker = self._workers.get(workflow_id)
             if worker is not None:
                 return worker
-            if not self.store.exists(workflow_id):
-                raise WorkflowNotFoundError(workflow_id)
-            meta = self.store.get(workflow_id)
-            definition = self._definition_for(meta.definition_name, meta.metadata)
-            self._acquire_lease(workflow_id)
-            wf = self._load_workflow(workflow_id, definition, rehydration, migrate)
-            worker = Worker(self, workflow_id, wf, hooks=self.hooks)
+            if token is None:
+                token = self.ownership.acquire(workflow_id)
+            try:
+                meta = self.store.get(workflow_id)
+                definition = self._definition_for(meta.definition_name, meta.metadata)
+                wf = self._load_workflow(workflow_id, definition, rehydration, migrate, meta.cursor)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.ownership.release(workflow_id)
+                raise
+            worker = Worker(
+                self, workflow_id, wf, hooks=self.hooks, token=token, cursor=meta.cursor
+            )
             worker.stored_status = meta.status
             self._workers[workflow_id] = worker
+        if meta.error is not None or workflow_id in self._unrecoverable:
             self._unrecoverable.pop(workflow_id, None)
+            with contextlib.suppress(RuneflowError):
+                self.store.set_error(workflow_id, None)
         with worker.lock:
             if meta.status in (Status.STOPPED.value, Status.FAILED.value):
                 worker.status = Status(meta.status)
@@ -782,27 +786,29 @@ class Runner:
         return worker
 
     def _load_workflow(
-        self, workflow_id: str, definition: Workflow, rehydration: Rehydration, migrate: bool
+        self,
+        workflow_id: str,
+        definition: Workflow,
+        rehydration: Rehydration,
+        migrate: bool,
+        cursor: int,
     ) -> Workflow:
-        if self.store.cursor(workflow_id) == 0:  # started, but no cycle ran yet
+        if cursor == 0:  # created (by a client) with no log yet
             return definition.fresh()
         return load_workflow(
             self.store, workflow_id, definition, rehydration=rehydration, migrate=migrate
         )
 
-    def _acquire_lease(self, workflow_id: str) -> None:
-        if self.store.acquire_lease(workflow_id, self.owner, self.lease_ttl):
-            return
-        holder = self.store.lease_owner(workflow_id)
-        if holder is not None and _owner_is_dead(holder):
-            self.store.release_lease(workflow_id, holder)
-            if self.store.acquire_lease(workflow_id, self.owner, self.lease_ttl):
-                return
-        raise InstanceStateError(
-            f"instance {workflow_id!r} is being run by another runner ({holder}); "
-            "it can be loaded here once that runner stops or its lease expires",
-            workflow_id=workflow_id,
-        )
+    def _report_unloadable(self, workflow_id: str, exc: Exception) -> None:
+        """Leave an instance that cannot be loaded as it is, and say why (here and in the
+        store, for ``runeflow list``)."""
+        message = str(exc)
+        self._unrecoverable[workflow_id] = message
+        log.warning("instance %r not loaded, left as it is: %s", workflow_id, message)
+        with contextlib.suppress(RuneflowError):
+            self.store.set_error(workflow_id, message)
+        with contextlib.suppress(RuneflowError):
+            self.ownership.release(workflow_id)
 
     def _check_accepts(self, worker: Worker, what: str) -> None:
         if worker.status.is_terminal:
@@ -858,16 +864,7 @@ def _import_path(obj: Any) -> str | None:
     return None
 
 
-def _owner_is_dead(owner: str) -> bool:
-    """True when a lease owner ran on this host in a process that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+def _replace_error(info: InstanceInfo, error: str) -> InstanceInfo:
+    from dataclasses import replace
+
+    return replace(info, error=error)

@@ -19,22 +19,24 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from runeflow.errors import InstanceStateError
+from runeflow.errors import CodecError, InstanceStateError, LeaseLostError, StoreError
 from runeflow.model import events as ev
 from runeflow.model.hashing import short_id
 from runeflow.model.runnable import Runnable
 from runeflow.model.workflow import Wait, Workflow
-from runeflow.runner.telemetry import TelemetryEvent
-from runeflow.stores.base import Timer
+from runeflow.runner.telemetry import Telemetry, TelemetryEvent
+from runeflow.runner.timers import Clock, Scheduler
+from runeflow.stores.base import Store, Timer
 
 if TYPE_CHECKING:
+    import random
+
     from runeflow.runner.executors import Executor
     from runeflow.runner.policies import Policy
-    from runeflow.runner.runner import Runner
 
-__all__ = ["Checkpoint", "Hooks", "InstanceInfo", "Status", "Worker", "every_n"]
+__all__ = ["Checkpoint", "Hooks", "InstanceInfo", "Status", "Worker", "WorkerHost", "every_n"]
 
 log = logging.getLogger("runeflow.runner")
 
@@ -139,6 +141,68 @@ class InstanceInfo:
     """Store time of the last change, when known."""
 
 
+class WorkerHost(Protocol):
+    """What a worker needs from the runner that hosts it (and nothing more)."""
+
+    store: Store
+    clock: Clock
+    scheduler: Scheduler
+    telemetry: Telemetry
+    rng: random.Random
+    checkpoint_strategy: Checkpoint
+
+    @property
+    def closed(self) -> bool:
+        """True once the host is shutting down."""
+        ...
+
+    def policy_for(self, wf: Workflow, component: str) -> Policy | None:
+        """The policy of a component, or ``None`` when no policy does anything."""
+        ...
+
+    def executor_for(self, policy: Policy | None) -> Executor:
+        """The executor a runnable goes to."""
+        ...
+
+    def take_slot(self, worker: Worker) -> bool:
+        """Reserve an execution slot; ``False`` queues the worker until one frees."""
+        ...
+
+    def release_slot(self) -> None:
+        """Give back a slot."""
+        ...
+
+    def pump_starved(self) -> None:
+        """Let workers that waited for a slot dispatch."""
+        ...
+
+    def append(
+        self, workflow_id: str, events: list[ev.Event], status: str, token: int | None
+    ) -> int:
+        """Checkpoint through the store (fenced by ``token``)."""
+        ...
+
+    def worker_crashed(self, worker: Worker, exc: Exception) -> None:
+        """An internal error: restart the worker from its last checkpoint."""
+        ...
+
+    def lost(self, worker: Worker, exc: LeaseLostError) -> None:
+        """Another runner owns the instance now: stop the worker, write nothing more."""
+        ...
+
+    def reload(self, worker: Worker) -> Worker:
+        """Replace the worker by one loaded from the store (after a refused accept)."""
+        ...
+
+    def settled(self, worker: Worker) -> None:
+        """The instance settled (not ``running``)."""
+        ...
+
+    def fired(self, worker: Worker, timer: Any, now: float) -> None:
+        """Bookkeeping when a timer fires."""
+        ...
+
+
 @dataclass(slots=True)
 class _Running:
     runnable: Runnable
@@ -152,15 +216,21 @@ class Worker:
 
     def __init__(
         self,
-        runner: Runner,
+        runner: WorkerHost,
         workflow_id: str,
         wf: Workflow,
         *,
         hooks: Hooks | None = None,
         max_concurrency: int | None = None,
+        token: int | None = None,
+        cursor: int = 0,
     ) -> None:
         self.runner = runner
         self.id = workflow_id
+        self.token = token
+        """The fencing token every append of this worker states (see ``ownership``)."""
+        self.cursor = cursor
+        """The store cursor after this worker's last append (or at load)."""
         self.wf = wf
         self.hooks = hooks
         self.max_concurrency = max_concurrency
@@ -182,6 +252,8 @@ class Worker:
         self.timer_handles: dict[str, int] = {}
         self.armed_waits: set[str] = set()
         self.removals: list[str] = []
+        self.detached: str | None = None
+        """Why the runner let go of this worker (``released``, ``lost``, ...), or ``None``."""
 
     @property
     def settled(self) -> threading.Condition:
@@ -231,9 +303,51 @@ class Worker:
     def _guarded_drive(self) -> None:
         try:
             self._drive()
+        except LeaseLostError as exc:
+            self.driving = False
+            self.runner.lost(self, exc)
         except Exception as exc:  # an internal error: restart from the last checkpoint
             self.driving = False
             self.runner.worker_crashed(self, exc)
+
+    def accept(self, change: Callable[[], object]) -> Worker:
+        """Apply ``change`` (input fed, event delivered) and make it durable before returning.
+
+        The change is run, then cycles are driven and, unless checkpoints are ``manual``,
+        whatever they left unwritten is checkpointed. Hold :attr:`lock`.
+
+        Returns:
+            This worker, or the one reloaded from the store when the store failed but the
+            change turned out to be committed.
+
+        Raises:
+            StoreError: the change could not be written; the instance is reloaded from the
+                store (so nothing half-done remains) when the store can be read.
+            LeaseLostError: another runner owns the instance now (nothing was written).
+        """
+        before = self.cursor
+        try:
+            change()
+            if not self.driving:
+                self._drive()
+            if self.runner.checkpoint_strategy.kind != "manual" and (
+                self.wf.has_uncommitted() or self.status._value_ != self.stored_status
+            ):
+                self.checkpoint()
+        except LeaseLostError as exc:
+            self.driving = False
+            self.runner.lost(self, exc)
+            raise
+        except (StoreError, CodecError):
+            self.driving = False
+            reloaded = self.runner.reload(self)  # raises when the store cannot be read
+            if reloaded.cursor > before:  # the first append, holding the change, committed
+                return reloaded
+            raise
+        except Exception as exc:
+            self.driving = False
+            self.runner.worker_crashed(self, exc)
+        return self
 
     def _drive(self) -> None:
         self.driving = True
@@ -421,11 +535,21 @@ class Worker:
 
     def checkpoint(self) -> int | None:
         """Append new events (and the status) to the store; return the new cursor."""
+        if self.detached is not None:
+            return None  # the runner let go of it: whoever owns the instance now writes
         events = self.wf.uncommitted_events()
         status: str = self.status._value_  # a plain attribute: cheaper than .value
         if not events and status == self.stored_status:
             return None
-        cursor = self.runner.append(self.id, events, status)
+        token = self.token
+        try:
+            cursor = self.runner.append(self.id, events, status, token)
+        except LeaseLostError:
+            if self.token == token:
+                raise
+            # the lease was taken back under a new token meanwhile: nothing was written
+            cursor = self.runner.append(self.id, events, status, self.token)
+        self.cursor = cursor
         self.stored_status = status
         self.cycles_since_checkpoint = 0
         if self.removals:  # timer outcomes are now in the log: drop the stored timers
@@ -436,6 +560,7 @@ class Worker:
 
     def _on_settled(self) -> None:
         self.notify_settled()
+        self.runner.settled(self)
         if self.hooks and self.hooks.on_idle:
             self.hooks.on_idle(self.id, self.info())
         if self.runner.telemetry.active:
@@ -484,6 +609,15 @@ class Worker:
         self.timer_handles.clear()
         self.status = Status.STOPPED
         self.notify_settled()
+
+    def detach(self, why: str) -> None:
+        """The runner let go of this worker: cancel its timers here and wake waiters."""
+        with self.lock:
+            for handle in self.timer_handles.values():
+                self.runner.scheduler.cancel(handle)
+            self.timer_handles.clear()
+            self.detached = why
+            self.notify_settled()
 
     # --- waits, events and timers (call with the lock held) ---------------------------
 
@@ -559,8 +693,12 @@ class Worker:
                 return wait
         return None
 
-    def deliver(self, event: str, payload: Any, step: str | None) -> None:
-        """Deliver an external event durably: in the store before this returns."""
+    def deliver(self, event: str, payload: Any, step: str | None) -> Worker:
+        """Deliver an external event durably: in the store before this returns.
+
+        Returns:
+            The worker now running the instance (see :meth:`accept`).
+        """
         if self.status.is_terminal:
             raise InstanceStateError(
                 f"instance {self.id!r} is {self.status.value} and takes no more events",
@@ -576,6 +714,9 @@ class Worker:
                 status=self.status.value,
             ) from None
         self.runner.store.codec.encode(payload)  # refuse unstorable payloads up front
+        return self.accept(lambda: self._deliver(wait, event, payload))
+
+    def _deliver(self, wait: Wait, event: str, payload: Any) -> None:
         for timer in list(self.wf._timers.values()):
             if timer.wait_id == wait.id:
                 self.wf.record(ev.TimerCancelled(timer.timer_id))
@@ -585,9 +726,6 @@ class Worker:
                 self.removals.append(timer.timer_id)
         self.wf.deliver_event(event, payload, wait_id=wait.id)
         self.status = Status.RUNNING
-        self.checkpoint()
-        if not self.driving:
-            self._guarded_drive()
 
     def cancel_timer(self, timer_id: str) -> bool:
         """Cancel a pending timer; return False if it is not pending."""

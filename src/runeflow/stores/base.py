@@ -82,6 +82,12 @@ class InstanceMeta:
     """Number of events in its log."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """JSON-compatible extra data, e.g. the import path of the definition."""
+    owner: str | None = None
+    """The runner holding an unexpired lease on the instance, if any."""
+    epoch: int = 0
+    """The fencing token: grows by one with every new owner (0: never owned)."""
+    error: str | None = None
+    """Why a runner could not load the instance (left as it is), if one reported it."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -235,11 +241,30 @@ class Store(ABC):
         definition_hash: str,
         status: str = "running",
         metadata: dict[str, Any] | None = None,
+        events: Sequence[Event] = (),
+        timers: Sequence[Timer] = (),
+        owner: str | None = None,
+        ttl: float = 0.0,
     ) -> bool:
-        """Register a new instance with an empty log.
+        """Register a new instance, with its first log row, timers and owner, atomically.
+
+        Args:
+            workflow_id: the new instance's id.
+            definition_name: the workflow's name.
+            definition_hash: the content hash of its definition (``""`` when unknown).
+            status: its first status.
+            metadata: JSON-compatible extra data.
+            events: the first events of its log (build events, the first input...).
+            timers: timers (and commands: timers due at 0) to keep with it.
+            owner: when given, the instance is created leased to ``owner`` for ``ttl``
+                seconds, with fencing token 1.
+            ttl: the lease's time to live, with ``owner``.
 
         Returns:
             ``False`` (and changes nothing) if an instance with that id already exists.
+
+        Raises:
+            CodecError: an event or the metadata cannot be encoded (nothing is written).
         """
 
     @abstractmethod
@@ -267,6 +292,15 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def set_error(self, workflow_id: str, error: str | None) -> None:
+        """Record (or, with ``None``, clear) why the instance cannot be loaded; see
+        :attr:`InstanceMeta.error`. Nothing else of the instance changes.
+
+        Raises:
+            WorkflowNotFoundError: when no instance has that id.
+        """
+
+    @abstractmethod
     def delete(self, workflow_id: str) -> None:
         """Remove an instance: its log, snapshots, timers, lease and metadata.
 
@@ -277,7 +311,12 @@ class Store(ABC):
 
     @abstractmethod
     def append(
-        self, workflow_id: str, events: Sequence[Event], *, status: str | None = None
+        self,
+        workflow_id: str,
+        events: Sequence[Event],
+        *,
+        status: str | None = None,
+        token: int | None = None,
     ) -> int:
         """Append ``events`` atomically (all or none) and return the new cursor.
 
@@ -285,8 +324,12 @@ class Store(ABC):
             workflow_id: an instance created with :meth:`create`.
             events: the events, in order; may be empty.
             status: when given, the instance status is set in the same transaction.
+            token: the writer's fencing token (from :meth:`acquire_lease`, :meth:`claim` or
+                a leased :meth:`create`). When given, the store refuses the append, in the
+                same transaction, unless the instance's token is still this one.
 
         Raises:
+            LeaseLostError: ``token`` is stale: another owner took the instance over.
             StoreError: the instance does not exist, or the store failed.
             CodecError: an event holds a value the codec cannot encode (nothing is written).
         """
@@ -352,8 +395,13 @@ class Store(ABC):
         """Store a timer (replacing one with the same id)."""
 
     @abstractmethod
-    def due_timers(self, now: float, limit: int = 100) -> builtins.list[Timer]:
-        """Return up to ``limit`` timers with ``fire_at <= now``, earliest first."""
+    def due_timers(
+        self, now: float, limit: int = 100, *, owner: str | None = None
+    ) -> builtins.list[Timer]:
+        """Return up to ``limit`` timers with ``fire_at <= now``, earliest first (then by id).
+
+        With ``owner``: only timers of instances whose unexpired lease ``owner`` holds.
+        """
 
     @abstractmethod
     def cancel_timer(self, timer_id: str) -> bool:
@@ -374,20 +422,63 @@ class Store(ABC):
     # --- leases -----------------------------------------------------------------------------
 
     @abstractmethod
-    def acquire_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
-        """Take the instance's lease for ``ttl`` seconds if free, expired or already ours."""
+    def acquire_lease(
+        self, workflow_id: str, owner: str, ttl: float, *, expect: int | None = None
+    ) -> int | None:
+        """Take the instance's lease for ``ttl`` seconds; return the fencing token, or ``None``.
+
+        It is granted when the lease is free, expired or already ``owner``'s. A live lease
+        already held by ``owner`` keeps its token; any other grant increments the token, so
+        writes stating an older one are refused (see :meth:`append`). With ``expect``, it is
+        granted only while the token is still ``expect`` (an owner taking back its own expired
+        lease, provided nobody took the instance in between). ``None`` also for an unknown
+        instance.
+        """
 
     @abstractmethod
     def renew_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
         """Extend our lease by ``ttl`` seconds from now; ``False`` if we no longer hold it."""
 
     @abstractmethod
+    def renew_leases(self, owner: str, ttl: float) -> dict[str, int]:
+        """Extend every unexpired lease ``owner`` holds by ``ttl`` seconds from now, at once.
+
+        Returns:
+            ``{workflow_id: token}`` of the leases renewed.
+        """
+
+    @abstractmethod
     def release_lease(self, workflow_id: str, owner: str) -> None:
-        """Give up the lease if ``owner`` holds it."""
+        """Give up the lease if ``owner`` holds it (its token stays as it is)."""
 
     @abstractmethod
     def lease_owner(self, workflow_id: str) -> str | None:
         """Return the owner of an unexpired lease, or ``None``."""
+
+    @abstractmethod
+    def live_owners(self) -> builtins.list[str]:
+        """Return the distinct owners holding an unexpired lease on some instance."""
+
+    @abstractmethod
+    def claim(
+        self,
+        owner: str,
+        ttl: float,
+        *,
+        limit: int,
+        timers_due: float,
+        dead_owners: Collection[str] = (),
+        exclude: Collection[str] = (),
+    ) -> builtins.list[tuple[str, int]]:
+        """Lease up to ``limit`` instances that have work and no live owner; return
+        ``[(workflow_id, token), ...]``.
+
+        An instance has work when its status is ``running`` or it has a timer (or command)
+        with ``fire_at <= timers_due``; it has no live owner when its lease is free, expired,
+        or held by one of ``dead_owners``. Ids in ``exclude`` are skipped. Concurrent
+        callers get disjoint sets, and each grant increments the token as
+        :meth:`acquire_lease` does.
+        """
 
     # --- shared helpers ---------------------------------------------------------------------
 

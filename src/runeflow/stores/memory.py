@@ -17,10 +17,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from runeflow.codec import Codec
-from runeflow.errors import StoreError, WorkflowNotFoundError
+from runeflow.errors import LeaseLostError, StoreError, WorkflowNotFoundError
 from runeflow.model.events import Event
 from runeflow.stores.base import (
     Capabilities,
+    EncodedAppend,
     InstanceMeta,
     Store,
     Timer,
@@ -52,18 +53,53 @@ class _Instance:
     updated_at: float = 0.0
     """When the log or the status last changed."""
 
+    owner: str | None = None
+    """The lease holder (see :attr:`expires`)."""
+    expires: float = 0.0
+    """When the lease ends, epoch seconds."""
+    epoch: int = 0
+    """The fencing token."""
+    error: str | None = None
+    """Why a runner could not load it."""
+
     def current(self) -> InstanceMeta:
-        """Return the metadata with the current status, cursor and update time."""
+        """Return the metadata with the current status, cursor, update time and lease."""
         meta = self.meta
-        if (meta.status, meta.cursor, meta.updated_at) != (
+        owner = self.live_owner(time.time())
+        if (meta.status, meta.cursor, meta.updated_at, meta.owner, meta.epoch, meta.error) != (
             self.status,
             self.cursor,
             self.updated_at,
+            owner,
+            self.epoch,
+            self.error,
         ):
             meta = self.meta = replace(
-                meta, status=self.status, cursor=self.cursor, updated_at=self.updated_at
+                meta,
+                status=self.status,
+                cursor=self.cursor,
+                updated_at=self.updated_at,
+                owner=owner,
+                epoch=self.epoch,
+                error=self.error,
             )
         return meta
+
+    def live_owner(self, now: float) -> str | None:
+        """The lease holder if the lease has not expired."""
+        return self.owner if self.owner is not None and self.expires > now else None
+
+    def grant(self, owner: str, ttl: float, now: float, expect: int | None) -> int | None:
+        """Take the lease (see :meth:`Store.acquire_lease`); return the token or ``None``."""
+        holder = self.live_owner(now)
+        if expect is not None and self.epoch != expect:
+            return None
+        if holder is not None and holder != owner:
+            return None
+        if holder != owner or expect is not None:
+            self.epoch += 1
+        self.owner, self.expires = owner, now + ttl
+        return self.epoch
 
     rows: list[tuple[int, bytes]] = field(default_factory=list)
     """The log: one ``(first_cursor, encoded_events)`` row per append."""
@@ -89,7 +125,6 @@ class MemoryStore(Store):
         self._facts: dict[str, str | bytes] = {}  # a content hash, or an inline value
         self._contents: dict[str, bytes] = {}
         self._timers: dict[str, Timer] = {}
-        self._leases: dict[str, tuple[str, float]] = {}
 
     # --- instances --------------------------------------------------------------------------
 
@@ -101,8 +136,14 @@ class MemoryStore(Store):
         definition_hash: str,
         status: str = "running",
         metadata: dict[str, Any] | None = None,
+        events: Sequence[Event] = (),
+        timers: Sequence[Timer] = (),
+        owner: str | None = None,
+        ttl: float = 0.0,
     ) -> bool:
         """See :meth:`Store.create`."""
+        encoded = self._encode_append(events) if events else None
+        copies = [self._timer_copy(t) for t in timers]
         now = time.time()
         meta = InstanceMeta(
             workflow_id=workflow_id,
@@ -117,7 +158,15 @@ class MemoryStore(Store):
         with self._lock:
             if workflow_id in self._instances:
                 return False
-            self._instances[workflow_id] = _Instance(meta=meta, status=status, updated_at=now)
+            inst = self._instances[workflow_id] = _Instance(
+                meta=meta, status=status, updated_at=now
+            )
+            if owner is not None:
+                inst.grant(owner, ttl, now, None)
+            if encoded is not None:
+                self._write(inst, encoded)
+            for timer in copies:
+                self._timers[timer.timer_id] = timer
             return True
 
     def exists(self, workflow_id: str) -> bool:
@@ -144,18 +193,27 @@ class MemoryStore(Store):
             inst = self._instance(workflow_id)
             inst.status, inst.updated_at = status, time.time()
 
+    def set_error(self, workflow_id: str, error: str | None) -> None:
+        """See :meth:`Store.set_error`."""
+        with self._lock:
+            self._instance(workflow_id).error = error
+
     def delete(self, workflow_id: str) -> None:
         """See :meth:`Store.delete`."""
         with self._lock:
             self._instances.pop(workflow_id, None)
-            self._leases.pop(workflow_id, None)
             for timer in self.timers(workflow_id):
                 del self._timers[timer.timer_id]
 
     # --- the log ----------------------------------------------------------------------------
 
     def append(
-        self, workflow_id: str, events: Sequence[Event], *, status: str | None = None
+        self,
+        workflow_id: str,
+        events: Sequence[Event],
+        *,
+        status: str | None = None,
+        token: int | None = None,
     ) -> int:
         """See :meth:`Store.append`."""
         encoded = self._encode_append(events) if events else None
@@ -166,20 +224,25 @@ class MemoryStore(Store):
                     f"cannot append to unknown workflow {workflow_id!r}: create() it first",
                     workflow_id=workflow_id,
                 )
-            cursor = inst.cursor
+            if token is not None and token != inst.epoch:
+                raise LeaseLostError(workflow_id, token, f"; it is at {inst.epoch}")
             if encoded is not None:
-                if encoded.contents:
-                    self._contents.update(encoded.contents)
-                    self._facts.update(encoded.fact_hashes)
-                if encoded.inline:
-                    self._facts.update(encoded.inline)
-                inst.rows.append((cursor + 1, encoded.blob))
-                cursor += encoded.count
-                inst.lasts.append(cursor)
-            inst.cursor, inst.updated_at = cursor, time.time()
+                self._write(inst, encoded)
+            inst.updated_at = time.time()
             if status is not None:
                 inst.status = status
-            return cursor
+            return inst.cursor
+
+    def _write(self, inst: _Instance, encoded: EncodedAppend) -> None:
+        """Add one encoded append to ``inst``'s log (hold the lock)."""
+        if encoded.contents:
+            self._contents.update(encoded.contents)
+            self._facts.update(encoded.fact_hashes)
+        if encoded.inline:
+            self._facts.update(encoded.inline)
+        inst.rows.append((inst.cursor + 1, encoded.blob))
+        inst.cursor += encoded.count
+        inst.lasts.append(inst.cursor)
 
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
         """See :meth:`Store.stream`."""
@@ -262,16 +325,31 @@ class MemoryStore(Store):
 
     def schedule_timer(self, timer: Timer) -> None:
         """See :meth:`Store.schedule_timer`."""
+        copy = self._timer_copy(timer)
         with self._lock:
-            self._timers[timer.timer_id] = replace(
-                timer, payload=_json_copy(timer.payload, "a timer payload")
-            )
+            self._timers[timer.timer_id] = copy
 
-    def due_timers(self, now: float, limit: int = 100) -> builtins.list[Timer]:
+    @staticmethod
+    def _timer_copy(timer: Timer) -> Timer:
+        return replace(timer, payload=_json_copy(timer.payload, "a timer payload"))
+
+    def due_timers(
+        self, now: float, limit: int = 100, *, owner: str | None = None
+    ) -> builtins.list[Timer]:
         """See :meth:`Store.due_timers`."""
+        wall = time.time()
         with self._lock:
-            due = [t for t in self._timers.values() if t.fire_at <= now]
+            due = [
+                t
+                for t in self._timers.values()
+                if t.fire_at <= now
+                and (owner is None or self._owned_by(t.workflow_id, owner, wall))
+            ]
         return sorted(due, key=lambda t: (t.fire_at, t.timer_id))[:limit]
+
+    def _owned_by(self, workflow_id: str, owner: str, now: float) -> bool:
+        inst = self._instances.get(workflow_id)
+        return inst is not None and inst.live_owner(now) == owner
 
     def cancel_timer(self, timer_id: str) -> bool:
         """See :meth:`Store.cancel_timer`."""
@@ -291,38 +369,90 @@ class MemoryStore(Store):
 
     # --- leases -----------------------------------------------------------------------------
 
-    def acquire_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
+    def acquire_lease(
+        self, workflow_id: str, owner: str, ttl: float, *, expect: int | None = None
+    ) -> int | None:
         """See :meth:`Store.acquire_lease`."""
-        now = time.time()
         with self._lock:
-            held = self._leases.get(workflow_id)
-            if held is not None and held[0] != owner and held[1] > now:
-                return False
-            self._leases[workflow_id] = (owner, now + ttl)
-            return True
+            inst = self._instances.get(workflow_id)
+            return None if inst is None else inst.grant(owner, ttl, time.time(), expect)
 
     def renew_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
         """See :meth:`Store.renew_lease`."""
         now = time.time()
         with self._lock:
-            held = self._leases.get(workflow_id)
-            if held is None or held[0] != owner or held[1] <= now:
+            inst = self._instances.get(workflow_id)
+            if inst is None or inst.live_owner(now) != owner:
                 return False
-            self._leases[workflow_id] = (owner, now + ttl)
+            inst.expires = now + ttl
             return True
+
+    def renew_leases(self, owner: str, ttl: float) -> dict[str, int]:
+        """See :meth:`Store.renew_leases`."""
+        now = time.time()
+        renewed: dict[str, int] = {}
+        with self._lock:
+            for wid, inst in self._instances.items():
+                if inst.live_owner(now) == owner:
+                    inst.expires = now + ttl
+                    renewed[wid] = inst.epoch
+        return renewed
 
     def release_lease(self, workflow_id: str, owner: str) -> None:
         """See :meth:`Store.release_lease`."""
         with self._lock:
-            held = self._leases.get(workflow_id)
-            if held is not None and held[0] == owner:
-                del self._leases[workflow_id]
+            inst = self._instances.get(workflow_id)
+            if inst is not None and inst.owner == owner:
+                inst.owner, inst.expires = None, 0.0
 
     def lease_owner(self, workflow_id: str) -> str | None:
         """See :meth:`Store.lease_owner`."""
         with self._lock:
-            held = self._leases.get(workflow_id)
-        return held[0] if held is not None and held[1] > time.time() else None
+            inst = self._instances.get(workflow_id)
+            return None if inst is None else inst.live_owner(time.time())
+
+    def live_owners(self) -> builtins.list[str]:
+        """See :meth:`Store.live_owners`."""
+        now = time.time()
+        with self._lock:
+            owners = {i.live_owner(now) for i in self._instances.values()}
+        return sorted(o for o in owners if o is not None)
+
+    def claim(
+        self,
+        owner: str,
+        ttl: float,
+        *,
+        limit: int,
+        timers_due: float,
+        dead_owners: Collection[str] = (),
+        exclude: Collection[str] = (),
+    ) -> builtins.list[tuple[str, int]]:
+        """See :meth:`Store.claim`."""
+        now = time.time()
+        dead = set(dead_owners)
+        with self._lock:
+            due = {t.workflow_id for t in self._timers.values() if t.fire_at <= timers_due}
+            candidates = sorted(
+                (
+                    inst
+                    for wid, inst in self._instances.items()
+                    if wid not in exclude and (inst.status == "running" or wid in due)
+                ),
+                key=lambda i: i.updated_at,
+            )
+            claimed: list[tuple[str, int]] = []
+            for inst in candidates:
+                if len(claimed) >= limit:
+                    break
+                holder = inst.live_owner(now)
+                if holder is not None and holder not in dead:
+                    continue
+                inst.owner, inst.expires = None, 0.0
+                token = inst.grant(owner, ttl, now, None)
+                assert token is not None
+                claimed.append((inst.meta.workflow_id, token))
+            return claimed
 
     # --- test hooks -------------------------------------------------------------------------
 

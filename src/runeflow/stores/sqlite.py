@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 from runeflow.codec import Codec
-from runeflow.errors import StoreError, WorkflowNotFoundError
+from runeflow.errors import LeaseLostError, StoreError, StoreUnavailableError, WorkflowNotFoundError
 from runeflow.model.events import Event
 from runeflow.stores.base import (
     Capabilities,
+    EncodedAppend,
     InstanceMeta,
     Store,
     Timer,
@@ -84,21 +85,40 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE runeflow_events ADD COLUMN at REAL",
         "ALTER TABLE runeflow_facts ADD COLUMN data BLOB",
     ),
+    # 3: the lease moves into the instance row, with a fencing token (``epoch``) that an
+    # append checks under the write lock; ``error`` says why a runner could not load it.
+    (
+        "ALTER TABLE runeflow_instances ADD COLUMN owner TEXT",
+        "ALTER TABLE runeflow_instances ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runeflow_instances ADD COLUMN lease_expires REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE runeflow_instances ADD COLUMN error TEXT",
+        """UPDATE runeflow_instances SET
+            owner = (SELECT l.owner FROM runeflow_leases l
+                WHERE l.workflow_id = runeflow_instances.workflow_id),
+            lease_expires = (SELECT l.expires_at FROM runeflow_leases l
+                WHERE l.workflow_id = runeflow_instances.workflow_id),
+            epoch = 1
+            WHERE workflow_id IN (SELECT workflow_id FROM runeflow_leases)""",
+        "DROP TABLE runeflow_leases",
+        "CREATE INDEX runeflow_instances_lease ON runeflow_instances (lease_expires)",
+    ),
 ]
 """Schema migrations in order; ``runeflow_schema.version`` counts those applied."""
 
 INSERT_INSTANCE = """INSERT OR IGNORE INTO runeflow_instances
     (workflow_id, definition_name, definition_hash, status, created_at, updated_at, cursor,
-    metadata) VALUES (?,?,?,?,?,?,0,?)"""
+    metadata, owner, epoch, lease_expires) VALUES (?,?,?,?,?,?,0,?,?,?,?)"""
 _LAST_ROW = """(SELECT MAX(last) FROM runeflow_events WHERE workflow_id = i.workflow_id)"""
 _SELECT_META = f"""SELECT i.workflow_id, i.definition_name, i.definition_hash, i.status,
-    i.created_at, MAX(i.updated_at, COALESCE(e.at, 0)), COALESCE(e.last, 0), i.metadata
+    i.created_at, MAX(i.updated_at, COALESCE(e.at, 0)), COALESCE(e.last, 0), i.metadata,
+    i.owner, i.lease_expires, i.epoch, i.error
     FROM runeflow_instances i LEFT JOIN runeflow_events e
     ON e.workflow_id = i.workflow_id AND e.last = {_LAST_ROW}"""
 SELECT_INSTANCE = f"{_SELECT_META} WHERE i.workflow_id = ?"
 SELECT_INSTANCES = f"{_SELECT_META} ORDER BY i.created_at, i.workflow_id"
-SELECT_CURSOR = f"""SELECT COALESCE({_LAST_ROW}, 0) FROM runeflow_instances i
+SELECT_CURSOR = f"""SELECT COALESCE({_LAST_ROW}, 0), i.epoch FROM runeflow_instances i
     WHERE i.workflow_id = ?"""
+SET_ERROR = "UPDATE runeflow_instances SET error = ? WHERE workflow_id = ?"
 CHANGE_STATUS = """UPDATE runeflow_instances SET status = ?, updated_at = ?
     WHERE workflow_id = ? AND status IS NOT ?"""
 UPDATE_STATUS = "UPDATE runeflow_instances SET status = ?, updated_at = ? WHERE workflow_id = ?"
@@ -122,24 +142,42 @@ UPSERT_TIMER = (
 )
 SELECT_DUE_TIMERS = """SELECT timer_id, workflow_id, fire_at, payload FROM runeflow_timers
     WHERE fire_at <= ? ORDER BY fire_at, timer_id LIMIT ?"""
+SELECT_OWNED_DUE_TIMERS = """SELECT t.timer_id, t.workflow_id, t.fire_at, t.payload
+    FROM runeflow_timers t JOIN runeflow_instances i ON i.workflow_id = t.workflow_id
+    WHERE t.fire_at <= ? AND i.owner = ? AND i.lease_expires > ?
+    ORDER BY t.fire_at, t.timer_id LIMIT ?"""
 SELECT_TIMERS = """SELECT timer_id, workflow_id, fire_at, payload FROM runeflow_timers
     WHERE workflow_id = ? ORDER BY fire_at, timer_id"""
 SELECT_NEXT_TIMER = "SELECT MIN(fire_at) FROM runeflow_timers"
 DELETE_TIMER = "DELETE FROM runeflow_timers WHERE timer_id = ?"
-ACQUIRE_LEASE = """INSERT INTO runeflow_leases (workflow_id, owner, expires_at) VALUES (?, ?, ?)
-    ON CONFLICT (workflow_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-    WHERE runeflow_leases.owner = excluded.owner OR runeflow_leases.expires_at <= ?"""
-RENEW_LEASE = """UPDATE runeflow_leases SET expires_at = ?
-    WHERE workflow_id = ? AND owner = ? AND expires_at > ?"""
-RELEASE_LEASE = "DELETE FROM runeflow_leases WHERE workflow_id = ? AND owner = ?"
-SELECT_LEASE = "SELECT owner FROM runeflow_leases WHERE workflow_id = ? AND expires_at > ?"
+SELECT_LEASE_STATE = """SELECT owner, lease_expires, epoch FROM runeflow_instances
+    WHERE workflow_id = ?"""
+GRANT_LEASE = """UPDATE runeflow_instances SET owner = ?, lease_expires = ?, epoch = ?
+    WHERE workflow_id = ?"""
+RENEW_LEASE = """UPDATE runeflow_instances SET lease_expires = ?
+    WHERE workflow_id = ? AND owner = ? AND lease_expires > ?"""
+SELECT_OWNED = """SELECT workflow_id, epoch FROM runeflow_instances
+    WHERE owner = ? AND lease_expires > ?"""
+RENEW_LEASES = """UPDATE runeflow_instances SET lease_expires = ?
+    WHERE owner = ? AND lease_expires > ?"""
+RELEASE_LEASE = """UPDATE runeflow_instances SET owner = NULL, lease_expires = 0
+    WHERE workflow_id = ? AND owner = ?"""
+SELECT_LEASE = """SELECT owner FROM runeflow_instances
+    WHERE workflow_id = ? AND owner IS NOT NULL AND lease_expires > ?"""
+SELECT_LIVE_OWNERS = """SELECT DISTINCT owner FROM runeflow_instances
+    WHERE lease_expires > ? AND owner IS NOT NULL ORDER BY owner"""
+SELECT_CLAIMABLE = """SELECT workflow_id, epoch FROM runeflow_instances
+    WHERE workflow_id IN (
+        SELECT workflow_id FROM runeflow_instances WHERE status = 'running'
+        UNION SELECT workflow_id FROM runeflow_timers WHERE fire_at <= ?)
+    AND (owner IS NULL OR lease_expires <= ? OR owner IN ({dead}))
+    ORDER BY updated_at LIMIT ?"""
 DELETE_INSTANCE = tuple(
     f"DELETE FROM {table} WHERE workflow_id = ?"
     for table in (
         "runeflow_events",
         "runeflow_snapshots",
         "runeflow_timers",
-        "runeflow_leases",
         "runeflow_instances",
     )
 )
@@ -228,8 +266,13 @@ class SQLiteStore(Store):
                         conn.execute("ROLLBACK")
                     raise
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() > deadline:
+                if not _is_busy(exc):
                     raise StoreError(f"SQLite store at {self.path} failed: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise StoreUnavailableError(
+                        f"SQLite store at {self.path} stayed locked for {self.busy_timeout:g}s "
+                        f"({exc}): another process holds its write lock"
+                    ) from exc
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.1)
             except sqlite3.DatabaseError as exc:
@@ -288,12 +331,29 @@ class SQLiteStore(Store):
         definition_hash: str,
         status: str = "running",
         metadata: dict[str, Any] | None = None,
+        events: Sequence[Event] = (),
+        timers: Sequence[Timer] = (),
+        owner: str | None = None,
+        ttl: float = 0.0,
     ) -> bool:
         """See :meth:`Store.create`."""
+        encoded = self._encode_append(events) if events else None
+        timer_rows = [_timer_params(t) for t in timers]
         now = time.time()
+        lease = (owner, 1, now + ttl) if owner is not None else (None, 0, 0.0)
         params = (workflow_id, definition_name, definition_hash, status, now, now)
         text = json_text(metadata, "metadata")
-        return self._execute(INSERT_INSTANCE, (*params, text)) == 1
+
+        def work(conn: sqlite3.Connection) -> bool:
+            if conn.execute(INSERT_INSTANCE, (*params, text, *lease)).rowcount != 1:
+                return False
+            if encoded is not None:
+                _write_log(conn, workflow_id, 0, encoded, now)
+            if timer_rows:
+                conn.executemany(UPSERT_TIMER, timer_rows)
+            return True
+
+        return self._retry(work, write=True)
 
     def exists(self, workflow_id: str) -> bool:
         """See :meth:`Store.exists`."""
@@ -319,6 +379,11 @@ class SQLiteStore(Store):
         if self._execute(UPDATE_STATUS, params) == 0:
             raise WorkflowNotFoundError(workflow_id)
 
+    def set_error(self, workflow_id: str, error: str | None) -> None:
+        """See :meth:`Store.set_error`."""
+        if self._execute(SET_ERROR, (error, workflow_id)) == 0:
+            raise WorkflowNotFoundError(workflow_id)
+
     def delete(self, workflow_id: str) -> None:
         """See :meth:`Store.delete`."""
 
@@ -331,14 +396,20 @@ class SQLiteStore(Store):
     # --- the log ----------------------------------------------------------------------------
 
     def append(
-        self, workflow_id: str, events: Sequence[Event], *, status: str | None = None
+        self,
+        workflow_id: str,
+        events: Sequence[Event],
+        *,
+        status: str | None = None,
+        token: int | None = None,
     ) -> int:
         """See :meth:`Store.append`."""
         encoded = self._encode_append(events) if events else None
         now = time.time()
 
         def work(conn: sqlite3.Connection) -> int:
-            # BEGIN IMMEDIATE holds the write lock, so the last position cannot move under us.
+            # BEGIN IMMEDIATE holds the write lock: neither the last position nor the fencing
+            # token can move under us.
             row = conn.execute(SELECT_CURSOR, (workflow_id,)).fetchone()
             if row is None:
                 raise StoreError(
@@ -346,21 +417,13 @@ class SQLiteStore(Store):
                     workflow_id=workflow_id,
                 )
             cursor: int = row[0]
+            if token is not None and token != row[1]:
+                raise LeaseLostError(workflow_id, token, f"; it is at {row[1]}")
             if status is not None:  # writes nothing when the status is unchanged
                 conn.execute(CHANGE_STATUS, (status, now, workflow_id, status))
             if encoded is None:
                 return cursor
-            first, cursor = cursor + 1, cursor + encoded.count
-            conn.execute(
-                INSERT_EVENTS,
-                (workflow_id, cursor, first, encoded.blob, encoded.fact_ids_text, now),
-            )
-            if encoded.inline:
-                conn.executemany(UPSERT_INLINE_FACT, encoded.inline.items())
-            if encoded.contents:
-                conn.executemany(INSERT_CONTENT, encoded.contents.items())
-                conn.executemany(UPSERT_FACT, encoded.fact_hashes.items())
-            return cursor
+            return _write_log(conn, workflow_id, cursor, encoded, now)
 
         return self._retry(work, write=True)
 
@@ -466,17 +529,16 @@ class SQLiteStore(Store):
 
     def schedule_timer(self, timer: Timer) -> None:
         """See :meth:`Store.schedule_timer`."""
-        params = (
-            timer.timer_id,
-            timer.workflow_id,
-            timer.fire_at,
-            json_text(timer.payload, "a timer payload"),
-        )
-        self._execute(UPSERT_TIMER, params)
+        self._execute(UPSERT_TIMER, _timer_params(timer))
 
-    def due_timers(self, now: float, limit: int = 100) -> builtins.list[Timer]:
+    def due_timers(
+        self, now: float, limit: int = 100, *, owner: str | None = None
+    ) -> builtins.list[Timer]:
         """See :meth:`Store.due_timers`."""
-        rows = self._fetchall(SELECT_DUE_TIMERS, (now, limit))
+        if owner is None:
+            rows = self._fetchall(SELECT_DUE_TIMERS, (now, limit))
+        else:
+            rows = self._fetchall(SELECT_OWNED_DUE_TIMERS, (now, owner, time.time(), limit))
         return [_timer(r) for r in rows]
 
     def cancel_timer(self, timer_id: str) -> bool:
@@ -495,17 +557,35 @@ class SQLiteStore(Store):
 
     # --- leases -----------------------------------------------------------------------------
 
-    def acquire_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
+    def acquire_lease(
+        self, workflow_id: str, owner: str, ttl: float, *, expect: int | None = None
+    ) -> int | None:
         """See :meth:`Store.acquire_lease`."""
-        now = time.time()
-        params = (workflow_id, owner, now + ttl, now)
-        return bool(self._execute(ACQUIRE_LEASE, params))
+
+        def work(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(SELECT_LEASE_STATE, (workflow_id,)).fetchone()
+            if row is None:
+                return None
+            return _grant(conn, workflow_id, row, owner, ttl, time.time(), expect)
+
+        return self._retry(work, write=True)
 
     def renew_lease(self, workflow_id: str, owner: str, ttl: float) -> bool:
         """See :meth:`Store.renew_lease`."""
         now = time.time()
         params = (now + ttl, workflow_id, owner, now)
         return bool(self._execute(RENEW_LEASE, params))
+
+    def renew_leases(self, owner: str, ttl: float) -> dict[str, int]:
+        """See :meth:`Store.renew_leases`."""
+
+        def work(conn: sqlite3.Connection) -> dict[str, int]:
+            now = time.time()
+            owned = dict(conn.execute(SELECT_OWNED, (owner, now)).fetchall())
+            conn.execute(RENEW_LEASES, (now + ttl, owner, now))
+            return owned
+
+        return self._retry(work, write=True)
 
     def release_lease(self, workflow_id: str, owner: str) -> None:
         """See :meth:`Store.release_lease`."""
@@ -516,6 +596,35 @@ class SQLiteStore(Store):
         params = (workflow_id, time.time())
         row = self._fetchone(SELECT_LEASE, params)
         return str(row[0]) if row is not None else None
+
+    def live_owners(self) -> builtins.list[str]:
+        """See :meth:`Store.live_owners`."""
+        return [row[0] for row in self._fetchall(SELECT_LIVE_OWNERS, (time.time(),))]
+
+    def claim(
+        self,
+        owner: str,
+        ttl: float,
+        *,
+        limit: int,
+        timers_due: float,
+        dead_owners: Collection[str] = (),
+        exclude: Collection[str] = (),
+    ) -> builtins.list[tuple[str, int]]:
+        """See :meth:`Store.claim` (the write lock keeps concurrent claims disjoint)."""
+        dead = list(dead_owners)[:_MAX_PARAMS]
+        query = SELECT_CLAIMABLE.format(dead=",".join("?" * len(dead)))
+
+        def work(conn: sqlite3.Connection) -> builtins.list[tuple[str, int]]:
+            now = time.time()
+            params = (timers_due, now, *dead, limit + len(exclude))
+            rows = [r for r in conn.execute(query, params) if r[0] not in exclude][:limit]
+            conn.executemany(
+                GRANT_LEASE, [(owner, now + ttl, epoch + 1, wid) for wid, epoch in rows]
+            )
+            return [(wid, epoch + 1) for wid, epoch in rows]
+
+        return self._retry(work, write=True)
 
     # --- test hooks -------------------------------------------------------------------------
 
@@ -547,6 +656,47 @@ def _fact_ids(rows: builtins.list[Any]) -> builtins.list[str]:
     return [fid for ids in lists for fid in ids]
 
 
+def _write_log(
+    conn: sqlite3.Connection, workflow_id: str, cursor: int, encoded: EncodedAppend, now: float
+) -> int:
+    """Write one encoded append after position ``cursor``; return the new last position."""
+    first, cursor = cursor + 1, cursor + encoded.count
+    conn.execute(
+        INSERT_EVENTS, (workflow_id, cursor, first, encoded.blob, encoded.fact_ids_text, now)
+    )
+    if encoded.inline:
+        conn.executemany(UPSERT_INLINE_FACT, encoded.inline.items())
+    if encoded.contents:
+        conn.executemany(INSERT_CONTENT, encoded.contents.items())
+        conn.executemany(UPSERT_FACT, encoded.fact_hashes.items())
+    return cursor
+
+
+def _grant(
+    conn: sqlite3.Connection,
+    workflow_id: str,
+    row: Any,
+    owner: str,
+    ttl: float,
+    now: float,
+    expect: int | None,
+) -> int | None:
+    """Grant the lease from its state ``(owner, expires, epoch)``; see ``acquire_lease``."""
+    holder = row[0] if row[0] is not None and row[1] > now else None
+    epoch: int = row[2]
+    if (expect is not None and epoch != expect) or (holder is not None and holder != owner):
+        return None
+    if holder != owner or expect is not None:
+        epoch += 1
+    conn.execute(GRANT_LEASE, (owner, now + ttl, epoch, workflow_id))
+    return epoch
+
+
+def _timer_params(timer: Timer) -> tuple[str, str, float, str]:
+    payload = json_text(timer.payload, "a timer payload")
+    return (timer.timer_id, timer.workflow_id, timer.fire_at, payload)
+
+
 def _meta(row: Any) -> InstanceMeta:
     return InstanceMeta(
         workflow_id=row[0],
@@ -557,6 +707,9 @@ def _meta(row: Any) -> InstanceMeta:
         updated_at=row[5],
         cursor=row[6],
         metadata=json.loads(row[7]),
+        owner=row[8] if row[8] is not None and row[9] > time.time() else None,
+        epoch=row[10],
+        error=row[11],
     )
 
 

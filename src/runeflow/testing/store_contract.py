@@ -25,7 +25,13 @@ from typing import Any
 
 import pytest
 
-from runeflow.errors import CodecError, StoreError, WorkflowNotFoundError
+from runeflow.errors import (
+    CodecError,
+    InstanceStateError,
+    LeaseLostError,
+    StoreError,
+    WorkflowNotFoundError,
+)
 from runeflow.model.events import (
     ComponentAdded,
     ErrorInfo,
@@ -369,6 +375,275 @@ class StoreContract:
         assert not store.renew_lease(wid, "a", 30)
         assert store.acquire_lease(wid, "b", 30)
         assert store.lease_owner(wid) == "b"
+
+    def test_same_live_owner_keeps_token_and_release_keeps_it(self, store: Store) -> None:
+        wid = self._created(store)
+        assert store.acquire_lease("no-such-instance", "a", 30) is None
+        t1 = store.acquire_lease(wid, "a", 30)
+        assert t1 is not None and t1 >= 1
+        assert store.acquire_lease(wid, "a", 30) == t1
+        assert store.get(wid).epoch == t1
+        store.release_lease(wid, "a")
+        meta = store.get(wid)
+        assert (meta.owner, meta.epoch) == (None, t1)
+        assert store.append(wid, make_cycle(1), token=t1) == 3  # released, not taken over
+        assert store.acquire_lease(wid, "a", 30) == t1 + 1  # a new grant, even to "a"
+        store.release_lease(wid, "a")
+        assert store.acquire_lease(wid, "b", 30) == t1 + 2
+        assert store.get(wid).owner == "b"
+
+    def test_acquire_with_expect(self, store: Store) -> None:
+        mine, taken = self._created(store), self._created(store)
+        t_mine = store.acquire_lease(mine, "a", 0.05)
+        t_taken = store.acquire_lease(taken, "a", 0.05)
+        assert t_mine is not None and t_taken is not None
+        time.sleep(0.1)
+        assert store.acquire_lease(mine, "a", 30, expect=t_mine + 1) is None
+        assert store.get(mine).epoch == t_mine
+        assert store.acquire_lease(mine, "a", 30, expect=t_mine) == t_mine + 1
+        assert store.lease_owner(mine) == "a"
+        assert store.acquire_lease(taken, "b", 0.05) == t_taken + 1
+        assert store.acquire_lease(taken, "a", 30, expect=t_taken) is None
+        time.sleep(0.1)  # b's lease is gone too, but the token moved on
+        assert store.acquire_lease(taken, "a", 30, expect=t_taken) is None
+        meta = store.get(taken)
+        assert (meta.owner, meta.epoch) == (None, t_taken + 1)
+
+    def test_renew_leases_of_one_owner(self, store: Store) -> None:
+        long, short, expired, others = (self._created(store) for _ in range(4))
+        t_long = store.acquire_lease(long, "a", 30)
+        t_short = store.acquire_lease(short, "a", 0.5)
+        assert store.acquire_lease(expired, "a", 0.05)
+        assert store.acquire_lease(others, "b", 30)
+        time.sleep(0.1)
+        assert store.renew_leases("a", 30) == {long: t_long, short: t_short}
+        assert store.renew_leases("nobody", 30) == {}
+        time.sleep(0.5)  # past the short lease's first ttl
+        assert store.lease_owner(short) == "a"
+        assert store.lease_owner(expired) is None
+        assert store.lease_owner(others) == "b"
+        assert store.get(short).epoch == t_short
+
+    def test_live_owners(self, store: Store) -> None:
+        assert store.live_owners() == []
+        wids = [self._created(store) for _ in range(5)]
+        for wid, owner, ttl in zip(
+            wids, ["a", "a", "b", "gone", "c"], [30, 30, 30, 0.05, 30], strict=True
+        ):
+            assert store.acquire_lease(wid, owner, ttl)
+        store.release_lease(wids[4], "c")
+        time.sleep(0.1)
+        assert sorted(store.live_owners()) == ["a", "b"]
+
+    # --- fencing and claims -----------------------------------------------------------------
+
+    def test_create_leased(self, store: Store) -> None:
+        wid = self._created(store, owner="a", ttl=30)
+        meta = store.get(wid)
+        assert (meta.owner, meta.epoch) == ("a", 1)
+        assert store.lease_owner(wid) == "a"
+        assert store.acquire_lease(wid, "b", 30) is None
+        assert store.acquire_lease(wid, "a", 30) == 1
+        assert store.append(wid, make_cycle(1), token=1) == 3
+        free = store.get(self._created(store))
+        assert (free.owner, free.epoch, free.error) == (None, 0, None)
+
+    def test_stale_token_is_refused_and_writes_nothing(self, store: Store) -> None:
+        wid = self._created(store)
+        t1 = store.acquire_lease(wid, "a", 0.05)
+        assert t1 is not None
+        assert store.append(wid, make_cycle(1), token=t1) == 3
+        time.sleep(0.1)
+        t2 = store.acquire_lease(wid, "b", 30)
+        assert t2 == t1 + 1
+        before = list(store.stream(wid))
+        for events in (make_cycle(2), []):
+            with pytest.raises(LeaseLostError) as info:
+                store.append(wid, events, status="failed", token=t1)
+            assert isinstance(info.value, InstanceStateError)
+            assert info.value.workflow_id == wid
+        with pytest.raises(LeaseLostError):
+            store.append(wid, make_cycle(3), token=t2 + 1)  # a token never granted
+        meta = store.get(wid)
+        assert (meta.cursor, meta.status, meta.epoch, meta.owner) == (3, "running", t2, "b")
+        assert store.cursor(wid) == 3
+        assert list(store.stream(wid)) == before
+        assert store.append(wid, make_cycle(4), status="waiting", token=t2) == 6
+        assert store.get(wid).status == "waiting"
+
+    def test_stale_token_never_writes_under_concurrency(self, store: Store) -> None:
+        for _ in range(3):
+            self._steal_while_writing(store)
+
+    def _steal_while_writing(self, store: Store) -> None:
+        """One round: "a" appends with its token while "b" takes the instance over."""
+        wid = self._created(store)
+        t_a = store.acquire_lease(wid, "a", 0.05)
+        assert t_a is not None
+        stolen = threading.Event()
+        late_writes: list[int] = []
+        failures: list[BaseException] = []
+
+        def writer() -> None:
+            deadline = time.monotonic() + 10
+            i = 0
+            try:
+                while time.monotonic() < deadline:
+                    after_steal = stolen.is_set()
+                    i += 1
+                    store.append(wid, make_cycle(i, value={"by": "a"}), token=t_a)
+                    if after_steal:
+                        late_writes.append(i)
+            except LeaseLostError:
+                return
+            except BaseException as exc:
+                failures.append(exc)
+                return
+            failures.append(AssertionError("the stale writer was never fenced off"))
+
+        def stealer() -> None:
+            try:
+                while (t_b := store.acquire_lease(wid, "b", 0.05)) is None:
+                    time.sleep(0.005)
+                stolen.set()
+                for i in range(3):
+                    store.append(wid, make_cycle(1000 + i, value={"by": "b"}), token=t_b)
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=writer), threading.Thread(target=stealer)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == [] and late_writes == []
+        writers = [e.fact.value["by"] for e in store.stream(wid) if isinstance(e, FactProduced)]
+        assert writers[-3:] == ["b", "b", "b"] and "b" not in writers[:-3]
+        assert store.get(wid).epoch == t_a + 1
+
+    def test_claim_takes_instances_with_work_and_no_live_owner(self, store: Store) -> None:
+        def made(status: str = "running", timer_at: float | None = None) -> str:
+            wid = self._created(store, status=status)
+            if timer_at is not None:
+                store.schedule_timer(Timer(timer_id=f"t-{wid}", workflow_id=wid, fire_at=timer_at))
+            return wid
+
+        free, expired, live, dead, excluded = (made() for _ in range(5))
+        waiting_due, idle_due = made("waiting", 10.0), made("idle", 100.0)
+        waiting_later, idle_nothing = made("waiting", 1000.0), made("idle")
+        assert store.acquire_lease(expired, "x", 0.05)
+        assert store.acquire_lease(live, "other", 30)
+        assert store.acquire_lease(dead, "dead-runner", 30)
+        time.sleep(0.1)
+        before = {m.workflow_id: m.epoch for m in store.list()}
+        claimed = dict(store.claim("me", 30, limit=100, timers_due=100.0, exclude=[excluded]))
+        assert set(claimed) == {free, expired, waiting_due, idle_due}
+        for wid, token in claimed.items():
+            assert token == before[wid] + 1 == store.get(wid).epoch
+            assert store.lease_owner(wid) == "me"
+        again = store.claim("me2", 30, limit=100, timers_due=100.0, dead_owners=["dead-runner"])
+        assert dict(again) == {dead: before[dead] + 1, excluded: 1}
+        assert store.lease_owner(dead) == "me2" and store.lease_owner(live) == "other"
+        assert store.claim("me3", 30, limit=100, timers_due=100.0) == []
+        for wid in (waiting_later, idle_nothing):
+            meta = store.get(wid)
+            assert (meta.owner, meta.epoch) == (None, 0)
+
+    def test_claim_respects_limit(self, store: Store) -> None:
+        wids = {self._created(store) for _ in range(5)}
+        first = store.claim("a", 30, limit=2, timers_due=0.0)
+        second = store.claim("b", 30, limit=2, timers_due=0.0)
+        third = store.claim("c", 30, limit=2, timers_due=0.0)
+        assert (len(first), len(second), len(third)) == (2, 2, 1)
+        assert {w for w, _ in first + second + third} == wids
+        assert all(token == 1 for _, token in first + second + third)
+        assert store.claim("d", 30, limit=2, timers_due=0.0) == []
+
+    def test_concurrent_claims_are_disjoint(self, store: Store) -> None:
+        wids = {self._created(store) for _ in range(12)}
+        barrier = threading.Barrier(4)
+        results: dict[str, list[list[tuple[str, int]]]] = {}
+
+        def claimer(owner: str) -> None:
+            barrier.wait()
+            batches = results.setdefault(owner, [])
+            while batch := store.claim(owner, 30, limit=5, timers_due=0.0):
+                batches.append(batch)
+
+        threads = [threading.Thread(target=claimer, args=(f"r{k}",)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        claimed = [wid for batches in results.values() for b in batches for wid, _ in b]
+        assert all(len(b) <= 5 for batches in results.values() for b in batches)
+        assert len(claimed) == len(set(claimed)) == 12 and set(claimed) == wids
+        for owner, batches in results.items():
+            for wid, token in (item for b in batches for item in b):
+                assert token == 1 and store.lease_owner(wid) == owner
+
+    def test_create_with_events_and_timers(self, store: Store) -> None:
+        wid = _wid()
+        events = [WorkflowCreated(name="orders", outputs=()), *make_cycle(1)]
+        timers = [
+            Timer(timer_id=f"t{k}-{wid}", workflow_id=wid, fire_at=at, payload={"k": k})
+            for k, at in enumerate((0.0, 50.0))
+        ]
+        assert store.create(
+            wid,
+            definition_name="orders",
+            definition_hash="abc",
+            events=events,
+            timers=timers,
+            owner="a",
+            ttl=30,
+        )
+        assert list(store.stream(wid)) == events
+        assert store.cursor(wid) == len(events) == store.get(wid).cursor
+        assert store.timers(wid) == timers
+        assert store.get(wid).epoch == 1
+        intruder = Timer(timer_id=f"intruder-{wid}", workflow_id=wid, fire_at=1.0)
+        assert not store.create(
+            wid,
+            definition_name="orders",
+            definition_hash="abc",
+            events=make_cycle(2),
+            timers=[intruder],
+            owner="b",
+            ttl=30,
+        )
+        assert list(store.stream(wid)) == events
+        assert store.timers(wid) == timers
+        assert intruder.timer_id not in {t.timer_id for t in store.due_timers(1e18, limit=1000)}
+        meta = store.get(wid)
+        assert (meta.owner, meta.epoch, meta.cursor) == ("a", 1, len(events))
+
+    def test_due_timers_of_one_owner(self, store: Store) -> None:
+        mine, theirs, nobodys, lapsed, later = (self._created(store) for _ in range(5))
+        for wid, at in ((mine, 1.0), (theirs, 2.0), (nobodys, 3.0), (lapsed, 4.0), (later, 500.0)):
+            store.schedule_timer(Timer(timer_id=f"t-{wid}", workflow_id=wid, fire_at=at))
+        assert store.acquire_lease(mine, "a", 30)
+        assert store.acquire_lease(later, "a", 30)
+        assert store.acquire_lease(theirs, "b", 30)
+        assert store.acquire_lease(lapsed, "a", 0.05)
+        time.sleep(0.1)
+        assert [t.workflow_id for t in store.due_timers(100.0, owner="a")] == [mine]
+        assert [t.workflow_id for t in store.due_timers(100.0, owner="b")] == [theirs]
+        assert store.due_timers(100.0, owner="nobody") == []
+        everything = [t.workflow_id for t in store.due_timers(100.0)]
+        assert everything == [mine, theirs, nobodys, lapsed]
+
+    def test_set_error(self, store: Store) -> None:
+        wid = self._created(store)
+        store.append(wid, make_cycle(1), status="waiting")
+        store.set_error(wid, "cannot import pkg.mod")
+        meta = store.get(wid)
+        assert (meta.error, meta.status, meta.cursor) == ("cannot import pkg.mod", "waiting", 3)
+        assert [m.error for m in store.list() if m.workflow_id == wid] == ["cannot import pkg.mod"]
+        store.set_error(wid, None)
+        assert store.get(wid).error is None
+        with pytest.raises(WorkflowNotFoundError):
+            store.set_error("nope", "x")
 
     # --- bad data ---------------------------------------------------------------------------
 

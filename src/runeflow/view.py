@@ -1,4 +1,4 @@
-"""A read-only view of a stored instance, folded from its event log (for the ``runeflow`` CLI).
+"""A read-only view of a stored instance, folded from its event log (no code, no lease).
 
 ``runeflow show``, ``runeflow list`` and ``runeflow graph --id`` must not run anything, take
 no lease, and work even when the workflow's code is not importable here. The stored log is

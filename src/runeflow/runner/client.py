@@ -1,0 +1,223 @@
+"""A submit-only client: start, feed, resume, stop and read instances that runners serve.
+
+A :class:`Client` executes nothing and needs no workflow code: it writes commands to the
+store, and serving runners (``Runner(poll_interval=...)``, ``runner.serve()``,
+``runeflow worker``) claim the instances and apply them. Every accepting call returns only
+once its command is in the store, and raises :class:`~runeflow.errors.StoreError` otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from runeflow.errors import InstanceStateError, WorkflowDefinitionError
+from runeflow.model.replay import load_definition
+from runeflow.model.workflow import Workflow
+from runeflow.runner.inbox import command_timer
+from runeflow.runner.ownership import Ownership
+from runeflow.runner.stored import (
+    has_pending_commands,
+    stop_stored,
+    stored_info,
+    validate_event,
+)
+from runeflow.runner.worker import InstanceInfo, Status
+from runeflow.stores import store_from_url
+from runeflow.stores.base import Store, content_hash
+from runeflow.view import load_view
+
+__all__ = ["Client"]
+
+_MISSING: Any = object()
+_TERMINAL = (Status.STOPPED.value, Status.FAILED.value)
+
+
+class Client:
+    """Submits work to a store that runners serve; runs nothing itself.
+
+    Args:
+        store: a store, or a store URL (``sqlite:///path.db``, ``postgresql://...``).
+
+    Example:
+        client = rf.Client(rf.PostgresStore(dsn))
+        client.start_instance("order_fulfillment", order, id="order-7")
+        client.wait("order-7", timeout=60)
+        client.get_results("order-7", components=None)
+    """
+
+    def __init__(self, store: Store | str) -> None:
+        self._owns_store = isinstance(store, str)
+        self.store: Store = store_from_url(store) if isinstance(store, str) else store
+        self.store.setup()
+
+    def start_instance(
+        self,
+        workflow: str | Workflow | Callable[[], Workflow],
+        input: Any,
+        id: str | None = None,
+    ) -> str:
+        """Create an instance and record its first input, in one transaction; return its id.
+
+        Args:
+            workflow: the workflow's name (the serving runners must have its definition
+                registered), or a Workflow or builder (only its name is used).
+            input: the first input (encoded now by the store's codec).
+            id: the instance's id (default: a random one). Retrying with the same id and an
+                equal input returns the existing instance; another input is refused.
+
+        Raises:
+            InstanceStateError: ``id`` exists with another workflow or input.
+            CodecError: the input cannot be stored (nothing was created).
+            StoreError: the store could not record it.
+        """
+        name = _workflow_name(workflow)
+        workflow_id = id or uuid.uuid4().hex
+        if not workflow_id:
+            raise ValueError("id must be a non-empty string")
+        command = command_timer(workflow_id, "input", self.store.codec, input)
+        input_hash = content_hash(self.store.codec.encode(input))
+        created = self.store.create(
+            workflow_id,
+            definition_name=name,
+            definition_hash="",
+            status=Status.RUNNING.value,
+            metadata={"input": input_hash},
+            timers=[command],
+        )
+        if not created:
+            meta = self.store.get(workflow_id)
+            if (meta.definition_name, meta.metadata.get("input")) != (name, input_hash):
+                raise InstanceStateError(
+                    f"an instance with id {workflow_id!r} already exists "
+                    f"({meta.definition_name}, {meta.status}) with a different input: pick "
+                    "another id",
+                    workflow_id=workflow_id,
+                    status=meta.status,
+                )
+        return workflow_id
+
+    def run(self, workflow_id: str, input: Any) -> None:
+        """Feed more input to an instance (recorded now, applied by its runner).
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+            InstanceStateError: the instance is stopped or failed.
+            CodecError: the input cannot be stored.
+        """
+        self._check_accepts(workflow_id, "input")
+        self.store.schedule_timer(command_timer(workflow_id, "input", self.store.codec, input))
+
+    def resume(
+        self, workflow_id: str, event: str, payload: Any = None, step: str | None = None
+    ) -> None:
+        """Deliver an event to the instance's open wait (checked now, applied by its runner).
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+            InstanceStateError: it is stopped or failed, or no open wait accepts ``event``.
+        """
+        validate_event(self.store, workflow_id, event, step)
+        timer = command_timer(
+            workflow_id, "event", self.store.codec, payload, event=event, step=step
+        )
+        self.store.schedule_timer(timer)
+
+    def stop(self, workflow_id: str) -> None:
+        """Stop an instance: at once when no runner owns it, else through its runner."""
+        if self.store.get(workflow_id).status == Status.STOPPED.value:
+            return
+        stop_stored(self.store, workflow_id, Ownership(self.store, 30.0))
+
+    def info(self, workflow_id: str) -> InstanceInfo:
+        """The instance's status, counts, waits, timers and failures, from the store."""
+        return stored_info(self.store, workflow_id)
+
+    def list_workflows(self, status: str | Iterable[str] | None = None) -> list[str]:
+        """Ids of the stored instances, optionally by status."""
+        wanted = None if status is None else [status] if isinstance(status, str) else [*status]
+        return [m.workflow_id for m in self.store.list(wanted)]
+
+    def get_results(
+        self,
+        workflow_id: str,
+        components: Sequence[str] | None = _MISSING,
+        *,
+        all: bool = False,
+    ) -> Any:
+        """Results, read from the stored log (no code needed).
+
+        Without arguments: every produced value in order. ``components=None``: the output
+        ports' last values; ``components=[...]``: each component's last value (every value
+        with ``all=True``).
+        """
+        view = load_view(self.store, workflow_id)
+        if components is _MISSING and not all:
+            return [value for _, value in view.productions]
+        if components is None:
+            if not all:
+                return view.results()
+            ports = view.outputs or {n: n for n in view.sinks()}
+            grouped = view.productions_by_component()
+            return {port: grouped.get(name, []) for port, name in ports.items()}
+        grouped = view.productions_by_component()
+        names = list(view.components) if components is _MISSING else list(components)
+        if all:
+            return {name: grouped.get(name, []) for name in names}
+        return {name: (grouped.get(name) or [None])[-1] for name in names}
+
+    def wait(self, workflow_id: str, timeout: float | None = None) -> InstanceInfo:
+        """Block until the instance is not ``running`` and its commands are applied.
+
+        Raises:
+            TimeoutError: still running after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            status = self.store.get(workflow_id).status
+            if status != Status.RUNNING.value and not has_pending_commands(self.store, workflow_id):
+                return stored_info(self.store, workflow_id)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"instance {workflow_id!r} still running after {timeout}s")
+            time.sleep(delay if remaining is None else min(delay, remaining))
+            delay = min(delay * 2, 0.1)
+
+    def close(self) -> None:
+        """Close the store if the client opened it from a URL."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _check_accepts(self, workflow_id: str, what: str) -> None:
+        status = self.store.get(workflow_id).status
+        if status in _TERMINAL:
+            raise InstanceStateError(
+                f"instance {workflow_id!r} is {status} and takes no more {what}",
+                workflow_id=workflow_id,
+                status=status,
+            )
+
+
+def _workflow_name(workflow: str | Workflow | Callable[[], Workflow]) -> str:
+    if isinstance(workflow, str):
+        if not workflow or ":" in workflow:
+            raise WorkflowDefinitionError(
+                f"give the workflow's name (as registered with the runners), not {workflow!r}"
+            )
+        return workflow
+    return load_definition(workflow).name

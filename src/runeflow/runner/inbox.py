@@ -1,0 +1,96 @@
+"""Commands to an instance that another process runs: input, events, stop.
+
+A command is a store timer due at time 0 (``fire_at=0``), so it is durable the moment the
+call that sends it returns, it is found by the owner's poll (``due_timers(owner=...)``), and
+an instance with a pending command counts as having work, so a serving runner claims it when
+nobody owns it. Command ids start with the time in nanoseconds, so commands are applied in
+the order they were sent. Values travel encoded by the store's codec (base64 in the timer's
+JSON payload) and are decoded by the same safe codec.
+
+An input command's id is its idempotency key: the owner feeds it with ``key=command id``,
+so a command redelivered after a crash (applied and checkpointed, but not yet removed) adds
+nothing the second time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from runeflow.codec import Codec
+from runeflow.errors import CodecError
+from runeflow.stores.base import Timer
+
+__all__ = ["Command", "command_timer", "read_command"]
+
+CommandKind = Literal["input", "event", "stop"]
+_KINDS = ("input", "event", "stop")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Command:
+    """A decoded command."""
+
+    id: str
+    """The command's (timer's) id; an input's idempotency key."""
+    kind: CommandKind
+    """``input``, ``event`` or ``stop``."""
+    value: Any = None
+    """The input, or the event's payload."""
+    event: str | None = None
+    """For ``event``: the event's name."""
+    step: str | None = None
+    """For ``event``: the wait it is meant for, if named."""
+
+
+def command_timer(
+    workflow_id: str,
+    kind: CommandKind,
+    codec: Codec,
+    value: Any = None,
+    *,
+    event: str | None = None,
+    step: str | None = None,
+) -> Timer:
+    """Build the store timer carrying a command (the value encoded now: CodecError here)."""
+    payload: dict[str, Any] = {"kind": kind}
+    if kind != "stop":
+        payload["data"] = base64.b64encode(codec.encode(value)).decode("ascii")
+    if event is not None:
+        payload["event"] = event
+    if step is not None:
+        payload["step"] = step
+    command_id = f"cmd-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
+    return Timer(timer_id=command_id, workflow_id=workflow_id, fire_at=0.0, payload=payload)
+
+
+def read_command(timer: Timer, codec: Codec) -> Command | None:
+    """Decode a timer that carries a command; ``None`` for an ordinary timer.
+
+    Raises:
+        CodecError: the command is malformed (its value cannot be decoded).
+    """
+    payload = timer.payload
+    kind = payload.get("kind")
+    if kind not in _KINDS:
+        return None
+    value = None
+    if "data" in payload:
+        try:
+            value = codec.decode(base64.b64decode(str(payload["data"]), validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise CodecError(
+                f"command {timer.timer_id!r} holds an unreadable value: {exc}"
+            ) from exc
+    event, step = payload.get("event"), payload.get("step")
+    return Command(
+        id=timer.timer_id,
+        kind=kind,
+        value=value,
+        event=event if isinstance(event, str) else None,
+        step=step if isinstance(step, str) else None,
+    )

@@ -1,0 +1,126 @@
+"""Reading an instance from the store alone: no lease, no code, nothing run.
+
+Used for instances that another process owns (or that no code here can rebuild): their
+info, whether they settled, and whether an event may be sent to them.
+"""
+
+from __future__ import annotations
+
+from runeflow.errors import InstanceStateError
+from runeflow.runner.inbox import command_timer
+from runeflow.runner.ownership import OwnedElsewhereError, Ownership
+from runeflow.runner.worker import InstanceInfo, Status
+from runeflow.stores.base import Store
+from runeflow.view import load_view
+
+__all__ = ["has_pending_commands", "stop_stored", "stored_info", "validate_event"]
+
+_COMMAND_KINDS = ("input", "event", "stop")
+
+
+def has_pending_commands(store: Store, workflow_id: str) -> bool:
+    """True when commands sent to the instance have not been applied yet."""
+    return any(t.payload.get("kind") in _COMMAND_KINDS for t in store.timers(workflow_id))
+
+
+def stored_info(store: Store, workflow_id: str) -> InstanceInfo:
+    """The instance's info as its stored log and metadata tell it.
+
+    Raises:
+        WorkflowNotFoundError: no such instance.
+        StoreError: the log cannot be read.
+    """
+    view = load_view(store, workflow_id)
+    meta = view.meta
+    try:
+        status = Status(meta.status)
+    except ValueError:
+        status = Status.FAILED
+    return InstanceInfo(
+        workflow_id=workflow_id,
+        name=meta.definition_name,
+        status=status,
+        step_count=sum(view.completed.values()) + len(view.failures) + len(view.received),
+        open_waits=[
+            {
+                "wait_id": w.wait_id,
+                "step": w.component,
+                "events": list(w.events),
+                "timeout": w.timeout,
+            }
+            for w in view.open_waits.values()
+        ],
+        pending_timers=[
+            {
+                "timer_id": t.timer_id,
+                "step": t.component,
+                "fire_at": t.fire_at,
+                "event": t.event,
+                "wait_id": t.wait_id,
+            }
+            for t in view.timers.values()
+        ],
+        in_flight=len(view.running),
+        failures=[
+            {
+                "component": f.component,
+                "error": f"{f.error.type}: {f.error.message}",
+                "attempt": f.attempt,
+            }
+            for f in view.failures
+        ],
+        error=meta.error,
+        loaded=False,
+        updated_at=meta.updated_at,
+    )
+
+
+def validate_event(store: Store, workflow_id: str, event: str, step: str | None) -> None:
+    """Check, from the stored log, that an open wait of the instance accepts ``event``.
+
+    Raises:
+        InstanceStateError: the instance is stopped or failed, or no open wait accepts it.
+    """
+    view = load_view(store, workflow_id)
+    status = view.meta.status
+    if status in (Status.STOPPED.value, Status.FAILED.value):
+        raise InstanceStateError(
+            f"instance {workflow_id!r} is {status} and takes no more events",
+            workflow_id=workflow_id,
+            status=status,
+        )
+    waits = [w for w in view.open_waits.values() if step is None or w.component == step]
+    if not waits:
+        where = f"step {step!r}" if step else "any step"
+        raise InstanceStateError(
+            f"instance {workflow_id!r} has no open wait on {where}: nothing to resume",
+            workflow_id=workflow_id,
+            status=status,
+        )
+    if not any(event in w.events or event == "timeout" for w in waits):
+        accepted = sorted({e for w in waits for e in w.events})
+        raise InstanceStateError(
+            f"instance {workflow_id!r}: no open wait accepts event {event!r} "
+            f"(accepted: {accepted})",
+            workflow_id=workflow_id,
+            status=status,
+        )
+
+
+def stop_stored(store: Store, workflow_id: str, ownership: Ownership) -> str | None:
+    """Stop an instance through the store: at once when nobody owns it (taking its lease
+    for the write), else by recording a stop command for its owner.
+
+    Returns:
+        ``None`` when it was stopped now, else the owner that will apply the command.
+    """
+    try:
+        token = ownership.acquire(workflow_id)
+    except OwnedElsewhereError as exc:
+        store.schedule_timer(command_timer(workflow_id, "stop", store.codec))
+        return exc.owner or "another runner"
+    try:
+        store.append(workflow_id, [], status=Status.STOPPED.value, token=token)
+    finally:
+        ownership.release(workflow_id)
+    return None
