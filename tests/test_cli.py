@@ -86,11 +86,21 @@ def test_list_and_show_the_instance(cwd: Path) -> None:
     listed = cli("list", cwd=cwd)
     assert listed.returncode == 0, listed.stderr
     header, rule, row = listed.stdout.splitlines()
-    assert header.split() == ["id", "workflow", "status", "events", "created", "updated"]
+    assert header.split() == [
+        "id",
+        "workflow",
+        "status",
+        "events",
+        "created",
+        "updated",
+        "owner",
+        "error",
+    ]
     assert set(rule.replace(" ", "")) == {"-"}
     assert row.split()[:3] == ["order-1", "order_fulfillment", "idle"]
     as_json = json.loads(cli("list", "--format", "json", cwd=cwd).stdout)
     assert [(i["id"], i["status"]) for i in as_json] == [("order-1", "idle")]
+    assert (as_json[0]["owner"], as_json[0]["error"]) == (None, None)  # released, loadable
     assert as_json[0]["definition"] == f"{cwd / 'examples' / 'order_fulfillment.py'}:workflow"
     assert json.loads(cli("list", "--status", "waiting", "--format", "json", cwd=cwd).stdout) == []
 

@@ -250,3 +250,28 @@ def test_postgres_restarted_under_load(fleet_store: Any, tmp_path: Path) -> None
         assert stranded == []
     finally:
         fleet.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("fleet_store", ["postgres"], indirect=True)
+def test_a_client_submits_1000_instances_to_three_workers(fleet_store: Any, tmp_path: Path) -> None:
+    spec, store = fleet_store
+    counter = tmp_path / "counter.txt"
+    fleet = Fleet(spec, counter, sleep=0.0)
+    try:
+        for _ in range(3):
+            fleet.serve(lease_ttl=10.0)
+        ids = submit(store, 1000, "m")
+        client = rf.Client(store)
+        for wid in ids:
+            client.wait(wid, timeout=120)
+    finally:
+        fleet.close()
+    by_pid = Counter(line.split()[2] for line in counter.read_text().splitlines())
+    assert len(by_pid) == 3 and min(by_pid.values()) > 0  # the work was shared
+    ran = runs(counter)
+    assert set(ran.values()) == {1} and len(ran) == 1000 * STEPS  # each step ran once
+    for wid in ids[::50]:
+        assert completed(store, wid) == Counter({f"s{i}": 1 for i in range(STEPS)})
+    assert [m.workflow_id for m in store.list("running")] == []

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import ALL_STORES, PG_DSN
 from runeflow.codec import default_codec
-from runeflow.errors import StoreError
+from runeflow.errors import LeaseLostError, StoreError
 from runeflow.model.events import Event, FactProduced
 from runeflow.model.facts import FactRef
 from runeflow.stores import MemoryStore, SQLiteStore, Store, store_from_url
@@ -200,6 +201,107 @@ def test_postgres_schema_1_is_migrated_and_stays_readable(pg_schema: str) -> Non
             assert store.load_fact(facts[0][0]) == 7
             assert store.append("old", make_cycle(2, value=8)) == 6
             assert [e for e in store.stream("old", after=3)][1].fact.value == 8  # type: ignore[attr-defined]
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_sqlite_schema_2_leases_move_into_the_instance_row(tmp_path: Path) -> None:
+    from runeflow.stores.sqlite import MIGRATIONS
+
+    path = tmp_path / "v2.db"
+    events = make_cycle(1, value=7)
+    blob, facts, contents = _v1_rows(events)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE runeflow_schema (version INTEGER NOT NULL)")
+        for statement in (*MIGRATIONS[0], *MIGRATIONS[1]):
+            conn.execute(statement)
+        conn.execute("INSERT INTO runeflow_schema VALUES (2)")
+        for wid in ("old", "free"):
+            conn.execute(
+                "INSERT INTO runeflow_instances VALUES (?, 'n', 'h', 'running', 1.0, 2.0, 0, '{}')",
+                (wid,),
+            )
+        conn.execute(
+            "INSERT INTO runeflow_leases VALUES ('old', 'old-owner', ?)", (time.time() + 300,)
+        )
+        conn.execute(
+            "INSERT INTO runeflow_events VALUES ('old', 3, 1, ?, ?, 2.0)",
+            (blob, f'["{facts[0][0]}"]'),
+        )
+        conn.executemany("INSERT INTO runeflow_facts (fact_id, hash) VALUES (?, ?)", facts)
+        conn.executemany("INSERT INTO runeflow_contents VALUES (?, ?)", contents.items())
+    conn.close()
+    with SQLiteStore(path) as store:
+        assert store.lease_owner("old") == "old-owner"
+        meta = store.get("old")
+        assert (meta.owner, meta.epoch, meta.cursor, meta.error) == ("old-owner", 1, 3, None)
+        assert (store.get("free").owner, store.get("free").epoch) == (None, 0)
+        assert store.acquire_lease("old", "new-owner", 30) is None
+        assert list(store.stream("old")) == events
+        assert store.append("old", make_cycle(2), token=1) == 6
+        with pytest.raises(LeaseLostError):
+            store.append("old", make_cycle(3), token=2)
+        assert len(list(store.stream("old"))) == 6
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM runeflow_schema").fetchone() == (len(MIGRATIONS),)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    conn.close()
+    assert "runeflow_leases" not in tables and "runeflow_instances" in tables
+
+
+@pytest.mark.postgres
+def test_postgres_schema_2_leases_move_into_the_instance_row(pg_schema: str) -> None:
+    import psycopg
+
+    from runeflow.stores.postgres import MIGRATIONS, SCHEMA_VERSION_TABLE, PostgresStore
+
+    schema = f"{pg_schema}_v2"
+    events = make_cycle(1, value=7)
+    blob, facts, contents = _v1_rows(events)
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        for statement in (SCHEMA_VERSION_TABLE, *MIGRATIONS[0], *MIGRATIONS[1]):
+            conn.execute(statement.format(schema=f'"{schema}"'))
+        conn.execute(f'INSERT INTO "{schema}".schema_version VALUES (2)')
+        for wid in ("old", "free"):
+            conn.execute(
+                f"""INSERT INTO "{schema}".instances
+                VALUES (%s, 'n', 'h', 'running', 1.0, 2.0, 3, '{{}}')""",
+                (wid,),
+            )
+        conn.execute(
+            f"""INSERT INTO "{schema}".leases VALUES ('old', 'old-owner', %s)""",
+            (time.time() + 300,),
+        )
+        conn.execute(
+            f"""INSERT INTO "{schema}".events VALUES ('old', 3, 1, %s, %s)""",
+            (blob, [facts[0][0]]),
+        )
+        for fact in facts:
+            conn.execute(f'INSERT INTO "{schema}".facts (fact_id, hash) VALUES (%s, %s)', fact)
+        for item in contents.items():
+            conn.execute(f'INSERT INTO "{schema}".contents VALUES (%s, %s)', item)
+    try:
+        with PostgresStore(PG_DSN, schema=schema) as store:
+            assert store.lease_owner("old") == "old-owner"
+            meta = store.get("old")
+            assert (meta.owner, meta.epoch, meta.cursor, meta.error) == ("old-owner", 1, 3, None)
+            assert (store.get("free").owner, store.get("free").epoch) == (None, 0)
+            assert store.acquire_lease("old", "new-owner", 30) is None
+            assert list(store.stream("old")) == events
+            assert store.append("old", make_cycle(2), token=1) == 6
+            with pytest.raises(LeaseLostError):
+                store.append("old", make_cycle(3), token=2)
+            assert len(list(store.stream("old"))) == 6
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT to_regclass(%s), to_regclass(%s)",
+                (f'"{schema}".leases', f'"{schema}".instances'),
+            ).fetchone()
+            version = conn.execute(f'SELECT version FROM "{schema}".schema_version').fetchone()
+        assert found is not None and found[0] is None and found[1] is not None
+        assert version == (len(MIGRATIONS),)
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -22,6 +22,8 @@ def meta_dict(meta: InstanceMeta) -> dict[str, Any]:
         "created_at": meta.created_at,
         "updated_at": meta.updated_at,
         "definition": meta.metadata.get("definition"),
+        "owner": meta.owner,
+        "error": meta.error,
     }
 
 

@@ -53,6 +53,7 @@ from runeflow._cli_output import ProgressDisplay, dumps, format_time, print_tabl
 from runeflow.errors import RuneflowError, WorkflowDefinitionError
 from runeflow.model.replay import load_definition
 from runeflow.model.workflow import Workflow
+from runeflow.runner.client import Client
 from runeflow.runner.ownership import Ownership
 from runeflow.runner.runner import Runner
 from runeflow.runner.stored import stop_stored
@@ -209,6 +210,12 @@ def _add_run(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="PATH_OR_MODULE:ATTR", help="the workflow or its builder")
     p.add_argument("--input", required=True, metavar="JSON", help="JSON, @file.json or - (stdin)")
     p.add_argument("--id", help="instance id (default: WORKFLOW-<random>)")
+    p.add_argument(
+        "--submit",
+        action="store_true",
+        help="only record the instance and its input in the store, run nothing here: a "
+        "`runeflow worker` serving the store runs it (prints the id)",
+    )
     _add_running_options(p)
     p.set_defaults(handler=cmd_run)
 
@@ -365,11 +372,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"an instance {workflow_id!r} already exists in {_store_label(args)}: pick another "
             f"--id, or feed it with `runeflow send {workflow_id} INPUT`"
         )
+    if args.submit:
+        with store:
+            Client(store).start_instance(wf, value, id=workflow_id, definition=definition)
+        print(workflow_id, flush=True)
+        _note(f"submitted {workflow_id!r}: a `runeflow worker` serving the store runs it")
+        return EXIT_OK
     display = ProgressDisplay(sys.stderr)
 
     def start(runner: Runner) -> None:
-        runner.start_workflow(workflow_id, wf, definition=definition)
-        runner.run(workflow_id, value, run_context=context)
+        runner.start_instance(
+            wf, value, id=workflow_id, run_context=context, import_path=definition
+        )
 
     return _drive(args, store, display, workflow_id, start)
 
@@ -506,12 +520,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             str(m.cursor),
             format_time(m.created_at),
             format_time(m.updated_at),
+            m.owner or "",
+            short(m.error, 60) if m.error else "",
         ]
         for m in metas
     ]
-    print_table(
-        None, ["id", "workflow", "status", "events", "created", "updated"], rows, sys.stdout
-    )
+    headers = ["id", "workflow", "status", "events", "created", "updated", "owner", "error"]
+    print_table(None, headers, rows, sys.stdout)
     return EXIT_OK
 
 

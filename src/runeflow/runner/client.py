@@ -59,6 +59,8 @@ class Client:
         workflow: str | Workflow | Callable[[], Workflow],
         input: Any,
         id: str | None = None,
+        *,
+        definition: str | None = None,
     ) -> str:
         """Create an instance and record its first input, in one transaction; return its id.
 
@@ -68,6 +70,8 @@ class Client:
             input: the first input (encoded now by the store's codec).
             id: the instance's id (default: a random one). Retrying with the same id and an
                 equal input returns the existing instance; another input is refused.
+            definition: an import path (``"pkg.mod:build"``) recorded for runners that do
+                not register the workflow themselves.
 
         Raises:
             InstanceStateError: ``id`` exists with another workflow or input.
@@ -85,7 +89,7 @@ class Client:
             definition_name=name,
             definition_hash="",
             status=Status.RUNNING.value,
-            metadata={"input": input_hash},
+            metadata={"input": input_hash, **({"definition": definition} if definition else {})},
             timers=[command],
         )
         if not created:

@@ -206,12 +206,15 @@ class Runner(Serving, AsyncTwins):
         id: str | None = None,
         *,
         run_context: dict[str, dict[str, Any]] | None = None,
-        **options: Any,
+        hooks: Hooks | None = None,
+        max_concurrency: int | None = None,
+        import_path: str | None = None,
     ) -> str:
         """Start an instance and feed it ``context`` as its first input; return its id.
 
         Creating the instance and recording its input are one transaction, done before this
-        returns. Retrying with the same ``id`` and an equal input returns the existing
+        returns. ``run_context``, ``hooks`` and ``max_concurrency`` are as for :meth:`run`
+        and :meth:`start_workflow`; ``import_path`` is ``start_workflow``'s ``definition``. Retrying with the same ``id`` and an equal input returns the existing
         instance; a different input is refused.
 
         Raises:
@@ -222,13 +225,7 @@ class Runner(Serving, AsyncTwins):
         """
         workflow_id = id or uuid.uuid4().hex
         return self._start(
-            workflow_id,
-            definition,
-            context,
-            run_context,
-            options.get("hooks"),
-            options.get("max_concurrency"),
-            options.get("definition"),
+            workflow_id, definition, context, run_context, hooks, max_concurrency, import_path
         )
 
     def _start(
@@ -263,25 +260,40 @@ class Runner(Serving, AsyncTwins):
                 owner=self.owner,
                 ttl=self.lease_ttl,
             )
-            if not created:
-                self._check_same_start(workflow_id, wf, metadata.get("input"))
-                return workflow_id
-            worker = Worker(
-                self,
-                workflow_id,
-                wf,
-                hooks=hooks or self.hooks,
-                max_concurrency=max_concurrency,
-                token=1,
-                cursor=len(events),
-            )
-            worker.status = status
-            worker.stored_status = status.value
-            self._workers[workflow_id] = worker
+            if created:
+                worker = self._started(workflow_id, wf, status, hooks, max_concurrency, events)
+        if not created:  # a retry of a start that went through: make sure it runs somewhere
+            self._check_same_start(workflow_id, wf, metadata.get("input"))
+            self._local_worker(workflow_id)
+            return workflow_id
         self._emit("workflow", "start", wf.name, workflow_id)
         if fed:
             worker.kick()
         return workflow_id
+
+    def _started(
+        self,
+        workflow_id: str,
+        wf: Workflow,
+        status: Status,
+        hooks: Hooks | None,
+        max_concurrency: int | None,
+        events: list[Event],
+    ) -> Worker:
+        """Register the worker of an instance this runner just created (token 1)."""
+        worker = Worker(
+            self,
+            workflow_id,
+            wf,
+            hooks=hooks or self.hooks,
+            max_concurrency=max_concurrency,
+            token=1,
+            cursor=len(events),
+        )
+        worker.status = status
+        worker.stored_status = status.value
+        self._workers[workflow_id] = worker
+        return worker
 
     def _check_same_start(self, workflow_id: str, wf: Workflow, input_hash: str | None) -> None:
         """A start found the id taken: accept a retry of the same start, refuse the rest."""
@@ -434,9 +446,16 @@ class Runner(Serving, AsyncTwins):
         if worker is not None:
             with worker.lock:
                 return worker.info()
-        if workflow_id in self._unrecoverable:
-            info = stored_info(self.store, workflow_id)
-            return _replace_error(info, self._unrecoverable[workflow_id])
+        if workflow_id in self._unrecoverable:  # its log may be unreadable: metadata only
+            meta = self.store.get(workflow_id)
+            return InstanceInfo(
+                workflow_id=workflow_id,
+                name=meta.definition_name,
+                status=Status(meta.status),
+                error=self._unrecoverable[workflow_id],
+                loaded=False,
+                updated_at=meta.updated_at,
+            )
         worker = self._local_worker(workflow_id)
         if worker is None:
             return stored_info(self.store, workflow_id)
@@ -862,9 +881,3 @@ def _import_path(obj: Any) -> str | None:
     ):
         return f"{module}:{qualname}"
     return None
-
-
-def _replace_error(info: InstanceInfo, error: str) -> InstanceInfo:
-    from dataclasses import replace
-
-    return replace(info, error=error)

@@ -28,7 +28,7 @@ class AsyncTwins:
             definition: str | None = ...,
         ) -> str: ...
         def start_instance(  # noqa: D102
-            self, definition: Any, context: Any, id: str | None = None, **options: Any
+            self, definition: Any, context: Any, id: str | None = None
         ) -> str: ...
         def run(self, workflow_id: str, input: Any, run_context: Any = None) -> None: ...  # noqa: D102
         def wait(self, workflow_id: str, timeout: float | None = None) -> InstanceInfo: ...  # noqa: D102
