@@ -214,8 +214,9 @@ class Runner(Serving, AsyncTwins):
 
         Creating the instance and recording its input are one transaction, done before this
         returns. ``run_context``, ``hooks`` and ``max_concurrency`` are as for :meth:`run`
-        and :meth:`start_workflow`; ``import_path`` is ``start_workflow``'s ``definition``. Retrying with the same ``id`` and an equal input returns the existing
-        instance; a different input is refused.
+        and :meth:`start_workflow`; ``import_path`` is ``start_workflow``'s ``definition``.
+        Retrying with the same ``id`` and an equal input returns the existing instance; a
+        different input is refused.
 
         Raises:
             InstanceStateError: ``id`` exists with another definition or input.
