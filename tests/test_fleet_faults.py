@@ -222,3 +222,19 @@ def test_cli_send_and_stop_reach_an_instance_a_worker_holds(tmp_path: Path) -> N
         fleet.close()
     rebuilt = rf.Workflow.from_events(rf.SQLiteStore(db).stream("h"), definition=build_fleet_chain)
     assert {"id": "h", "n": 0} in [f.value for f in rebuilt.facts().values()]
+
+
+def test_a_killed_but_unreaped_owner_counts_as_dead() -> None:
+    import socket
+
+    from runeflow.runner.ownership import owner_is_dead
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        host = socket.gethostname()
+        assert not owner_is_dead(f"{host}:{proc.pid}:x")  # alive
+        os.kill(proc.pid, signal.SIGKILL)
+        wait_until(lambda: owner_is_dead(f"{host}:{proc.pid}:x"), 5, "the zombie to be seen")
+        assert not owner_is_dead(f"other-host:{proc.pid}:x")  # another host: only its lease says
+    finally:
+        proc.wait()

@@ -20,10 +20,11 @@ from runeflow.model.workflow import Workflow
 from runeflow.runner.inbox import command_timer
 from runeflow.runner.ownership import Ownership
 from runeflow.runner.stored import (
-    has_pending_commands,
+    send_command,
     stop_stored,
     stored_info,
     validate_event,
+    wait_stored,
 )
 from runeflow.runner.worker import InstanceInfo, Status
 from runeflow.stores import store_from_url
@@ -33,7 +34,6 @@ from runeflow.view import load_view
 __all__ = ["Client"]
 
 _MISSING: Any = object()
-_TERMINAL = (Status.STOPPED.value, Status.FAILED.value)
 
 
 class Client:
@@ -112,8 +112,7 @@ class Client:
             InstanceStateError: the instance is stopped or failed.
             CodecError: the input cannot be stored.
         """
-        self._check_accepts(workflow_id, "input")
-        self.store.schedule_timer(command_timer(workflow_id, "input", self.store.codec, input))
+        send_command(self.store, workflow_id, "input", input)
 
     def resume(
         self, workflow_id: str, event: str, payload: Any = None, step: str | None = None
@@ -125,10 +124,7 @@ class Client:
             InstanceStateError: it is stopped or failed, or no open wait accepts ``event``.
         """
         validate_event(self.store, workflow_id, event, step)
-        timer = command_timer(
-            workflow_id, "event", self.store.codec, payload, event=event, step=step
-        )
-        self.store.schedule_timer(timer)
+        send_command(self.store, workflow_id, "event", payload, event=event, step=step)
 
     def stop(self, workflow_id: str) -> None:
         """Stop an instance: at once when no runner owns it, else through its runner."""
@@ -180,16 +176,7 @@ class Client:
             TimeoutError: still running after ``timeout`` seconds.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            status = self.store.get(workflow_id).status
-            if status != Status.RUNNING.value and not has_pending_commands(self.store, workflow_id):
-                return stored_info(self.store, workflow_id)
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"instance {workflow_id!r} still running after {timeout}s")
-            time.sleep(delay if remaining is None else min(delay, remaining))
-            delay = min(delay * 2, 0.1)
+        return wait_stored(self.store, workflow_id, deadline, timeout)
 
     def close(self) -> None:
         """Close the store if the client opened it from a URL."""
@@ -206,15 +193,6 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def _check_accepts(self, workflow_id: str, what: str) -> None:
-        status = self.store.get(workflow_id).status
-        if status in _TERMINAL:
-            raise InstanceStateError(
-                f"instance {workflow_id!r} is {status} and takes no more {what}",
-                workflow_id=workflow_id,
-                status=status,
-            )
 
 
 def _workflow_name(workflow: str | Workflow | Callable[[], Workflow]) -> str:

@@ -22,6 +22,7 @@ import os
 import socket
 import uuid
 from collections.abc import Collection
+from pathlib import Path
 
 from runeflow.errors import InstanceStateError, WorkflowNotFoundError
 from runeflow.stores.base import Store
@@ -122,4 +123,13 @@ def owner_is_dead(owner: str) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    return _is_zombie(int(pid_text))
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed process that its parent has not reaped yet still answers ``kill(pid, 0)``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]

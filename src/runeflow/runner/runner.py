@@ -34,11 +34,10 @@ from runeflow.model.replay import load_definition
 from runeflow.model.workflow import Workflow
 from runeflow.recovery import Rehydration, load_workflow
 from runeflow.runner.executors import Executor, make_executor
-from runeflow.runner.inbox import command_timer
 from runeflow.runner.ownership import OwnedElsewhereError, Ownership
 from runeflow.runner.policies import Policies, Policy
 from runeflow.runner.serving import Serving
-from runeflow.runner.stored import has_pending_commands, stored_info, validate_event
+from runeflow.runner.stored import send_command, stored_info, validate_event, wait_stored
 from runeflow.runner.telemetry import Handler, Telemetry, TelemetryEvent
 from runeflow.runner.timers import Clock, Scheduler, SystemClock
 from runeflow.runner.twins import AsyncTwins
@@ -346,7 +345,7 @@ class Runner(Serving, AsyncTwins):
         """
         worker = self._local_worker(workflow_id)
         if worker is None:
-            self._send(workflow_id, "input", input)
+            send_command(self.store, workflow_id, "input", input)
             return
         with worker.lock:
             self._check_accepts(worker, "input")
@@ -369,7 +368,7 @@ class Runner(Serving, AsyncTwins):
         while True:
             worker = self._local_worker(workflow_id)
             if worker is None:
-                return self._wait_stored(workflow_id, deadline, timeout)
+                return wait_stored(self.store, workflow_id, deadline, timeout)
             with worker.lock:
                 while worker.status is Status.RUNNING and not worker.detached:
                     remaining = None if deadline is None else deadline - time.monotonic()
@@ -381,23 +380,6 @@ class Runner(Serving, AsyncTwins):
                     worker.settled.wait(timeout=0.5 if remaining is None else min(remaining, 0.5))
                 if worker.detached in (None, "released", "stopped"):
                     return worker.info()
-
-    def _wait_stored(
-        self, workflow_id: str, deadline: float | None, timeout: float | None
-    ) -> InstanceInfo:
-        delay = 0.005
-        while True:
-            status = self.store.get(workflow_id).status
-            if status != Status.RUNNING.value and not has_pending_commands(self.store, workflow_id):
-                return stored_info(self.store, workflow_id)
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(
-                    f"instance {workflow_id!r} still running after {timeout}s "
-                    "(it runs in another runner)"
-                )
-            time.sleep(delay if remaining is None else min(delay, remaining))
-            delay = min(delay * 2, 0.1)
 
     def get_results(
         self,
@@ -490,7 +472,7 @@ class Runner(Serving, AsyncTwins):
         worker = self._local_worker(workflow_id)
         if worker is None:
             if persist:
-                self._send(workflow_id, "stop")
+                send_command(self.store, workflow_id, "stop")
             return
         with worker.lock:
             worker.stop()
@@ -557,7 +539,7 @@ class Runner(Serving, AsyncTwins):
         worker = self._local_worker(workflow_id)
         if worker is None:
             validate_event(self.store, workflow_id, event, step)
-            self._send(workflow_id, "event", payload, event=event, step=step)
+            send_command(self.store, workflow_id, "event", payload, event=event, step=step)
             return
         with worker.lock:
             worker.deliver(event, payload, step)
@@ -597,26 +579,6 @@ class Runner(Serving, AsyncTwins):
     def fired(self, worker: Worker, timer: Any, now: float) -> None:
         """Bookkeeping when a worker fires a timer."""
         self._lateness.append(max(0.0, now - timer.fire_at))
-
-    def _send(
-        self,
-        workflow_id: str,
-        kind: Any,
-        value: Any = None,
-        *,
-        event: str | None = None,
-        step: str | None = None,
-    ) -> None:
-        """Record a command for the runner that owns the instance (durable on return)."""
-        status = self.store.get(workflow_id).status
-        if kind != "stop" and status in (Status.STOPPED.value, Status.FAILED.value):
-            raise InstanceStateError(
-                f"instance {workflow_id!r} is {status} and takes no more {kind}",
-                workflow_id=workflow_id,
-                status=status,
-            )
-        timer = command_timer(workflow_id, kind, self.store.codec, value, event=event, step=step)
-        self.store.schedule_timer(timer)
 
     def subscribe(self, handler: Handler) -> Callable[[], None]:
         """Receive telemetry events; returns a function that unsubscribes."""

@@ -6,14 +6,24 @@ info, whether they settled, and whether an event may be sent to them.
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from runeflow.errors import InstanceStateError
-from runeflow.runner.inbox import command_timer
+from runeflow.runner.inbox import CommandKind, command_timer
 from runeflow.runner.ownership import OwnedElsewhereError, Ownership
 from runeflow.runner.worker import InstanceInfo, Status
 from runeflow.stores.base import Store
 from runeflow.view import load_view
 
-__all__ = ["has_pending_commands", "stop_stored", "stored_info", "validate_event"]
+__all__ = [
+    "has_pending_commands",
+    "send_command",
+    "stop_stored",
+    "stored_info",
+    "validate_event",
+    "wait_stored",
+]
 
 _COMMAND_KINDS = ("input", "event", "stop")
 
@@ -124,3 +134,54 @@ def stop_stored(store: Store, workflow_id: str, ownership: Ownership) -> str | N
     finally:
         ownership.release(workflow_id)
     return None
+
+
+def send_command(
+    store: Store,
+    workflow_id: str,
+    kind: CommandKind,
+    value: Any = None,
+    *,
+    event: str | None = None,
+    step: str | None = None,
+) -> None:
+    """Record a command for whichever runner owns the instance (durable on return).
+
+    Raises:
+        WorkflowNotFoundError: no such instance.
+        InstanceStateError: the instance is stopped or failed (input and events only).
+        CodecError: the value cannot be stored.
+    """
+    status = store.get(workflow_id).status
+    if kind != "stop" and status in (Status.STOPPED.value, Status.FAILED.value):
+        raise InstanceStateError(
+            f"instance {workflow_id!r} is {status} and takes no more {kind}",
+            workflow_id=workflow_id,
+            status=status,
+        )
+    store.schedule_timer(
+        command_timer(workflow_id, kind, store.codec, value, event=event, step=step)
+    )
+
+
+def wait_stored(
+    store: Store, workflow_id: str, deadline: float | None, timeout: float | None
+) -> InstanceInfo:
+    """Poll the store until the instance is not ``running`` and its commands are applied.
+
+    Raises:
+        TimeoutError: ``deadline`` (a ``time.monotonic()`` value) passed first.
+    """
+    delay = 0.005
+    while True:
+        status = store.get(workflow_id).status
+        if status != Status.RUNNING.value and not has_pending_commands(store, workflow_id):
+            return stored_info(store, workflow_id)
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise TimeoutError(
+                f"instance {workflow_id!r} still running after {timeout}s (run by a runner "
+                "serving the store)"
+            )
+        time.sleep(delay if remaining is None else min(delay, remaining))
+        delay = min(delay * 2, 0.1)
