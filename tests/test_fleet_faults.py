@@ -16,6 +16,7 @@ import pytest
 import runeflow as rf
 from _fleet_flows import STEPS, build_fleet_chain
 from test_fleet import CHILD, Fleet, child_env, runs, wait_until
+from test_fleet import TESTS as TESTS_DIR
 
 
 class FlakyStore(rf.SQLiteStore):
@@ -238,3 +239,73 @@ def test_a_killed_but_unreaped_owner_counts_as_dead() -> None:
         assert not owner_is_dead(f"other-host:{proc.pid}:x")  # another host: only its lease says
     finally:
         proc.wait()
+
+
+def test_a_client_drives_an_instance_a_serving_runner_runs(tmp_path: Path) -> None:
+    db = tmp_path / "client.db"
+
+    def approval() -> rf.Workflow:
+        return (
+            rf.workflow(name="approval", outputs={"result": "after"})
+            .add(rf.step(lambda x: x, name="first"))
+            .add(rf.await_event(name="w", events=["go"]), to="first")
+            .add(rf.step(lambda s: s.input * 2, name="after"), to="w")
+        )
+
+    with rf.Runner(store=rf.SQLiteStore(db), workflows=[approval], poll_interval=0.02):
+        client = rf.Client(f"sqlite:///{db}")
+        client.start_instance("approval", 21, id="a1")
+        assert client.wait("a1", timeout=10).status is rf.Status.WAITING
+        with pytest.raises(rf.InstanceStateError, match="no open wait accepts"):
+            client.resume("a1", "nope")
+        client.resume("a1", "go")
+        assert client.wait("a1", timeout=10).status is rf.Status.IDLE
+        assert client.get_results("a1", components=None) == {"result": 42}
+        assert client.get_results("a1")[-1] == 42
+        client.run("a1", 5)  # more input, applied by the runner
+        info = client.wait("a1", timeout=10)
+        assert info.status is rf.Status.WAITING and len(info.open_waits) == 1
+        client.stop("a1")
+        wait_until(lambda: client.info("a1").status is rf.Status.STOPPED, 10, "the stop")
+        with pytest.raises(rf.InstanceStateError, match="stopped"):
+            client.run("a1", 6)
+        assert client.list_workflows("stopped") == ["a1"]
+        client.close()
+
+
+@pytest.mark.slow
+def test_cli_run_submit_records_and_a_worker_runs_it(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    counter = tmp_path / "counter.txt"
+    fleet = Fleet(f"sqlite:{db}", counter, sleep=0.0)
+    target = f"{TESTS_DIR / '_fleet_flows.py'}:build_fleet_chain"
+    try:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "runeflow",
+                "run",
+                target,
+                "--input",
+                json.dumps({"id": "sub", "n": 0}),
+                "--id",
+                "sub",
+                "--submit",
+                "--store",
+                f"sqlite:///{db}",
+            ],
+            env=child_env(counter),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "sub" and "submitted" in out.stderr
+        assert runs(counter) == {}  # nothing ran in the submitting process
+        fleet.serve(lease_ttl=5.0)
+        info = rf.Client(rf.SQLiteStore(db)).wait("sub", timeout=20)
+        assert info.status is rf.Status.IDLE
+    finally:
+        fleet.close()
+    assert sum(runs(counter).values()) == STEPS
