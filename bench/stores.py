@@ -14,7 +14,9 @@ Run with ``python bench/stores.py`` (PostgreSQL at ``RUNEFLOW_BENCH_PG_DSN``, de
   recovery of a workflow holding 100k facts (~200-byte dict values), from the log and from
   a snapshot, on SQLite, with ratios to full recovery.
 
-Figures vary on a shared machine: each is the best of ``--repeat`` runs.
+Figures vary on a shared machine: each is the best of ``--repeat`` runs. ``--only`` runs
+some of the benchmarks (``store``, ``workflow``, ``recovery``; repeatable), e.g. ``--only
+workflow --repeat 7`` for the replay figures alone.
 """
 
 from __future__ import annotations
@@ -281,18 +283,28 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--facts", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--only", action="append", choices=["store", "workflow", "recovery"], default=None
+    )
     args = parser.parse_args()
+    only = set(args.only or ["store", "workflow", "recovery"])
     definition = chain(args.steps)
     with tempfile.TemporaryDirectory() as tmp, SQLiteStore(Path(tmp) / "bench.db") as store:
-        bench_store("sqlite", store, args.cycles)
-        bench_workflow("sqlite", store, definition, args.repeat)
-        bench_recovery_memory(store, args.facts)
-    bench_store("memory", MemoryStore(), args.cycles)
-    pg = open_postgres()
+        if "store" in only:
+            bench_store("sqlite", store, args.cycles)
+        if "workflow" in only:
+            bench_workflow("sqlite", store, definition, args.repeat)
+        if "recovery" in only:
+            bench_recovery_memory(store, args.facts)
+    if "store" in only:
+        bench_store("memory", MemoryStore(), args.cycles)
+    pg = open_postgres() if only & {"store", "workflow"} else None
     if pg is not None:
         try:
-            bench_store("postgres", pg, args.cycles)
-            bench_workflow("postgres", pg, definition, args.repeat)
+            if "store" in only:
+                bench_store("postgres", pg, args.cycles)
+            if "workflow" in only:
+                bench_workflow("postgres", pg, definition, args.repeat)
         finally:
             drop_schema(pg)
             pg.close()

@@ -5,7 +5,7 @@ machine is an accumulator whose reactors see each new state. Run it:
 ``python examples/tutorial_05_accumulators.py``, or feed it from the command line:
 
     runeflow run examples/tutorial_05_accumulators.py:workflow --input '{"deposit": 50}' --id acct
-    runeflow send acct '{"withdraw": 80}'
+    runeflow send acct '{"withdraw": 80}' --definition examples/tutorial_05_accumulators.py:workflow
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ Timers are durable: they are stored with the instance and fire after a restart t
 example moves a fake clock instead of waiting an hour. From the command line:
 
     runeflow run examples/tutorial_06_waits_and_timers.py:workflow --input '{"id": 1}' --id o1
-    runeflow resume o1 approved --payload '{"by": "ann"}'
-    runeflow worker        # fires due timers, takes resumes, until Ctrl-C
+    runeflow resume o1 approved --definition examples/tutorial_06_waits_and_timers.py:workflow
+    runeflow worker --workflows examples/tutorial_06_waits_and_timers.py:workflow  # until Ctrl-C
 """
 
 from __future__ import annotations

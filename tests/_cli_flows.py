@@ -122,3 +122,18 @@ def build_slow() -> rf.Workflow:
     for i in range(6):
         wf.add(rf.step(slow_increment, name=f"s{i}"), to=f"s{i - 1}" if i else None)
     return wf
+
+
+def steady_increment(x: int) -> int:
+    import time
+
+    time.sleep(float(os.environ.get("STEADY_SECONDS", "0.25")))
+    return x + 1
+
+
+def build_steady() -> rf.Workflow:
+    """Four steps in a chain, each sleeping $STEADY_SECONDS (0.25): long enough to kill."""
+    wf = rf.workflow(name="steady")
+    for i in range(4):
+        wf.add(rf.step(steady_increment, name=f"s{i}"), to=f"s{i - 1}" if i else None)
+    return wf

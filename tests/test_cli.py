@@ -90,6 +90,7 @@ def test_list_and_show_the_instance(cwd: Path) -> None:
         "id",
         "workflow",
         "status",
+        "failures",
         "events",
         "created",
         "updated",
@@ -97,7 +98,7 @@ def test_list_and_show_the_instance(cwd: Path) -> None:
         "error",
     ]
     assert set(rule.replace(" ", "")) == {"-"}
-    assert row.split()[:3] == ["order-1", "order_fulfillment", "idle"]
+    assert row.split()[:4] == ["order-1", "order_fulfillment", "idle", "0"]
     as_json = json.loads(cli("list", "--format", "json", cwd=cwd).stdout)
     assert [(i["id"], i["status"]) for i in as_json] == [("order-1", "idle")]
     assert (as_json[0]["owner"], as_json[0]["error"]) == (None, None)  # released, loadable
@@ -173,7 +174,7 @@ def test_a_module_path_and_input_from_stdin_and_files(cwd: Path) -> None:
     )
     assert piped.returncode == 0, piped.stderr
     (cwd / "more.json").write_text("6")
-    fed = cli("send", "c", "@more.json", cwd=cwd, env=env)
+    fed = cli("send", "c", "@more.json", "--trust", "_cli_flows", cwd=cwd, env=env)
     assert fed.returncode == 0, fed.stderr
     assert json.loads(fed.stdout) == {"total": 11}
     assert show("c", cwd)["definition"] == "_cli_flows:build_counter"
@@ -212,16 +213,30 @@ def test_a_waiting_workflow_resumed_from_the_cli(cwd: Path) -> None:
     waiting = parse_mermaid(cli("graph", "--id", "a", cwd=cwd).stdout)
     assert waiting.states["manager"] == "waiting" and waiting.states["check"] == "ran"
 
-    undeclared = cli("resume", "a", "maybe", cwd=cwd)
+    untold = cli("resume", "a", "approved", cwd=cwd)  # the store's path is not imported
+    assert untold.returncode == 2
+    assert f"pass --definition {FLOWS.resolve()}:approval" in untold.stderr
+    assert show("a", cwd)["status"] == "waiting"
+
+    undeclared = cli("resume", "a", "maybe", "--definition", flow("approval"), cwd=cwd)
     assert undeclared.returncode == 2
     assert "'maybe' is not accepted" in undeclared.stderr
 
-    resumed = cli("resume", "a", "approved", "--payload", '{"by": "ann"}', cwd=cwd)
+    resumed = cli(
+        "resume",
+        "a",
+        "approved",
+        "--payload",
+        '{"by": "ann"}',
+        "--definition",
+        flow("approval"),
+        cwd=cwd,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout) == {"outcome": "shipped 7 (approved by ann)", "refund": None}
     assert show("a", cwd)["status"] == "idle"
 
-    again = cli("resume", "a", "approved", cwd=cwd)
+    again = cli("resume", "a", "approved", "--definition", flow("approval"), cwd=cwd)
     assert again.returncode == 2
     assert again.stderr.count("\n") == 1 and "no open wait" in again.stderr
 
@@ -229,7 +244,7 @@ def test_a_waiting_workflow_resumed_from_the_cli(cwd: Path) -> None:
 def test_send_feeds_more_input(cwd: Path) -> None:
     assert cli("run", flow("build_counter"), "--input", "2", "--id", "c", cwd=cwd).returncode == 0
     for value, total in ((5, 7), (10, 17)):
-        out = cli("send", "c", str(value), cwd=cwd)
+        out = cli("send", "c", str(value), "--definition", flow("build_counter"), cwd=cwd)
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout) == {"total": total}
     assert show("c", cwd)["inputs"] == [2, 5, 10]
@@ -243,9 +258,9 @@ def test_stop_refuses_further_events_and_input(cwd: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "stopped (it was waiting)" in out.stderr
     assert show("s", cwd)["status"] == "stopped"
-    refused = cli("resume", "s", "approved", cwd=cwd)
+    refused = cli("resume", "s", "approved", "--definition", flow("approval"), cwd=cwd)
     assert refused.returncode == 2 and "stopped" in refused.stderr
-    assert cli("send", "s", "{}", cwd=cwd).returncode == 2
+    assert cli("send", "s", "{}", "--definition", flow("approval"), cwd=cwd).returncode == 2
     assert cli("stop", "s", cwd=cwd).returncode == 0  # stopping twice is harmless
 
 
@@ -366,7 +381,7 @@ def test_graph_mermaid_draws_every_kind_with_its_shape(cwd: Path) -> None:
 
 
 def test_labels_are_escaped() -> None:
-    from runeflow._cli_graph import to_dot, to_mermaid
+    from runeflow.cli.graph import to_dot, to_mermaid
     from runeflow.view import NodeInfo
 
     nodes = [NodeInfo(name='say "hi" <b>#1\\', kind="step", parents=("root",))]
@@ -439,7 +454,10 @@ def test_a_worker_fires_timers_takes_resumes_and_stops_cleanly_on_sigterm(cwd: P
         assert out.returncode == 3, out.stderr
         assert "a `runeflow worker` fires it" in out.stderr
     worker = subprocess.Popen(
-        [*runeflow_command(), "worker", "--poll-interval", "0.1"],
+        [
+            *runeflow_command(),
+            *("worker", "--poll-interval", "0.1", "--workflows", flow("build_cool_off")),
+        ],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -457,7 +475,16 @@ def test_a_worker_fires_timers_takes_resumes_and_stops_cleanly_on_sigterm(cwd: P
         ]
         # The worker released t1 once it settled (waiting, no timer): resume works from here
         # whoever holds it.
-        out = cli("resume", "t1", "approved", "--payload", '{"by": "ann"}', cwd=cwd)
+        out = cli(
+            "resume",
+            "t1",
+            "approved",
+            "--payload",
+            '{"by": "ann"}',
+            "--trust",
+            str(FLOWS.resolve()),
+            cwd=cwd,
+        )
         assert out.returncode == 0, out.stderr
         wait_for(lambda: show("t1", cwd)["status"] == "idle", 15, "the worker to apply it")
         assert show("t1", cwd)["results"] == {"outcome": "shipped t1 (approved by ann)"}
@@ -473,7 +500,7 @@ def test_a_worker_fires_timers_takes_resumes_and_stops_cleanly_on_sigterm(cwd: P
     assert "Traceback" not in stderr
     # t2 was left waiting by the worker's shutdown: any process can pick it up.
     assert show("t2", cwd)["status"] == "waiting"
-    out = cli("resume", "t2", "approved", cwd=cwd)
+    out = cli("resume", "t2", "approved", "--definition", flow("build_cool_off"), cwd=cwd)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"outcome": "shipped t2 (approved by nobody)"}
 
@@ -559,15 +586,18 @@ def test_read_only_commands_leave_no_database_behind(cwd: Path) -> None:
 def test_help_lists_the_commands_and_exit_codes(cwd: Path) -> None:
     out = cli("--help", cwd=cwd)
     assert out.returncode == 0
-    for command in ("run", "list", "show", "resume", "send", "stop", "graph", "worker"):
+    commands = ("run", "list", "show", "wait", "resume", "send", "stop", "delete", "recover")
+    for command in (*commands, "graph", "worker"):
         assert re.search(rf"^    {command}\s", out.stdout, flags=re.M), command
     assert "3  the instance is waiting" in out.stdout
+    assert "4  `runeflow wait` timed out" in out.stdout
+    assert "global options (--store, --debug, -v) go before or after the command" in out.stdout
     assert cli(cwd=cwd).returncode == 2
 
 
 def test_importing_runeflow_or_its_cli_never_imports_rich() -> None:
     code = (
-        "import sys, runeflow, runeflow.cli, runeflow._cli_output;"
+        "import sys, runeflow, runeflow.cli, runeflow.cli.output;"
         "assert 'rich' not in sys.modules, 'rich imported'"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)

@@ -132,3 +132,25 @@ def test_without_psycopg_the_export_still_gives_the_install_hint() -> None:
         """
     )
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.postgres
+def test_a_store_that_fails_to_set_up_leaves_no_pool_behind(pg_schema: str) -> None:
+    import threading
+
+    import psycopg
+
+    schema = f"{pg_schema}_taken"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:  # another program's table
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'CREATE TABLE "{schema}".instances (id INTEGER)')
+    try:
+        with pytest.raises(rf.StoreError, match="not as this runeflow made them"):
+            rf.PostgresStore(PG_DSN, schema=schema, connect_timeout=5)
+        deadline = time.monotonic() + 5
+        while any(t.name.startswith(f"runeflow-{schema}") for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "the pool's threads are still running"
+            time.sleep(0.05)
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -152,7 +152,8 @@ def test_timeout_abandons_a_slow_step_and_does_not_hang() -> None:
         runner.start_instance(wf, 1, id="t")
         info = runner.wait("t", timeout=5)
         elapsed = time.perf_counter() - start
-        assert info.status is rf.Status.IDLE
+        assert info.status is rf.Status.FAILED  # the timeout was never handled
+        assert info.failures[0]["error_type"] == "builtins.TimeoutError"
         assert runner.get_results("t", components=["slow_call", "quick"]) == {
             "slow_call": None,
             "quick": "quick",
@@ -198,11 +199,20 @@ def test_on_failure_skip_lets_siblings_carry_on() -> None:
     with rf.Runner(policies={"boom": rf.Policy(on_failure="skip")}) as runner:
         runner.start_instance(two_branches(), 1, id="s")
         info = runner.wait("s", timeout=5)
-        assert info.status is rf.Status.IDLE
+        # the sibling branch ran to the end; then the instance settled as failed
         assert runner.get_results("s", components=["after_boom", "after_sibling"]) == {
             "after_boom": None,
             "after_sibling": 102,
         }
+        assert info.status is rf.Status.FAILED
+        assert info.error == "component 'boom' failed: ValueError: boom"
+        [failure] = info.failures
+        assert failure["component"] == "boom" and failure["attempt"] == 1
+        assert (failure["error_type"], failure["message"]) == ("builtins.ValueError", "boom")
+        assert "raise ValueError" in failure["traceback"]
+        assert runner.store.get("s").status == "failed"
+        with pytest.raises(rf.InstanceStateError, match="'s' is failed"):
+            runner.run("s", 2)
 
 
 def test_on_failure_halt_stops_the_instance() -> None:
@@ -455,7 +465,7 @@ def test_telemetry_and_hooks() -> None:
     kinds = {(e.subject, e.phase) for e in seen}
     assert {
         ("workflow", "start"),
-        ("workflow", "stop"),
+        ("workflow", "exception"),  # settled as failed: "boom" raised
         ("runnable", "start"),
         ("runnable", "stop"),
         ("runnable", "exception"),
@@ -464,7 +474,7 @@ def test_telemetry_and_hooks() -> None:
     stops = [e for e in seen if e.subject == "runnable" and e.phase == "stop"]
     assert all(e.duration is not None and e.duration >= 0 for e in stops)
     assert sorted(dispatched) == ["after_sibling", "boom", "slow_sibling"]
-    assert idle[-1] == "idle"
+    assert idle[-1] == "failed"
 
 
 def test_logging_handler(caplog: pytest.LogCaptureFixture) -> None:

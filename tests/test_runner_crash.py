@@ -97,7 +97,7 @@ def test_missing_definition_is_reported_and_left_intact(tmp_path: Path) -> None:
         info = runner.info("o1")
         assert info.loaded is False
         assert info.status is rf.Status.WAITING
-        assert "no definition for workflow 'orphan'" in (info.error or "")
+        assert "no definition registered for workflow 'orphan'" in (info.error or "")
     assert rf.SQLiteStore(db).cursor("o1") == cursor  # nothing dropped or rewritten
 
 

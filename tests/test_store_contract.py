@@ -15,12 +15,19 @@ from runeflow.model.events import Event, FactProduced
 from runeflow.model.facts import FactRef
 from runeflow.stores import MemoryStore, SQLiteStore, Store, store_from_url
 from runeflow.stores.base import INLINE_VALUE_LIMIT, content_hash
-from runeflow.testing.store_contract import StoreContract, make_cycle
+from runeflow.testing.store_contract import Corrupter, StoreContract, make_cycle
+from test_store_integrity import corrupter_for
 
 
 @pytest.mark.parametrize("store", ALL_STORES, indirect=True)
 class TestStoreContract(StoreContract):
     """The shared contract, on memory, SQLite and PostgreSQL."""
+
+    @pytest.fixture
+    def corrupt(self, store: Store) -> Corrupter | None:
+        """SQL statements of their own damage the SQLite and PostgreSQL stores; a
+        MemoryStore has no Corrupter (nothing outside the process reaches its data)."""
+        return corrupter_for(store)
 
 
 def test_capabilities_are_declared() -> None:

@@ -6,7 +6,7 @@ its event log in a store. ``import runeflow as rf`` is the one supported import 
 
 from typing import TYPE_CHECKING, Any
 
-from runeflow.codec import JsonCodec, PickleCodec
+from runeflow.codec import JsonCodec, PickleCodec, register_type
 from runeflow.errors import (
     CodecError,
     DefinitionError,
@@ -19,6 +19,8 @@ from runeflow.errors import (
     RuntimeFailure,
     StoreError,
     StoreUnavailableError,
+    UntrustedDefinitionError,
+    UsageError,
     WorkflowDefinitionError,
     WorkflowNotFoundError,
 )
@@ -116,6 +118,8 @@ __all__ = [
     "StoreUnavailableError",
     "SystemClock",
     "TelemetryEvent",
+    "UntrustedDefinitionError",
+    "UsageError",
     "Wait",
     "Workflow",
     "WorkflowDefinitionError",
@@ -130,6 +134,7 @@ __all__ = [
     "halt",
     "map",
     "reduce",
+    "register_type",
     "rule",
     "state_machine",
     "step",

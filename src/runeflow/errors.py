@@ -5,9 +5,11 @@ graph, a changed definition) are kept apart from runtime errors (an unknown inst
 that cannot be read)::
 
     RuneflowError
+    ├── UsageError                      an argument to the API is invalid (unknown executor...)
     ├── DefinitionError                 a workflow or component is built wrongly
     │   ├── WorkflowDefinitionError     unknown parent, duplicate name, cycle, bad arity
-    │   └── DefinitionMismatchError     a stored log was written by different code
+    │   ├── DefinitionMismatchError     a stored log was written by different code
+    │   └── UntrustedDefinitionError    an instance names code this runner was not given
     └── RuntimeFailure                  something went wrong while running
         ├── WorkflowNotFoundError       no instance with that id
         ├── InstanceStateError          the instance cannot take that request now
@@ -36,6 +38,8 @@ __all__ = [
     "RuntimeFailure",
     "StoreError",
     "StoreUnavailableError",
+    "UntrustedDefinitionError",
+    "UsageError",
     "WorkflowDefinitionError",
     "WorkflowNotFoundError",
 ]
@@ -43,6 +47,14 @@ __all__ = [
 
 class RuneflowError(Exception):
     """Root of every error raised by runeflow."""
+
+
+class UsageError(RuneflowError, ValueError, TypeError):
+    """An argument to a runeflow function is invalid (an unknown executor name, a wrong type).
+
+    It is a ``ValueError`` and a ``TypeError`` too, so code written against the built-in
+    exceptions keeps working.
+    """
 
 
 class DefinitionError(RuneflowError):
@@ -82,6 +94,30 @@ class DefinitionMismatchError(DefinitionError):
         self.component = component
         self.stored_hash = stored_hash
         self.current_hash = current_hash
+
+
+class UntrustedDefinitionError(DefinitionError):
+    """An instance names a definition this runner was not given and may not import.
+
+    Attributes:
+        workflow_name: the instance's workflow name.
+        path: the import path recorded with the instance, if any.
+    """
+
+    def __init__(self, workflow_name: str, path: str | None) -> None:
+        if path is None:
+            how = "and records no import path"
+        else:
+            how = f"and records the import path {path!r}, which this runner does not trust"
+        super().__init__(
+            f"no definition registered for workflow {workflow_name!r} {how}: give the runner "
+            f"the definition (Runner(workflows=[...]), runner.register(...), or `runeflow "
+            f"worker --workflows MODULE:ATTR`), or trust its module explicitly "
+            f"(Runner(trusted_modules=[...]), `--trust MODULE`); runeflow never imports code "
+            "named only by store contents"
+        )
+        self.workflow_name = workflow_name
+        self.path = path
 
 
 class RuntimeFailure(RuneflowError):

@@ -15,10 +15,11 @@ import inspect
 import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from runeflow.errors import WorkflowDefinitionError
 from runeflow.model.hashing import callable_digest, digest, stable_repr
+from runeflow.model.policy import Policy
 
 __all__ = [
     "Accumulator",
@@ -167,7 +168,7 @@ class Component:
     """Base of every component. Subclasses set ``kind`` and build their runnables."""
 
     kind: ClassVar[str] = "component"
-    __slots__ = ("auto_named", "fn", "hash", "name", "spec")
+    __slots__ = ("auto_named", "fn", "hash", "name", "policy", "spec")
 
     def __init__(self, fn: Callable[..., Any] | None, name: str | None, options: str = "") -> None:
         if fn is not None and not callable(fn):
@@ -175,6 +176,8 @@ class Component:
                 f"{self.kind} expects a callable, got {type(fn).__name__}", component=name
             )
         self.fn = fn
+        self.policy: Policy | None = None
+        """How runners run it (retries, timeout, fallback...); not part of its hash."""
         self.spec = _call_spec(fn) if fn is not None else CallSpec(1, 1, (), False)
         self.auto_named = name is None
         fn_digest = callable_digest(fn)
@@ -189,6 +192,16 @@ class Component:
         clone.auto_named = False
         clone.hash = digest(self.hash, "renamed", name)
         return clone
+
+    def with_policy(self, policy: Policy | None) -> Self:
+        """Attach ``policy`` (see :mod:`runeflow.model.policy`); return ``self``."""
+        if policy is not None and not isinstance(policy, Policy):
+            raise WorkflowDefinitionError(
+                f"policy= must be an rf.Policy(...), got {type(policy).__name__}",
+                component=self.name,
+            )
+        self.policy = policy
+        return self
 
     def check_parents(self, parents: Sequence[str]) -> None:
         """Raise ``WorkflowDefinitionError`` if the function cannot take these parents."""
@@ -511,40 +524,62 @@ class Join:
 # --- constructors -------------------------------------------------------------------------
 
 
-def step(fn: Callable[..., Any], *, name: str | None = None) -> Step:
+def step(
+    fn: Callable[..., Any], *, name: str | None = None, policy: Policy | None = None
+) -> Step:
     """Wrap a function (plain or ``async def``) as a step.
 
     A step with one parent gets the parent's value; one that takes no parameters is called
     without arguments; one that takes ``n > 1`` parameters under a single parent gets the
-    parent's value unpacked. Under a join it gets one value per parent.
+    parent's value unpacked. Under a join it gets one value per parent. ``policy`` says how
+    runners run it (retries, timeout, fallback...), wherever the definition is run.
     """
-    return Step(fn, name)
+    return Step(fn, name).with_policy(policy)
 
 
 def rule(
-    *, condition: Callable[..., Any], reaction: Callable[..., Any], name: str | None = None
+    *,
+    condition: Callable[..., Any],
+    reaction: Callable[..., Any],
+    name: str | None = None,
+    policy: Policy | None = None,
 ) -> Rule:
-    """Build a rule: ``reaction`` runs on inputs for which ``condition`` is true."""
-    return Rule(condition, reaction, name)
+    """Build a rule: ``reaction`` runs on inputs for which ``condition`` is true.
+
+    ``policy`` applies to the reaction (conditions run while planning).
+    """
+    return Rule(condition, reaction, name).with_policy(policy)
 
 
-def map(fn: Any = None, *, name: str | None = None) -> Map:
-    """Fan out a collection: one fact per element, through ``fn`` (or a list of functions)."""
-    return Map(fn, name)
+def map(fn: Any = None, *, name: str | None = None, policy: Policy | None = None) -> Map:
+    """Fan out a collection: one fact per element, through ``fn`` (or a list of functions).
+
+    ``policy`` applies to each element's runnable.
+    """
+    return Map(fn, name).with_policy(policy)
 
 
 def reduce(
-    fn: Callable[..., Any], initial: Any = None, *, map: str, name: str | None = None
+    fn: Callable[..., Any],
+    initial: Any = None,
+    *,
+    map: str,
+    name: str | None = None,
+    policy: Policy | None = None,
 ) -> Reduce:
     """Fold the elements of a fan-out of the map named ``map``, in order."""
-    return Reduce(fn, initial, map, name)
+    return Reduce(fn, initial, map, name).with_policy(policy)
 
 
 def accumulator(
-    reducer: Callable[..., Any], *, init: Any = None, name: str | None = None
+    reducer: Callable[..., Any],
+    *,
+    init: Any = None,
+    name: str | None = None,
+    policy: Policy | None = None,
 ) -> Accumulator:
     """Carry state across inputs: ``state = reducer(value, state)``."""
-    return Accumulator(reducer, init, name)
+    return Accumulator(reducer, init, name).with_policy(policy)
 
 
 def state_machine(
@@ -553,9 +588,14 @@ def state_machine(
     reducer: Callable[..., Any],
     reactors: Sequence[Component | Callable[..., Any]] = (),
     name: str | None = None,
+    policy: Policy | None = None,
 ) -> StateMachine:
-    """An accumulator plus reactor rules that see each new state."""
-    return StateMachine(reducer, init, reactors, name)
+    """An accumulator plus reactor rules that see each new state.
+
+    ``policy`` applies to the reducer; give reactors their own with ``rf.rule(policy=...)``.
+    """
+    machine = StateMachine(reducer, init, reactors, name)
+    return machine.with_policy(policy)
 
 
 def await_event(*, name: str, events: Sequence[str], timeout: float | None = None) -> AwaitEvent:

@@ -24,6 +24,7 @@ from runeflow.model.components import (
 from runeflow.model.events import ComponentAdded, Event, WorkflowCreated
 from runeflow.model.facts import ROOT
 from runeflow.model.hashing import digest
+from runeflow.model.policy import Policies
 
 __all__ = ["Graph"]
 
@@ -42,16 +43,29 @@ class Graph:
         "join_index",
         "name",
         "outputs",
+        "outputs_checked",
         "parents",
+        "policies",
         "shared",
         "stateful",
     )
 
-    def __init__(self, name: str, outputs: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        outputs: Mapping[str, str] | None = None,
+        policies: Policies | None = None,
+    ) -> None:
         if not isinstance(name, str) or not name:
             raise WorkflowDefinitionError("a workflow needs a non-empty name=")
         self.name = name
+        if outputs is not None and not isinstance(outputs, Mapping):
+            raise WorkflowDefinitionError(
+                f"outputs= must be a dict {{port: component name}}, not {type(outputs).__name__}"
+            )
         self.outputs: dict[str, str] = dict(outputs or {})
+        self.outputs_checked = not self.outputs
+        self.policies = policies
         self.components: dict[str, Component] = {}
         self.children: dict[str, list[str]] = {ROOT: []}
         self.parents: dict[str, tuple[str, ...]] = {}
@@ -69,6 +83,8 @@ class Graph:
         g = Graph.__new__(Graph)
         g.name = self.name
         g.outputs = dict(self.outputs)
+        g.outputs_checked = self.outputs_checked
+        g.policies = self.policies
         g.components = dict(self.components)
         g.children = {k: list(v) for k, v in self.children.items()}
         g.parents = dict(self.parents)
@@ -264,6 +280,24 @@ class Graph:
             )
             self._reduces_below[name] = cached
         return cached
+
+    def check_outputs(self) -> None:
+        """Raise ``WorkflowDefinitionError`` unless every output port names a component."""
+        if self.outputs_checked:
+            return
+        for port, name in self.outputs.items():
+            if not isinstance(port, str) or not port:
+                raise WorkflowDefinitionError(
+                    f"output port names must be non-empty strings, got {port!r}"
+                )
+            if name not in self.components:
+                known = ", ".join(repr(n) for n in self.components) or "none yet"
+                raise WorkflowDefinitionError(
+                    f"output port {port!r} of workflow {self.name!r} names {name!r}, which is "
+                    f"not one of its components ({known}): fix outputs=",
+                    component=name if isinstance(name, str) else None,
+                )
+        self.outputs_checked = True  # components are never removed: it stays true
 
     def sinks(self) -> list[str]:
         """Components without children, in insertion order."""

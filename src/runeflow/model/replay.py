@@ -160,7 +160,7 @@ def _graph_for(
     if defn is not None and _same_build(build, defn.graph):
         defn.graph.shared = True
         return defn.graph
-    graph = Graph(created.name, dict(created.outputs))
+    graph = Graph(created.name, dict(created.outputs), defn.graph.policies if defn else None)
     for event in build:
         graph._insert(_component_for(event, defn, migrate), event.parents)
     return graph

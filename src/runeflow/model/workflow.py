@@ -37,6 +37,7 @@ from runeflow.model.components import (
 from runeflow.model.facts import ROOT, Fact, FactRef, Scope, Signal
 from runeflow.model.graph import Graph
 from runeflow.model.hashing import short_id
+from runeflow.model.policy import Policies, Policy
 from runeflow.model.runnable import Runnable
 
 __all__ = ["Activation", "Wait", "Workflow", "workflow"]
@@ -132,8 +133,16 @@ class Workflow:
 
     _FOLD: ClassVar[dict[str, Callable[[Workflow, Any], None]]]
 
-    def __init__(self, name: str, outputs: Mapping[str, str] | None = None) -> None:
-        self._g = Graph(name, outputs)
+    def __init__(
+        self,
+        name: str,
+        outputs: Mapping[str, str] | None = None,
+        policies: Mapping[str, Policy] | Policy | None = None,
+    ) -> None:
+        table = Policies(policies) if policies is not None else None
+        if table is not None and table.is_empty():
+            table = None
+        self._g = Graph(name, outputs, table)
         self._reset()
 
     def _reset(self) -> None:
@@ -189,6 +198,17 @@ class Workflow:
     def definition_hash(self) -> str:
         """A digest of the structure: components, their content hashes and edges."""
         return self._g.definition_hash()
+
+    def validate(self) -> Workflow:
+        """Check what can only be checked once the graph is complete (output ports name
+        components); return ``self``. Runners call it when given a definition, and the
+        first input fed calls it.
+
+        Raises:
+            WorkflowDefinitionError: what is wrong, and how to fix it.
+        """
+        self._g.check_outputs()
+        return self
 
     def add(self, component: Component | Callable[..., Any], to: Any = None) -> Workflow:
         """Add ``component`` under ``to`` and return ``self``.
@@ -286,6 +306,8 @@ class Workflow:
             if self._nonce is None:
                 self._nonce = secrets.token_hex(8)
             fid = short_id("input", self._nonce, str(self._inputs + 1))
+        if not self._inputs and not self._g.outputs_checked:
+            self._g.check_outputs()
         self._inputs += 1
         fact = Fact(fid, _materialize(value), ROOT, ROOT, (), (fid,))
         self._events.append(fact)
@@ -1166,6 +1188,7 @@ def workflow(
     steps: Sequence[Any] = (),
     rules: Sequence[Component] = (),
     outputs: Mapping[str, str] | None = None,
+    policies: Mapping[str, Policy] | Policy | None = None,
 ) -> Workflow:
     """Build a workflow.
 
@@ -1174,9 +1197,14 @@ def workflow(
         steps: components (or plain functions) fed by the input; an item may also be a
             ``(parent, [children...])`` pair to build a tree, nested as deep as needed.
         rules: rules fed by the input.
-        outputs: output ports, ``{"port": "component_name"}``, used by ``results()``.
+        outputs: output ports, ``{"port": "component_name"}``, used by ``results()``; each
+            must name a component once the workflow is complete (checked when it gets its
+            first input or is given to a runner).
+        policies: how runners run its components, ``{"name, pattern, kind:<kind> or *":
+            rf.Policy(...)}`` (see :mod:`runeflow.model.policy`); it travels with the
+            definition, so every process that runs it applies the same policies.
     """
-    wf = Workflow(name, outputs)
+    wf = Workflow(name, outputs, policies)
     for item in steps:
         _add_tree(wf, item, None)
     for r in rules:

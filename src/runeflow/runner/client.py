@@ -17,7 +17,7 @@ from typing import Any, Self
 from runeflow.errors import InstanceStateError, WorkflowDefinitionError
 from runeflow.model.replay import load_definition
 from runeflow.model.workflow import Workflow
-from runeflow.runner.inbox import command_timer
+from runeflow.runner.inbox import check_id, command_timer
 from runeflow.runner.ownership import Ownership
 from runeflow.runner.stored import (
     send_command,
@@ -79,11 +79,10 @@ class Client:
             StoreError: the store could not record it.
         """
         name = _workflow_name(workflow)
-        workflow_id = id or uuid.uuid4().hex
-        if not workflow_id:
-            raise ValueError("id must be a non-empty string")
+        workflow_id = uuid.uuid4().hex if id is None else id
+        check_id(workflow_id)
         command = command_timer(workflow_id, "input", self.store.codec, input)
-        input_hash = content_hash(self.store.codec.encode(input))
+        input_hash = content_hash(self.store.codec.encode(input))  # encodable: just checked
         created = self.store.create(
             workflow_id,
             definition_name=name,

@@ -19,16 +19,18 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from runeflow.errors import DispatchError
+from runeflow.errors import DispatchError, UsageError
 from runeflow.model.runnable import Runnable
 
 __all__ = [
+    "EXECUTOR_NAMES",
     "AsyncioExecutor",
     "Done",
     "Executor",
     "InlineExecutor",
     "ProcessExecutor",
     "ThreadExecutor",
+    "check_executor",
     "make_executor",
 ]
 
@@ -247,19 +249,34 @@ _BUILTIN: dict[str, Callable[[int | None], Executor]] = {
 }
 
 
-def make_executor(spec: str | Executor, max_workers: int | None = None) -> Executor:
-    """Turn ``"inline"``, ``"threads"``, ``"processes"`` or ``"asyncio"`` into an executor."""
-    if not isinstance(spec, str):
-        if not isinstance(spec, Executor):
-            raise TypeError(
-                f"executor must be a name or implement runeflow.runner.executors.Executor, "
-                f"got {type(spec).__name__}"
+EXECUTOR_NAMES: tuple[str, ...] = tuple(sorted(_BUILTIN))
+"""The names :func:`make_executor` accepts."""
+
+
+def check_executor(spec: object) -> None:
+    """Raise :class:`UsageError` unless ``spec`` is ``None``, a known name or an Executor."""
+    if spec is None or isinstance(spec, Executor):
+        return
+    if isinstance(spec, str):
+        if spec not in _BUILTIN:
+            raise UsageError(
+                f"unknown executor {spec!r}: choose one of {', '.join(EXECUTOR_NAMES)}, "
+                "or pass an Executor instance"
             )
+        return
+    raise UsageError(
+        f"executor must be a name ({', '.join(EXECUTOR_NAMES)}) or implement "
+        f"runeflow.runner.executors.Executor, got {type(spec).__name__}"
+    )
+
+
+def make_executor(spec: str | Executor, max_workers: int | None = None) -> Executor:
+    """Turn ``"inline"``, ``"threads"``, ``"processes"`` or ``"asyncio"`` into an executor.
+
+    Raises:
+        UsageError: an unknown name (the message lists the accepted ones) or another type.
+    """
+    check_executor(spec)
+    if not isinstance(spec, str):
         return spec
-    factory = _BUILTIN.get(spec)
-    if factory is None:
-        raise ValueError(
-            f"unknown executor {spec!r}: choose one of {', '.join(sorted(_BUILTIN))}, "
-            "or pass an Executor instance"
-        )
-    return factory(max_workers)
+    return _BUILTIN[spec](max_workers)

@@ -22,13 +22,37 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runeflow.codec import Codec
-from runeflow.errors import CodecError
+from runeflow.errors import CodecError, UsageError
 from runeflow.stores.base import Timer
 
-__all__ = ["Command", "command_timer", "read_command"]
+__all__ = ["Command", "check_id", "command_timer", "encode_refusing", "read_command"]
 
 CommandKind = Literal["input", "event", "stop"]
 _KINDS = ("input", "event", "stop")
+
+
+def check_id(workflow_id: object) -> None:
+    """Raise :class:`UsageError` unless ``workflow_id`` is a usable instance id."""
+    if not isinstance(workflow_id, str) or not workflow_id.strip():
+        raise UsageError(
+            f"an instance id must be a non-empty string, not {workflow_id!r}: pass id=... "
+            "or leave it out to get a generated one"
+        )
+    if len(workflow_id) > 255 or any(ord(ch) < 32 for ch in workflow_id):
+        raise UsageError(
+            f"instance id {workflow_id[:40]!r}... is not usable: keep it under 256 characters, "
+            "without control characters"
+        )
+
+
+def encode_refusing(codec: Codec, value: Any, what: str) -> bytes:
+    """Encode ``value``, or raise :class:`CodecError` saying that ``what`` was refused."""
+    try:
+        return codec.encode(value)
+    except CodecError as exc:
+        raise CodecError(
+            f"{what} was refused, nothing was stored: {exc}", type_name=exc.type_name
+        ) from exc
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -59,7 +83,8 @@ def command_timer(
     """Build the store timer carrying a command (the value encoded now: CodecError here)."""
     payload: dict[str, Any] = {"kind": kind}
     if kind != "stop":
-        payload["data"] = base64.b64encode(codec.encode(value)).decode("ascii")
+        data = encode_refusing(codec, value, f"the {kind} for instance {workflow_id!r}")
+        payload["data"] = base64.b64encode(data).decode("ascii")
     if event is not None:
         payload["event"] = event
     if step is not None:

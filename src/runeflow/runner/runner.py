@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from runeflow.errors import (
-    DefinitionError,
     InstanceStateError,
     RuneflowError,
 )
@@ -33,7 +32,10 @@ from runeflow.model.events import Event
 from runeflow.model.replay import load_definition
 from runeflow.model.workflow import Workflow
 from runeflow.recovery import Rehydration, load_workflow
-from runeflow.runner.executors import Executor, make_executor
+from runeflow.runner.definitions import Definitions
+from runeflow.runner.executors import Executor, check_executor, make_executor
+from runeflow.runner.hosting import Hosting
+from runeflow.runner.inbox import check_id, encode_refusing
 from runeflow.runner.ownership import OwnedElsewhereError, Ownership
 from runeflow.runner.policies import Policies, Policy
 from runeflow.runner.serving import Serving
@@ -41,7 +43,14 @@ from runeflow.runner.stored import send_command, stored_info, validate_event, wa
 from runeflow.runner.telemetry import Handler, Telemetry, TelemetryEvent
 from runeflow.runner.timers import Clock, Scheduler, SystemClock
 from runeflow.runner.twins import AsyncTwins
-from runeflow.runner.worker import Checkpoint, Hooks, InstanceInfo, Status, Worker
+from runeflow.runner.worker import (
+    Checkpoint,
+    Hooks,
+    InstanceInfo,
+    Status,
+    Worker,
+    failure_summary,
+)
 from runeflow.stores.base import Store, content_hash
 from runeflow.stores.memory import MemoryStore
 
@@ -52,7 +61,7 @@ log = logging.getLogger("runeflow.runner")
 _MISSING: Any = object()
 
 
-class Runner(Serving, AsyncTwins):
+class Runner(Hosting, Serving, AsyncTwins):
     """Runs many workflow instances with parallel dispatch, policies and checkpoints.
 
     Args:
@@ -79,6 +88,10 @@ class Runner(Serving, AsyncTwins):
             (see :meth:`serve`).
         max_instances: the most instances a serving runner claims (default: four times its
             executor's pool size); explicit starts are never refused.
+        trusted_modules: modules (a package trusts its submodules) whose import paths,
+            recorded with an instance started elsewhere, this runner may import to rebuild it.
+            By default it imports nothing named by the store: it runs only the definitions
+            it was given. ``"*"`` trusts every recorded path (a store no one else writes).
     """
 
     def __init__(
@@ -97,12 +110,16 @@ class Runner(Serving, AsyncTwins):
         max_workers: int | None = None,
         poll_interval: float | None = None,
         max_instances: int | None = None,
+        trusted_modules: Iterable[str] = (),
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Clock = clock or SystemClock()
         self.checkpoint_strategy = Checkpoint.parse(checkpoint)
         self.policies = Policies(policies)
         self._trivial_policies = self.policies.is_trivial()
+        self._policy_cache: dict[tuple[Component, Policies | None], Policy | None] = {}
+        for policy in self.policies.policies():
+            check_executor(policy.executor)
         self.hooks = hooks
         self.telemetry = Telemetry()
         self.rng = random.Random()
@@ -122,7 +139,7 @@ class Runner(Serving, AsyncTwins):
         self._starved: deque[Worker] = deque()
         self._workers: dict[str, Worker] = {}
         self._registry_lock = threading.RLock()
-        self._definitions: dict[str, Workflow] = {}
+        self.definitions = Definitions(trusted_modules)
         self._unrecoverable: dict[str, str] = {}
         self._closed = False
         self._lateness: list[float] = []
@@ -145,25 +162,29 @@ class Runner(Serving, AsyncTwins):
     # --- registry -------------------------------------------------------------------------
 
     def register(self, definition: Workflow | Callable[[], Workflow] | str) -> str:
-        """Register a definition (a Workflow, a builder, or an import path); return its name."""
-        wf = load_definition(definition)
-        with self._registry_lock:
-            self._definitions[wf.name] = wf
+        """Register a definition (a Workflow, a builder, or an import path); return its name.
+
+        Raises:
+            WorkflowDefinitionError: it cannot be loaded, or it is invalid.
+            UsageError: one of its policies names an unknown executor.
+        """
+        wf = self.definitions.register(definition)
+        self._check_policies(wf)
         return wf.name
 
+    def _check_policies(self, wf: Workflow) -> None:
+        graph = wf.graph
+        for comp in graph.components.values():
+            if comp.policy is not None:
+                check_executor(comp.policy.executor)
+        if graph.policies is not None:
+            for policy in graph.policies.policies():
+                check_executor(policy.executor)
+
     def _definition_for(self, name: str, metadata: dict[str, Any]) -> Workflow:
-        with self._registry_lock:
-            wf = self._definitions.get(name)
-        if wf is not None:
-            return wf
-        path = metadata.get("definition")
-        if isinstance(path, str):
-            return load_definition(path)
-        raise DefinitionError(
-            f"no definition for workflow {name!r}: register it with "
-            f"Runner(workflows=[build_{name}]) or runner.register(...), or start instances "
-            "with definition='package.module:attribute' so the runner can import it"
-        )
+        wf = self.definitions.for_instance(name, metadata)
+        self._check_policies(wf)
+        return wf
 
     # --- starting -------------------------------------------------------------------------
 
@@ -223,7 +244,7 @@ class Runner(Serving, AsyncTwins):
             StoreError: the store could not record it (nothing was created;
                 :class:`StoreUnavailableError`: unknown whether it was, retry with the same id).
         """
-        workflow_id = id or uuid.uuid4().hex
+        workflow_id = uuid.uuid4().hex if id is None else id
         return self._start(
             workflow_id, definition, context, run_context, hooks, max_concurrency, import_path
         )
@@ -239,13 +260,15 @@ class Runner(Serving, AsyncTwins):
         definition: str | None,
     ) -> str:
         self._check_open()
-        if not isinstance(workflow_id, str) or not workflow_id:
-            raise ValueError("workflow_id must be a non-empty string")
+        check_id(workflow_id)
         wf = self._instantiate(workflow)
         metadata: dict[str, Any] = {"definition": definition or _import_path(workflow)}
         fed = input is not _MISSING
         if fed:
-            metadata["input"] = content_hash(self.store.codec.encode(input))
+            data = encode_refusing(
+                self.store.codec, input, f"the input of new instance {workflow_id!r}"
+            )
+            metadata["input"] = content_hash(data)
             wf.plan_eagerly(input, run_context=run_context)
         events = wf.uncommitted_events()
         status = Status.RUNNING if fed else Status.IDLE
@@ -313,14 +336,13 @@ class Runner(Serving, AsyncTwins):
 
     def _instantiate(self, workflow: Workflow | Callable[[], Workflow] | str) -> Workflow:
         if isinstance(workflow, str):
-            with self._registry_lock:
-                registered = self._definitions.get(workflow)
+            registered = self.definitions.get(workflow)
             workflow = registered if registered is not None else workflow
-        wf = load_definition(workflow)
+        wf = load_definition(workflow).validate()
+        self._check_policies(wf)
         if not wf._events:  # a definition: share its structure, never its state
             wf = wf.fresh()
-        with self._registry_lock:
-            self._definitions.setdefault(wf.name, wf)
+        self.definitions.setdefault(wf)
         return wf
 
     # --- feeding and reading --------------------------------------------------------------
@@ -349,6 +371,7 @@ class Runner(Serving, AsyncTwins):
             return
         with worker.lock:
             self._check_accepts(worker, "input")
+            encode_refusing(self.store.codec, input, f"the input for instance {workflow_id!r}")
 
             def feed() -> None:
                 worker.status = Status.RUNNING
@@ -618,88 +641,24 @@ class Runner(Serving, AsyncTwins):
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self.shutdown)
 
-    # --- internals used by workers ----------------------------------------------------------
-
-    def policy_for(self, wf: Workflow, component: str) -> Policy | None:
-        """The policy of a component, or ``None`` when no policy does anything."""
-        if self._trivial_policies:
-            return None
-        return self.policies.for_component(wf.graph.components[component])
-
-    def executor_for(self, policy: Policy | None) -> Executor:
-        """The executor a runnable goes to."""
-        if policy is None or policy.executor is None:
-            return self._executor
-        spec = policy.executor
-        name = spec if isinstance(spec, str) else spec.name
-        with self._executor_lock:
-            executor = self._executors.get(name)
-            if executor is None:
-                executor = make_executor(spec, self._max_workers)
-                self._executors[name] = executor
-        return executor
-
-    def take_slot(self, worker: Worker) -> bool:
-        """Reserve a runner-wide execution slot (always granted without a limit)."""
-        if self._max_concurrency is None:
-            return True
-        with self._slot_lock:
-            if self._slots < self._max_concurrency:
-                self._slots += 1
-                return True
-            if worker not in self._starved:
-                self._starved.append(worker)
-            return False
-
-    def release_slot(self) -> None:
-        """Give back a slot taken with :meth:`take_slot`."""
-        if self._max_concurrency is None:
-            return
-        with self._slot_lock:
-            self._slots -= 1
-
-    def pump_starved(self) -> None:
-        """Let instances that waited for a slot dispatch (called outside worker locks)."""
-        if self._max_concurrency is None:
-            return
-        while True:
-            with self._slot_lock:
-                if not self._starved or self._slots >= self._max_concurrency:
-                    return
-                worker = self._starved.popleft()
-            worker.kick()
-
-    def append(
-        self, workflow_id: str, events: list[Event], status: str, token: int | None = None
-    ) -> int:
-        """Checkpoint through the store (fenced by ``token``), with telemetry."""
-        if not self.telemetry.active:
-            return self.store.append(workflow_id, events, status=status, token=token)
-        start = time.perf_counter()
-        try:
-            cursor = self.store.append(workflow_id, events, status=status, token=token)
-        except Exception as exc:
-            self._emit(
-                "store", "exception", "append", workflow_id, time.perf_counter() - start, str(exc)
-            )
-            raise
-        self._emit(
-            "store",
-            "stop",
-            "append",
-            workflow_id,
-            time.perf_counter() - start,
-            attributes={"events": len(events), "cursor": cursor},
-        )
-        return cursor
-
     @property
     def closed(self) -> bool:
         """True once :meth:`shutdown` has begun."""
         return self._closed
 
     def settled(self, worker: Worker) -> None:
-        """A worker settled: a serving runner may release it and claim more."""
+        """A worker settled: record why it failed (for ``runeflow list``); a serving runner
+        may release it and claim more."""
+        if (
+            worker.status is Status.FAILED
+            and worker.error != worker.stored_error
+            and worker.detached is None
+        ):
+            try:
+                self.store.set_error(worker.id, worker.error)
+                worker.stored_error = worker.error
+            except RuneflowError as exc:
+                log.warning("could not record why %r failed: %s", worker.id, exc)
         if self._poller is not None:
             self._wakeup.set()
 
@@ -752,14 +711,25 @@ class Runner(Serving, AsyncTwins):
             )
             worker.stored_status = meta.status
             self._workers[workflow_id] = worker
-        if meta.error is not None or workflow_id in self._unrecoverable:
+        log.info(
+            "%s: loaded from the store (%s, cursor %d, fencing token %s)",
+            workflow_id,
+            meta.status,
+            meta.cursor,
+            token,
+        )
+        terminal = meta.status in (Status.STOPPED.value, Status.FAILED.value)
+        if not terminal and (meta.error is not None or workflow_id in self._unrecoverable):
             self._unrecoverable.pop(workflow_id, None)
             with contextlib.suppress(RuneflowError):
                 self.store.set_error(workflow_id, None)
         with worker.lock:
-            if meta.status in (Status.STOPPED.value, Status.FAILED.value):
+            if terminal:
                 worker.status = Status(meta.status)
-                worker.error = f"loaded from the store as {meta.status}"
+                worker.stored_error = meta.error
+                worker.error = meta.error or (
+                    failure_summary(wf) if wf.failures() else f"{meta.status} in the store"
+                )
                 return worker
             wf.requeue_in_flight()
             worker.rearm()

@@ -12,7 +12,7 @@ from typing import Any
 from runeflow.errors import InstanceStateError
 from runeflow.runner.inbox import CommandKind, command_timer
 from runeflow.runner.ownership import OwnedElsewhereError, Ownership
-from runeflow.runner.worker import InstanceInfo, Status
+from runeflow.runner.worker import InstanceInfo, Status, failure_info
 from runeflow.stores.base import Store
 from runeflow.view import load_view
 
@@ -71,14 +71,7 @@ def stored_info(store: Store, workflow_id: str) -> InstanceInfo:
             for t in view.timers.values()
         ],
         in_flight=len(view.running),
-        failures=[
-            {
-                "component": f.component,
-                "error": f"{f.error.type}: {f.error.message}",
-                "attempt": f.attempt,
-            }
-            for f in view.failures
-        ],
+        failures=[failure_info(f) for f in view.failures],
         error=meta.error,
         loaded=False,
         updated_at=meta.updated_at,

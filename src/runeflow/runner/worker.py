@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import types
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runeflow.errors import CodecError, InstanceStateError, LeaseLostError, StoreError
@@ -26,6 +26,8 @@ from runeflow.model import events as ev
 from runeflow.model.hashing import short_id
 from runeflow.model.runnable import Runnable
 from runeflow.model.workflow import Wait, Workflow
+from runeflow.runner.inbox import encode_refusing
+from runeflow.runner.info import Checkpoint, Hooks, InstanceInfo, Status, every_n, failure_info
 from runeflow.runner.telemetry import Telemetry, TelemetryEvent
 from runeflow.runner.timers import Clock, Scheduler
 from runeflow.stores.base import Store, Timer
@@ -36,109 +38,20 @@ if TYPE_CHECKING:
     from runeflow.runner.executors import Executor
     from runeflow.runner.policies import Policy
 
-__all__ = ["Checkpoint", "Hooks", "InstanceInfo", "Status", "Worker", "WorkerHost", "every_n"]
+__all__ = [
+    "Checkpoint",
+    "Hooks",
+    "InstanceInfo",
+    "Status",
+    "Worker",
+    "WorkerHost",
+    "every_n",
+    "failure_info",
+]
 
 log = logging.getLogger("runeflow.runner")
 
-
-class Status(StrEnum):
-    """An instance's status."""
-
-    RUNNING = "running"
-    """Work is pending or executing."""
-    WAITING = "waiting"
-    """Nothing can run until an external event or a timer arrives."""
-    IDLE = "idle"
-    """Nothing left to do; more input may still be fed with ``run``."""
-    FAILED = "failed"
-    """Halted by a failure (``on_failure="halt"``) or by repeated internal errors."""
-    STOPPED = "stopped"
-    """Stopped with ``stop()``; it takes no more input."""
-
-    @property
-    def is_terminal(self) -> bool:
-        """True for ``failed`` and ``stopped``."""
-        return self in (Status.FAILED, Status.STOPPED)
-
-    @property
-    def is_settled(self) -> bool:
-        """True when the instance is not ``running``."""
-        return self is not Status.RUNNING
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """When the runner appends an instance's new events to its store."""
-
-    kind: str
-    """``every_cycle``, ``every_n``, ``on_complete`` or ``manual``."""
-    n: int = 1
-    """For ``every_n``: cycles between checkpoints."""
-
-    @classmethod
-    def parse(cls, spec: str | Checkpoint) -> Checkpoint:
-        """Accept a strategy name or a Checkpoint."""
-        if isinstance(spec, Checkpoint):
-            return spec
-        if spec in ("every_cycle", "on_complete", "manual"):
-            return cls(spec)
-        raise ValueError(
-            f"unknown checkpoint strategy {spec!r}: use 'every_cycle', 'on_complete', "
-            "'manual' or rf.every_n(n)"
-        )
-
-
-def every_n(n: int) -> Checkpoint:
-    """Checkpoint every ``n`` cycles, and whenever the instance settles (idle, waiting...)."""
-    if n < 1:
-        raise ValueError("every_n needs n >= 1")
-    return Checkpoint("every_n", n)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Hooks:
-    """Callbacks on an instance's life. Each gets the instance id and the runnable or info."""
-
-    on_dispatch: Callable[[str, Runnable], None] | None = None
-    """A runnable was sent to its executor."""
-    on_complete: Callable[[str, Runnable], None] | None = None
-    """A runnable's result was applied."""
-    on_failed: Callable[[str, Runnable], None] | None = None
-    """A runnable failed for good (after its retries)."""
-    on_idle: Callable[[str, InstanceInfo], None] | None = None
-    """The instance settled (idle, waiting or failed)."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class InstanceInfo:
-    """A snapshot of an instance's state."""
-
-    workflow_id: str
-    """The instance's id."""
-    name: str
-    """Its workflow's name."""
-    status: Status
-    """See :class:`Status`."""
-    step_count: int = 0
-    """Runnables completed or failed for good (and waits resumed)."""
-    advance_count: int = 0
-    """Cycles run."""
-    waiting_since: float | None = None
-    """Clock time at which it started waiting, while ``waiting``."""
-    open_waits: list[dict[str, Any]] = field(default_factory=list)
-    """``{"wait_id", "step", "events", "timeout"}`` per open wait."""
-    pending_timers: list[dict[str, Any]] = field(default_factory=list)
-    """``{"timer_id", "step", "fire_at", "event"}`` per armed timer."""
-    in_flight: int = 0
-    """Runnables dispatched and not yet applied."""
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    """``{"component", "error", "attempt"}`` per final failure."""
-    error: str | None = None
-    """Why the instance failed, or why it could not be loaded."""
-    loaded: bool = True
-    """False when the info comes from the store only."""
-    updated_at: float | None = None
-    """Store time of the last change, when known."""
+_STORABLE_AS_IS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 
 
 class WorkerHost(Protocol):
@@ -245,6 +158,8 @@ class Worker:
         self.driving = False
         self.halted = False
         self.error: str | None = None
+        self.stored_error: str | None = None
+        """The error last written to the store's instance row (for ``runeflow list``)."""
         self.advance_count = 0
         self.cycles_since_checkpoint = 0
         self.waiting_since: float | None = None
@@ -388,6 +303,8 @@ class Worker:
         return runnables
 
     def _complete(self, runnable: Runnable) -> None:
+        if runnable.status == "completed" and type(runnable.result) not in _STORABLE_AS_IS:
+            self._check_storable(runnable)
         policy = self.runner.policy_for(self.wf, runnable.component)
         if runnable.status == "failed" and policy is not None:
             if runnable.attempt <= policy.max_retries:
@@ -398,17 +315,57 @@ class Worker:
         self.wf.apply_runnable(runnable)
         hooks = self.hooks
         if runnable.status == "failed":
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "%s: %s failed for good (attempt %d): %s",
+                    self.id,
+                    runnable.component,
+                    runnable.attempt,
+                    runnable.error,
+                )
             if policy is not None and policy.on_failure == "halt":
                 self.halted = True
                 self.error = f"component {runnable.component!r} failed: {runnable.error}"
             if hooks and hooks.on_failed:
                 hooks.on_failed(self.id, runnable)
-        elif hooks and hooks.on_complete:
-            hooks.on_complete(self.id, runnable)
+        else:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s: %s completed", self.id, runnable.component)
+            if hooks and hooks.on_complete:
+                hooks.on_complete(self.id, runnable)
+
+    def _check_storable(self, runnable: Runnable) -> None:
+        """A result the store cannot encode is a failure of the step that returned it."""
+        result = runnable.result
+        if type(result) is types.GeneratorType:
+            try:
+                result = runnable.result = list(result)
+            except Exception as exc:
+                runnable.fail(exc)
+                return
+        try:
+            self.runner.store.codec.encode(result)
+        except CodecError as exc:
+            failure = CodecError(
+                f"component {runnable.component!r} returned a value the store cannot keep "
+                f"({_type_name(result)}): {exc}",
+                type_name=exc.type_name or _type_name(result),
+            )
+            failure.__cause__ = exc
+            runnable.fail(failure)
 
     def _retry(self, runnable: Runnable, policy: Policy) -> None:
         self.wf.record_failed_attempt(runnable)
         delay = policy.delay(runnable.attempt, self.runner.rng)
+        log.info(
+            "%s: %s failed (attempt %d of %d), retrying in %.3gs: %s",
+            self.id,
+            runnable.component,
+            runnable.attempt,
+            policy.max_retries + 1,
+            delay,
+            runnable.error,
+        )
         nxt = runnable.retry()
         if delay <= 0:
             self.ready.append(nxt)
@@ -435,6 +392,8 @@ class Worker:
             runnable.result = value
             runnable.status = "completed"
             runnable.error = None
+            if type(value) not in _STORABLE_AS_IS:
+                self._check_storable(runnable)
 
     def _dispatch_ready(self) -> None:
         runner = self.runner
@@ -456,6 +415,14 @@ class Worker:
                 seconds, lambda: self._timed_out(rid, attempt, seconds)
             )
         self.running[runnable.id] = entry
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s: dispatch %s (attempt %d) to %s",
+                self.id,
+                runnable.component,
+                runnable.attempt,
+                executor.name,
+            )
         if self.hooks and self.hooks.on_dispatch:
             self.hooks.on_dispatch(self.id, runnable)
         if runner.telemetry.active:
@@ -511,6 +478,10 @@ class Worker:
             status = Status.FAILED
         elif self.wf._waits or self.wf._timers:
             status = Status.WAITING
+        elif self.wf._failures:
+            status = Status.FAILED
+            if self.error is None:
+                self.error = failure_summary(self.wf)
         else:
             status = Status.IDLE
         if status is Status.WAITING and self.status is not Status.WAITING:
@@ -549,6 +520,10 @@ class Worker:
                 raise
             # the lease was taken back under a new token meanwhile: nothing was written
             cursor = self.runner.append(self.id, events, status, self.token)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s: checkpoint, %d event(s), %s, cursor %d", self.id, len(events), status, cursor
+            )
         self.cursor = cursor
         self.stored_status = status
         self.cycles_since_checkpoint = 0
@@ -713,7 +688,9 @@ class Worker:
                 workflow_id=self.id,
                 status=self.status.value,
             ) from None
-        self.runner.store.codec.encode(payload)  # refuse unstorable payloads up front
+        encode_refusing(  # refuse unstorable payloads up front
+            self.runner.store.codec, payload, f"the payload of event {event!r} for {self.id!r}"
+        )
         return self.accept(lambda: self._deliver(wait, event, payload))
 
     def _deliver(self, wait: Wait, event: str, payload: Any) -> None:
@@ -769,9 +746,20 @@ class Worker:
                 for t in wf.pending_timers()
             ],
             in_flight=len(self.running) + len(self.ready) + self.retrying,
-            failures=[
-                {"component": f.component, "error": str(f.error), "attempt": f.attempt}
-                for f in wf.failures()
-            ],
+            failures=[failure_info(f) for f in wf.failures()],
             error=self.error,
         )
+
+
+def failure_summary(wf: Workflow) -> str:
+    failures = wf.failures()
+    first = failures[0]
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return f"component {first.component!r} failed: {first.error}{more}"
+
+
+def _type_name(value: Any) -> str:
+    cls = type(value)
+    return (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )

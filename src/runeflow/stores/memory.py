@@ -3,6 +3,10 @@
 It keeps encoded bytes, not live objects: values go through the codec on ``append`` exactly
 as in a durable store, so an unencodable value fails the same way and mutating a value after
 appending it cannot change history. It is thread-safe (one lock) and lost with the process.
+
+It keeps no checksums (unlike the durable stores, see :mod:`runeflow.stores.integrity`): its
+bytes never leave this process's memory, so no disk, copy or other program can damage them,
+and the stream still checks that log rows follow each other and decode whole.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from runeflow.stores.base import (
     Capabilities,
     EncodedAppend,
     InstanceMeta,
+    LogRow,
     Store,
     Timer,
     content_key,
@@ -111,6 +116,9 @@ class _Instance:
 
 class MemoryStore(Store):
     """A thread-safe store held in this process's memory.
+
+    It keeps no checksums: nothing outside this process can change its data (see the
+    module docstring).
 
     Args:
         codec: the codec for values (default: :data:`runeflow.codec.default_codec`).
@@ -251,7 +259,7 @@ class MemoryStore(Store):
         load = self._load_value if values else None
         return self._decode_rows(workflow_id, self._rows(workflow_id, after), after, load)
 
-    def _rows(self, workflow_id: str, after: int) -> Iterator[tuple[int, bytes, int]]:
+    def _rows(self, workflow_id: str, after: int) -> Iterator[LogRow]:
         position = after
         while True:
             with self._lock:
@@ -266,7 +274,7 @@ class MemoryStore(Store):
             if not batch:
                 return
             for (first, blob), last in zip(batch, lasts, strict=True):
-                yield first, blob, last
+                yield first, blob, None, last, None
 
     def cursor(self, workflow_id: str) -> int:
         """See :meth:`Store.cursor`."""

@@ -10,7 +10,6 @@ Only parameterised SQL is sent; the schema name is checked and quoted as an iden
 from __future__ import annotations
 
 import builtins
-import json
 import math
 import re
 import time
@@ -22,6 +21,14 @@ from urllib.parse import unquote
 from runeflow.codec import Codec
 from runeflow.errors import LeaseLostError, StoreError, StoreUnavailableError, WorkflowNotFoundError
 from runeflow.model.events import Event
+from runeflow.stores._postgres_sql import (
+    MIGRATIONS,
+    QUERIES,
+    READS,
+    SCHEMA_VERSION_TABLE,
+    TABLES,
+)
+from runeflow.stores._rows import instance_meta, read_instance, read_timer
 from runeflow.stores.base import (
     Capabilities,
     InstanceMeta,
@@ -31,6 +38,7 @@ from runeflow.stores.base import (
     content_key,
     json_text,
 )
+from runeflow.stores.integrity import checksum, log_read_failed, verified_snapshot
 
 try:
     import psycopg
@@ -42,178 +50,10 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 if TYPE_CHECKING:
     from psycopg import Connection
 
-__all__ = ["MIGRATIONS", "TABLES", "PostgresStore"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION_TABLE", "TABLES", "PostgresStore"]
 
 INSTALL_HINT = 'the Postgres store needs: pip install "runeflow[postgres]"'
 
-TABLES = ("instances", "events", "contents", "facts", "snapshots", "timers")
-"""The store's tables (besides ``schema_version``), all in its schema."""
-
-SCHEMA_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS {schema}.schema_version (
-    version INTEGER NOT NULL)"""
-
-MIGRATIONS: list[tuple[str, ...]] = [
-    (
-        """CREATE TABLE {schema}.instances (
-            workflow_id TEXT PRIMARY KEY,
-            definition_name TEXT NOT NULL,
-            definition_hash TEXT NOT NULL,
-            status TEXT NOT NULL,
-            created_at DOUBLE PRECISION NOT NULL,
-            updated_at DOUBLE PRECISION NOT NULL,
-            cursor BIGINT NOT NULL DEFAULT 0,
-            metadata JSONB NOT NULL DEFAULT '{{}}')""",
-        "CREATE INDEX instances_status ON {schema}.instances (status)",
-        """CREATE TABLE {schema}.events (
-            workflow_id TEXT NOT NULL,
-            last BIGINT NOT NULL,
-            first BIGINT NOT NULL,
-            data BYTEA NOT NULL,
-            fact_ids TEXT[],
-            PRIMARY KEY (workflow_id, last))""",
-        "CREATE TABLE {schema}.contents (hash TEXT PRIMARY KEY, data BYTEA NOT NULL)",
-        "CREATE TABLE {schema}.facts (fact_id TEXT PRIMARY KEY, hash TEXT NOT NULL)",
-        """CREATE TABLE {schema}.snapshots (
-            workflow_id TEXT PRIMARY KEY, cursor BIGINT NOT NULL, data BYTEA NOT NULL)""",
-        """CREATE TABLE {schema}.timers (
-            timer_id TEXT PRIMARY KEY,
-            workflow_id TEXT NOT NULL,
-            fire_at DOUBLE PRECISION NOT NULL,
-            payload JSONB NOT NULL)""",
-        "CREATE INDEX timers_fire_at ON {schema}.timers (fire_at)",
-        "CREATE INDEX timers_workflow ON {schema}.timers (workflow_id, fire_at)",
-        """CREATE TABLE {schema}.leases (
-            workflow_id TEXT PRIMARY KEY,
-            owner TEXT NOT NULL,
-            expires_at DOUBLE PRECISION NOT NULL)""",
-    ),
-    # 2: values no longer than their hash live in the fact's row (hash = '').
-    ("ALTER TABLE {schema}.facts ADD COLUMN data BYTEA",),
-    # 3: the lease moves into the instance row, with a fencing token (epoch) that an append
-    # checks on the row it locks anyway; error says why a runner could not load it.
-    (
-        """ALTER TABLE {schema}.instances ADD COLUMN owner TEXT,
-            ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0,
-            ADD COLUMN lease_expires DOUBLE PRECISION NOT NULL DEFAULT 0,
-            ADD COLUMN error TEXT""",
-        """UPDATE {schema}.instances i SET owner = l.owner, lease_expires = l.expires_at,
-            epoch = 1 FROM {schema}.leases l WHERE l.workflow_id = i.workflow_id""",
-        "DROP TABLE {schema}.leases",
-        "CREATE INDEX instances_lease ON {schema}.instances (lease_expires)",
-    ),
-]
-"""Schema migrations in order; ``schema_version.version`` counts those applied."""
-
-_META = (
-    "workflow_id, definition_name, definition_hash, status, created_at, updated_at, cursor, "
-    "metadata"
-)
-_META_READ = f"{_META}, owner, lease_expires, epoch, error"
-QUERIES: dict[str, str] = {
-    "insert_instance": f"""INSERT INTO {{schema}}.instances
-        ({_META}, owner, epoch, lease_expires)
-        VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, %s) ON CONFLICT (workflow_id) DO NOTHING
-        RETURNING workflow_id""",
-    "select_instance": f"SELECT {_META_READ} FROM {{schema}}.instances WHERE workflow_id = %s",
-    "set_error": "UPDATE {schema}.instances SET error = %s WHERE workflow_id = %s",
-    "select_epoch": "SELECT epoch FROM {schema}.instances WHERE workflow_id = %s",
-    "select_instances": f"""SELECT {_META_READ} FROM {{schema}}.instances
-        WHERE %s::text[] IS NULL OR status = ANY(%s::text[])
-        ORDER BY created_at, workflow_id""",
-    "select_cursor": "SELECT cursor FROM {schema}.instances WHERE workflow_id = %s",
-    "update_status": """UPDATE {schema}.instances SET status = %s, updated_at = %s
-        WHERE workflow_id = %s""",
-    "append": """WITH inst AS (
-            UPDATE {schema}.instances
-            SET cursor = cursor + %(n)s, updated_at = %(now)s,
-                status = COALESCE(%(status)s, status)
-            WHERE workflow_id = %(wid)s AND (%(token)s::bigint IS NULL OR epoch = %(token)s)
-            RETURNING cursor),
-        ev AS (
-            INSERT INTO {schema}.events (workflow_id, last, first, data, fact_ids)
-            SELECT %(wid)s, cursor, cursor - %(n)s + 1, %(data)s, %(fact_ids)s
-            FROM inst WHERE %(n)s > 0),
-        ct AS (
-            INSERT INTO {schema}.contents (hash, data)
-            SELECT h, d FROM unnest(%(hashes)s::text[], %(blobs)s::bytea[]) AS u (h, d)
-            WHERE EXISTS (SELECT 1 FROM inst)
-            ON CONFLICT (hash) DO NOTHING),
-        fa AS (
-            INSERT INTO {schema}.facts (fact_id, hash, data)
-            SELECT f, h, d
-            FROM unnest(%(fids)s::text[], %(fhashes)s::text[], %(fdata)s::bytea[]) AS u (f, h, d)
-            WHERE EXISTS (SELECT 1 FROM inst)
-            ON CONFLICT (fact_id) DO UPDATE SET hash = EXCLUDED.hash, data = EXCLUDED.data)
-        SELECT cursor FROM inst""",
-    "select_events": """SELECT first, data, fact_ids, last FROM {schema}.events
-        WHERE workflow_id = %s AND last > %s ORDER BY last LIMIT %s""",
-    "insert_content": """INSERT INTO {schema}.contents (hash, data) VALUES (%s, %s)
-        ON CONFLICT (hash) DO NOTHING""",
-    "upsert_fact": """INSERT INTO {schema}.facts (fact_id, hash, data) VALUES (%s, %s, %s)
-        ON CONFLICT (fact_id) DO UPDATE SET hash = EXCLUDED.hash, data = EXCLUDED.data""",
-    "select_fact_values": """SELECT f.fact_id, COALESCE(f.data, c.data) FROM {schema}.facts f
-        LEFT JOIN {schema}.contents c ON c.hash = f.hash
-        WHERE f.fact_id = ANY(%s) AND COALESCE(f.data, c.data) IS NOT NULL""",
-    "upsert_snapshot": """INSERT INTO {schema}.snapshots (workflow_id, cursor, data)
-        VALUES (%s, %s, %s) ON CONFLICT (workflow_id)
-        DO UPDATE SET cursor = EXCLUDED.cursor, data = EXCLUDED.data""",
-    "select_snapshot": "SELECT cursor, data FROM {schema}.snapshots WHERE workflow_id = %s",
-    "upsert_timer": """INSERT INTO {schema}.timers (timer_id, workflow_id, fire_at, payload)
-        VALUES (%s, %s, %s, %s) ON CONFLICT (timer_id) DO UPDATE SET
-        workflow_id = EXCLUDED.workflow_id, fire_at = EXCLUDED.fire_at,
-        payload = EXCLUDED.payload""",
-    "select_due_timers": """SELECT timer_id, workflow_id, fire_at, payload FROM {schema}.timers
-        WHERE fire_at <= %s ORDER BY fire_at, timer_id LIMIT %s""",
-    "select_owned_due_timers": """SELECT t.timer_id, t.workflow_id, t.fire_at, t.payload
-        FROM {schema}.timers t JOIN {schema}.instances i ON i.workflow_id = t.workflow_id
-        WHERE t.fire_at <= %s AND i.owner = %s AND i.lease_expires > %s
-        ORDER BY t.fire_at, t.timer_id LIMIT %s""",
-    "select_timers": """SELECT timer_id, workflow_id, fire_at, payload FROM {schema}.timers
-        WHERE workflow_id = %s ORDER BY fire_at, timer_id""",
-    "select_next_timer": "SELECT MIN(fire_at) FROM {schema}.timers",
-    "delete_timer": "DELETE FROM {schema}.timers WHERE timer_id = %s",
-    "lock_lease": """SELECT owner, lease_expires, epoch FROM {schema}.instances
-        WHERE workflow_id = %s FOR UPDATE""",
-    "grant_lease": """UPDATE {schema}.instances SET owner = %s, lease_expires = %s, epoch = %s
-        WHERE workflow_id = %s""",
-    "renew_lease": """UPDATE {schema}.instances SET lease_expires = %s
-        WHERE workflow_id = %s AND owner = %s AND lease_expires > %s""",
-    "renew_leases": """UPDATE {schema}.instances SET lease_expires = %s
-        WHERE owner = %s AND lease_expires > %s RETURNING workflow_id, epoch""",
-    "release_lease": """UPDATE {schema}.instances SET owner = NULL, lease_expires = 0
-        WHERE workflow_id = %s AND owner = %s""",
-    "select_lease": """SELECT owner FROM {schema}.instances
-        WHERE workflow_id = %s AND owner IS NOT NULL AND lease_expires > %s""",
-    "live_owners": """SELECT DISTINCT owner FROM {schema}.instances
-        WHERE lease_expires > %s AND owner IS NOT NULL ORDER BY owner""",
-    "claim": """WITH c AS (
-            SELECT workflow_id FROM {schema}.instances
-            WHERE workflow_id IN (
-                SELECT workflow_id FROM {schema}.instances WHERE status = 'running'
-                UNION SELECT workflow_id FROM {schema}.timers WHERE fire_at <= %(due)s)
-            AND (owner IS NULL OR lease_expires <= %(now)s OR owner = ANY(%(dead)s))
-            AND NOT (workflow_id = ANY(%(exclude)s))
-            ORDER BY updated_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-        UPDATE {schema}.instances i
-        SET owner = %(owner)s, lease_expires = %(until)s, epoch = i.epoch + 1
-        FROM c WHERE i.workflow_id = c.workflow_id RETURNING i.workflow_id, i.epoch""",
-    "stats": """SELECT (SELECT COUNT(*) FROM {schema}.instances),
-        (SELECT COALESCE(SUM(cursor), 0) FROM {schema}.instances),
-        (SELECT COUNT(*) FROM {schema}.facts), (SELECT COUNT(*) FROM {schema}.contents)""",
-    "corrupt_event": """UPDATE {schema}.events
-        SET data = substring(data FROM 1 FOR length(data) / 2)
-        WHERE workflow_id = %s AND first <= %s AND last >= %s""",
-    **{
-        f"delete_{table}": f"DELETE FROM {{schema}}.{table} WHERE workflow_id = %s"
-        for table in ("events", "snapshots", "timers", "instances")
-    },
-}
-"""Every statement the store sends, with ``{schema}`` standing for the quoted schema."""
-
-_READS = frozenset(
-    name for name in QUERIES if name.startswith("select") or name in ("live_owners", "stats")
-)
-"""Statements that only read, so that a failed attempt may be repeated."""
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _BATCH_ROWS = 512
@@ -385,7 +225,11 @@ class PostgresStore(Store):
         self._pool: ConnectionPool = pool
         self._q = {name: _compose(text, schema) for name, text in QUERIES.items()}
         if auto_setup:
-            self.setup()
+            try:
+                self.setup()
+            except BaseException:
+                self.close()  # a store that failed to open leaves no pool behind
+                raise
 
     # --- connections ------------------------------------------------------------------------
 
@@ -400,7 +244,7 @@ class PostgresStore(Store):
                 f"PostgreSQL store (schema {self.schema!r}) unavailable: {_one_line(str(exc))}"
             ) from exc
         except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL store (schema {self.schema!r}) failed: {exc}") from exc
+            raise _failed(self.schema, exc) from exc
 
     def _fetchall(self, name: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
         return self._query(name, params, all_rows=True)
@@ -411,7 +255,7 @@ class PostgresStore(Store):
     def _query(self, name: str, params: Sequence[Any] | dict[str, Any], *, all_rows: bool) -> Any:
         """Run one statement. A read that meets a dead pooled connection (the server was
         restarted) is retried on a fresh one; a write never is (its outcome is unknown)."""
-        attempts = 3 if name in _READS else 1
+        attempts = 3 if name in READS else 1
         for attempt in range(attempts):
             try:
                 with self._connection() as conn:
@@ -431,7 +275,8 @@ class PostgresStore(Store):
         """Create the schema or apply pending :data:`MIGRATIONS`; safe to call again.
 
         Raises:
-            StoreError: the schema was written by a newer runeflow (upgrade runeflow).
+            StoreError: the schema was written by a newer runeflow (upgrade runeflow), or
+                holds tables runeflow did not make.
         """
         with self._connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"runeflow:{self.schema}",))
@@ -443,6 +288,11 @@ class PostgresStore(Store):
                 _compose("SELECT MAX(version) FROM {schema}.schema_version", self.schema)
             ).fetchone()
             version = row[0] if row and row[0] is not None else 0
+            if version < 0:
+                raise StoreError(
+                    f"the PostgreSQL schema {self.schema!r} records version {version}, which "
+                    "runeflow never writes: it was changed by hand; restore it from a backup"
+                )
             if version > len(MIGRATIONS):
                 raise StoreError(
                     f"the PostgreSQL schema {self.schema!r} has version {version}, newer than "
@@ -503,12 +353,14 @@ class PostgresStore(Store):
         row = self._fetchone("select_instance", (workflow_id,))
         if row is None:
             raise WorkflowNotFoundError(workflow_id)
-        return _meta(row)
+        return instance_meta(row, time.time())
 
     def list(self, status: str | Collection[str] | None = None) -> builtins.list[InstanceMeta]:
-        """See :meth:`Store.list`."""
+        """See :meth:`Store.list` (a row that cannot be read whole comes flagged)."""
         wanted = None if status is None else [status] if isinstance(status, str) else [*status]
-        return [_meta(r) for r in self._fetchall("select_instances", (wanted, wanted))]
+        rows = self._fetchall("select_instances", (wanted, wanted))
+        now = time.time()
+        return [read_instance(r, now)[0] for r in rows]
 
     def set_status(self, workflow_id: str, status: str) -> None:
         """See :meth:`Store.set_status`."""
@@ -554,11 +406,12 @@ class PostgresStore(Store):
     ) -> dict[str, Any]:
         """The parameters of the ``append`` statement (events encoded, values kept apart)."""
         encoded = self._encode_append(events) if events else None
-        # One row per fact: (id, content hash, NULL) or, for an inline value, (id, '', value).
-        facts: list[tuple[str, str, bytes | None]] = []
+        # One row per fact: (id, content hash, NULL, NULL) or, for an inline value,
+        # (id, '', value, checksum).
+        facts: list[tuple[str, str, bytes | None, int | None]] = []
         if encoded is not None:
-            facts += [(fid, digest, None) for fid, digest in encoded.fact_hashes.items()]
-            facts += [(fid, "", data) for fid, data in encoded.inline.items()]
+            facts += [(fid, digest, None, None) for fid, digest in encoded.fact_hashes.items()]
+            facts += [(fid, "", data, checksum(data)) for fid, data in encoded.inline.items()]
         return {
             "wid": workflow_id,
             "n": encoded.count if encoded else 0,
@@ -566,12 +419,14 @@ class PostgresStore(Store):
             "status": status,
             "token": token,
             "data": encoded.blob if encoded else None,
+            "crc": checksum(encoded.blob) if encoded else None,
             "fact_ids": list(encoded.fact_ids) if encoded and encoded.fact_ids else None,
             "hashes": list(encoded.contents) if encoded else [],
             "blobs": list(encoded.contents.values()) if encoded else [],
             "fids": [f[0] for f in facts],
             "fhashes": [f[1] for f in facts],
             "fdata": [f[2] for f in facts],
+            "fcrcs": [f[3] for f in facts],
         }
 
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
@@ -581,33 +436,35 @@ class PostgresStore(Store):
         return self._stream(workflow_id, after, values)
 
     def _stream(self, workflow_id: str, after: int, values: bool) -> Iterator[Event]:
-        position = after
+        position = after  # the events up to here are read (or skipped)
         while True:
-            rows = self._fetchall("select_events", (workflow_id, position, _BATCH_ROWS))
+            try:
+                query = "select_events" if values else "select_events_only"  # no fact ids
+                rows = self._fetchall(query, (workflow_id, position, _BATCH_ROWS))
+                loader = None
+                if values:
+                    ids = [fid for r in rows if r[2] for fid in r[2]]
+                    loader = self._value_loader(self._fact_rows(ids))
+            except StoreUnavailableError:
+                raise
+            except StoreError as exc:
+                raise log_read_failed(workflow_id, position, exc) from exc
             if not rows:
                 return
-            loader = self._batch_loader(rows) if values else None
             for chunk in _log_chunks(rows):
-                yield from self._decode_chunk(workflow_id, chunk, after, loader)
+                yield from self._decode_chunk(workflow_id, chunk, position, loader)
+                position = chunk[-1][3]
             if len(rows) < _BATCH_ROWS:
                 return
-            position = rows[-1][3]
 
-    def _batch_loader(self, rows: builtins.list[Any]) -> Any:
-        ids = [fid for r in rows if r[2] for fid in r[2]]
-        found: dict[str, bytes] = (
-            {fid: bytes(data) for fid, data in self._fetchall("select_fact_values", (ids,))}
-            if ids
-            else {}
-        )
-        values = self._decode_values(found)
-
-        def load(fact_id: str) -> Any:
-            if fact_id in values:
-                return values.pop(fact_id)
-            return self.load_fact(fact_id)  # appended as a FactRef: its value was saved apart
-
-        return load
+    def _fact_rows(self, ids: builtins.list[str]) -> builtins.list[Any]:
+        """Fetch the ``(fact_id, value, check)`` rows of ``ids``: ``check`` is the CRC-32 of a
+        value kept in the fact's row (``None`` before schema version 4), the SHA-256 key of
+        one kept in the content table."""
+        if not ids:
+            return []
+        rows = self._fetchall("select_fact_values", (ids,))
+        return [(fid, value, digest if crc is None else crc) for fid, value, crc, digest in rows]
 
     def cursor(self, workflow_id: str) -> int:
         """See :meth:`Store.cursor`."""
@@ -620,12 +477,13 @@ class PostgresStore(Store):
 
     def save_snapshot(self, workflow_id: str, cursor: int, snapshot: bytes) -> None:
         """See :meth:`Store.save_snapshot`."""
-        self._execute("upsert_snapshot", (workflow_id, cursor, bytes(snapshot)))
+        data = bytes(snapshot)
+        self._execute("upsert_snapshot", (workflow_id, cursor, data, checksum(data)))
 
     def load_snapshot(self, workflow_id: str) -> tuple[int, bytes] | None:
         """See :meth:`Store.load_snapshot`."""
         row = self._fetchone("select_snapshot", (workflow_id,))
-        return (int(row[0]), bytes(row[1])) if row is not None else None
+        return verified_snapshot(workflow_id, row) if row is not None else None
 
     # --- facts ------------------------------------------------------------------------------
 
@@ -635,29 +493,21 @@ class PostgresStore(Store):
         digest = content_key(data)
         with self._connection() as conn, conn.transaction():
             if digest is None:
-                conn.execute(self._q["upsert_fact"], (fact_id, "", data))
+                conn.execute(self._q["upsert_fact"], (fact_id, "", data, checksum(data)))
                 return
             conn.execute(self._q["insert_content"], (digest, data))
-            conn.execute(self._q["upsert_fact"], (fact_id, digest, None))
+            conn.execute(self._q["upsert_fact"], (fact_id, digest, None, None))
 
     def load_fact(self, fact_id: str) -> Any:
         """See :meth:`Store.load_fact`."""
-        rows = self._fetchall("select_fact_values", ([fact_id],))
-        if not rows:
-            raise StoreError(f"no value is stored for fact {fact_id!r}")
-        return self._decode_value(fact_id, bytes(rows[0][1]))
+        return self._checked_values(self._fact_rows([fact_id]), [fact_id])[fact_id]
 
     def load_facts(self, fact_ids: Sequence[str]) -> dict[str, Any]:
         """See :meth:`Store.load_facts`."""
         ids = list(dict.fromkeys(fact_ids))
         if not ids:
             return {}
-        rows = self._fetchall("select_fact_values", (ids,))
-        found = {fid: bytes(data) for fid, data in rows}
-        missing = [fid for fid in ids if fid not in found]
-        if missing:
-            raise StoreError(f"no value is stored for fact {missing[0]!r} ({len(missing)} missing)")
-        return self._decode_values({fid: found[fid] for fid in ids})
+        return self._checked_values(self._fact_rows(ids), ids)
 
     def stats(self) -> dict[str, int]:
         """See :meth:`Store.stats`."""
@@ -681,7 +531,7 @@ class PostgresStore(Store):
             rows = self._fetchall("select_due_timers", (now, limit))
         else:
             rows = self._fetchall("select_owned_due_timers", (now, owner, time.time(), limit))
-        return [_timer(r) for r in rows]
+        return [read_timer(r) for r in rows]
 
     def cancel_timer(self, timer_id: str) -> bool:
         """See :meth:`Store.cancel_timer`."""
@@ -689,7 +539,7 @@ class PostgresStore(Store):
 
     def timers(self, workflow_id: str) -> builtins.list[Timer]:
         """See :meth:`Store.timers`."""
-        return [_timer(r) for r in self._fetchall("select_timers", (workflow_id,))]
+        return [read_timer(r) for r in self._fetchall("select_timers", (workflow_id,))]
 
     def next_timer_at(self) -> float | None:
         """See :meth:`Store.next_timer_at`."""
@@ -781,22 +631,21 @@ def _timer_params(timer: Timer) -> tuple[str, str, float, str]:
     return (timer.timer_id, timer.workflow_id, timer.fire_at, payload)
 
 
-def _meta(row: Any) -> InstanceMeta:
-    return InstanceMeta(
-        workflow_id=row[0],
-        definition_name=row[1],
-        definition_hash=row[2],
-        status=row[3],
-        created_at=row[4],
-        updated_at=row[5],
-        cursor=row[6],
-        metadata=row[7] if isinstance(row[7], dict) else json.loads(row[7]),
-        owner=row[8] if row[8] is not None and row[9] > time.time() else None,
-        epoch=int(row[10]),
-        error=row[11],
-    )
+_SCHEMA_MISMATCH = frozenset(
+    {"42703", "42P01", "42P07", "42804", "42809", "42710", "42P16", "42883", "42846"}
+)
+"""SQLSTATEs of a schema whose tables are not as runeflow made them: undefined column or
+table, duplicate table or object, datatype mismatch, wrong object type, invalid table
+definition, undefined function or operator, impossible cast."""
 
 
-def _timer(row: Any) -> Timer:
-    payload = row[3] if isinstance(row[3], dict) else json.loads(row[3])
-    return Timer(timer_id=row[0], workflow_id=row[1], fire_at=row[2], payload=payload)
+def _failed(schema: str, exc: Exception) -> StoreError:
+    """The :class:`StoreError` for a failed statement, saying when the schema is at fault."""
+    if getattr(exc, "sqlstate", None) in _SCHEMA_MISMATCH:
+        return StoreError(
+            f"PostgreSQL store (schema {schema!r}) failed: {_one_line(str(exc))}. The schema's "
+            "tables are not as this runeflow made them: another program uses the schema, or "
+            "it was changed by hand. Use another schema (PostgresStore(..., schema=...)), or "
+            "restore it from a backup"
+        )
+    return StoreError(f"PostgreSQL store (schema {schema!r}) failed: {exc}")

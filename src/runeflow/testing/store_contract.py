@@ -12,8 +12,16 @@ a fresh, empty store::
             with MyStore(tmp_path / "db") as store:
                 yield store
 
-Optional test hook: a ``corrupt_event(workflow_id, cursor)`` method that damages the stored
-row holding that event; the bad-data tests skip (saying why) when a store lacks it.
+Optional test hooks, for the bad-data cases (they skip, saying why, without them):
+
+* a ``corrupt_event(workflow_id, cursor)`` method of the store that damages the stored row
+  holding that event;
+* a ``corrupt`` fixture returning a :class:`~runeflow.testing.store_corruption.Corrupter`,
+  which changes the store's data behind its back (as a failing disk would): the cases of
+  :class:`~runeflow.testing.store_corruption.CorruptionContract` check that damaged data
+  raises :class:`~runeflow.errors.StoreError` naming it, never a wrong value, and that
+  ``list()`` flags a damaged instance row. Stores whose data nothing outside the process can
+  reach (like ``MemoryStore``) return ``None``.
 """
 
 from __future__ import annotations
@@ -46,8 +54,9 @@ from runeflow.model.events import (
 )
 from runeflow.model.facts import Fact, FactRef
 from runeflow.stores.base import Store, Timer
+from runeflow.testing.store_corruption import Corrupter, CorruptionContract
 
-__all__ = ["StoreContract", "make_cycle"]
+__all__ = ["Corrupter", "StoreContract", "make_cycle"]
 
 
 def _wid() -> str:
@@ -76,7 +85,7 @@ class _Unencodable:
     """A value no codec knows."""
 
 
-class StoreContract:
+class StoreContract(CorruptionContract):
     """Tests every :class:`~runeflow.stores.base.Store` must pass (needs a ``store`` fixture)."""
 
     def _created(self, store: Store, **meta: Any) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from runeflow._cli_output import format_time, print_table, short, to_jsonable
+from runeflow.cli.output import format_time, print_table, short, to_jsonable
+from runeflow.cli.report import failure_lines
+from runeflow.model.events import RunnableFailed
 from runeflow.stores.base import InstanceMeta
 from runeflow.view import InstanceView
 
-__all__ = ["event_data", "meta_dict", "print_view", "view_dict"]
+__all__ = ["event_data", "event_failure", "meta_dict", "print_view", "view_dict"]
 
 
 def meta_dict(meta: InstanceMeta) -> dict[str, Any]:
@@ -43,13 +45,27 @@ def view_dict(view: InstanceView, with_events: bool) -> dict[str, Any]:
             {"timer_id": t.timer_id, "step": t.component, "event": t.event, "fire_at": t.fire_at}
             for t in view.timers.values()
         ],
-        "failures": [
-            {"component": f.component, "error": str(f.error), "attempt": f.attempt}
-            for f in view.failures
-        ],
+        "failures": [event_failure(f) for f in view.failures],
     }
     if with_events:
         out["log"] = [_event_dict(e) for e in view.events]
+    return out
+
+
+def event_failure(failure: RunnableFailed, *, traceback: bool = True) -> dict[str, Any]:
+    """A final failure from the log as ``{"component", "error_type", "message", "traceback",
+    "attempt", "error"}`` (the shape of ``InstanceInfo.failures``); ``traceback=False`` leaves
+    the traceback out."""
+    out = {
+        "component": failure.component,
+        "error_type": failure.error.type,
+        "message": failure.error.message,
+        "traceback": failure.error.traceback,
+        "attempt": failure.attempt,
+        "error": str(failure.error),
+    }
+    if not traceback:
+        del out["traceback"]
     return out
 
 
@@ -94,6 +110,8 @@ def print_view(view: InstanceView, with_events: bool) -> None:
         ("instance", meta.workflow_id),
         ("workflow", meta.definition_name),
         ("status", meta.status),
+        *([("error", " ".join(meta.error.split()))] if meta.error else []),
+        ("failures", str(len(view.failures))),
         ("definition", str(meta.metadata.get("definition") or "-")),
         ("created", format_time(meta.created_at)),
         ("updated", f"{format_time(meta.updated_at)} ({took:.2f}s after creation)"),
@@ -147,6 +165,8 @@ def _print_state_tables(view: InstanceView) -> None:
     print()
     print_table("productions", ["component", "value"], productions, sys.stdout)
     if view.failures:
-        rows = [[f.component, str(f.attempt), short(str(f.error), 100)] for f in view.failures]
         print()
-        print_table("failures", ["component", "attempt", "error"], rows, sys.stdout)
+        print("failures")
+        for failure in view.failures:
+            for line in failure_lines(event_failure(failure)):
+                print(f"  {line}")

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from runeflow.runner.worker import Hooks
+from runeflow.runner import Hooks
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -1,0 +1,192 @@
+"""The SQL of :class:`~runeflow.stores.postgres.PostgresStore`: its schema migrations and
+every statement it sends (all parameterised; ``{schema}`` stands for the quoted schema)."""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "QUERIES", "READS", "SCHEMA_VERSION_TABLE", "TABLES"]
+
+TABLES = ("instances", "events", "contents", "facts", "snapshots", "timers")
+"""The store's tables (besides ``schema_version``), all in its schema."""
+
+SCHEMA_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS {schema}.schema_version (
+    version INTEGER NOT NULL)"""
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE {schema}.instances (
+            workflow_id TEXT PRIMARY KEY,
+            definition_name TEXT NOT NULL,
+            definition_hash TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            cursor BIGINT NOT NULL DEFAULT 0,
+            metadata JSONB NOT NULL DEFAULT '{{}}')""",
+        "CREATE INDEX instances_status ON {schema}.instances (status)",
+        """CREATE TABLE {schema}.events (
+            workflow_id TEXT NOT NULL,
+            last BIGINT NOT NULL,
+            first BIGINT NOT NULL,
+            data BYTEA NOT NULL,
+            fact_ids TEXT[],
+            PRIMARY KEY (workflow_id, last))""",
+        "CREATE TABLE {schema}.contents (hash TEXT PRIMARY KEY, data BYTEA NOT NULL)",
+        "CREATE TABLE {schema}.facts (fact_id TEXT PRIMARY KEY, hash TEXT NOT NULL)",
+        """CREATE TABLE {schema}.snapshots (
+            workflow_id TEXT PRIMARY KEY, cursor BIGINT NOT NULL, data BYTEA NOT NULL)""",
+        """CREATE TABLE {schema}.timers (
+            timer_id TEXT PRIMARY KEY,
+            workflow_id TEXT NOT NULL,
+            fire_at DOUBLE PRECISION NOT NULL,
+            payload JSONB NOT NULL)""",
+        "CREATE INDEX timers_fire_at ON {schema}.timers (fire_at)",
+        "CREATE INDEX timers_workflow ON {schema}.timers (workflow_id, fire_at)",
+        """CREATE TABLE {schema}.leases (
+            workflow_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL)""",
+    ),
+    # 2: values no longer than their hash live in the fact's row (hash = '').
+    ("ALTER TABLE {schema}.facts ADD COLUMN data BYTEA",),
+    # 3: the lease moves into the instance row, with a fencing token (epoch) that an append
+    # checks on the row it locks anyway; error says why a runner could not load it.
+    (
+        """ALTER TABLE {schema}.instances ADD COLUMN owner TEXT,
+            ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0,
+            ADD COLUMN lease_expires DOUBLE PRECISION NOT NULL DEFAULT 0,
+            ADD COLUMN error TEXT""",
+        """UPDATE {schema}.instances i SET owner = l.owner, lease_expires = l.expires_at,
+            epoch = 1 FROM {schema}.leases l WHERE l.workflow_id = i.workflow_id""",
+        "DROP TABLE {schema}.leases",
+        "CREATE INDEX instances_lease ON {schema}.instances (lease_expires)",
+    ),
+    # 4: checksums (see runeflow.stores.integrity). A log row, a snapshot and a value kept in
+    # a fact's row carry the CRC-32 of their blob (BIGINT: CRC-32 is unsigned), checked on
+    # every read; rows written before have NULL and are read unverified (not backfilled:
+    # that would vouch for data nobody checked, and rewrite every row). Values in contents
+    # need no column: they are checked against their SHA-256 key.
+    (
+        "ALTER TABLE {schema}.events ADD COLUMN checksum BIGINT",
+        "ALTER TABLE {schema}.facts ADD COLUMN checksum BIGINT",
+        "ALTER TABLE {schema}.snapshots ADD COLUMN checksum BIGINT",
+    ),
+]
+"""Schema migrations in order; ``schema_version.version`` counts those applied."""
+
+_META = (
+    "workflow_id, definition_name, definition_hash, status, created_at, updated_at, cursor, "
+    "metadata"
+)
+_META_READ = f"{_META}, owner, lease_expires, epoch, error"
+QUERIES: dict[str, str] = {
+    "insert_instance": f"""INSERT INTO {{schema}}.instances
+        ({_META}, owner, epoch, lease_expires)
+        VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, %s) ON CONFLICT (workflow_id) DO NOTHING
+        RETURNING workflow_id""",
+    "select_instance": f"SELECT {_META_READ} FROM {{schema}}.instances WHERE workflow_id = %s",
+    "set_error": "UPDATE {schema}.instances SET error = %s WHERE workflow_id = %s",
+    "select_epoch": "SELECT epoch FROM {schema}.instances WHERE workflow_id = %s",
+    "select_instances": f"""SELECT {_META_READ} FROM {{schema}}.instances
+        WHERE %s::text[] IS NULL OR status = ANY(%s::text[])
+        ORDER BY created_at, workflow_id""",
+    "select_cursor": "SELECT cursor FROM {schema}.instances WHERE workflow_id = %s",
+    "update_status": """UPDATE {schema}.instances SET status = %s, updated_at = %s
+        WHERE workflow_id = %s""",
+    "append": """WITH inst AS (
+            UPDATE {schema}.instances
+            SET cursor = cursor + %(n)s, updated_at = %(now)s,
+                status = COALESCE(%(status)s, status)
+            WHERE workflow_id = %(wid)s AND (%(token)s::bigint IS NULL OR epoch = %(token)s)
+            RETURNING cursor),
+        ev AS (
+            INSERT INTO {schema}.events (workflow_id, last, first, data, fact_ids, checksum)
+            SELECT %(wid)s, cursor, cursor - %(n)s + 1, %(data)s, %(fact_ids)s, %(crc)s
+            FROM inst WHERE %(n)s > 0),
+        ct AS (
+            INSERT INTO {schema}.contents (hash, data)
+            SELECT h, d FROM unnest(%(hashes)s::text[], %(blobs)s::bytea[]) AS u (h, d)
+            WHERE EXISTS (SELECT 1 FROM inst)
+            ON CONFLICT (hash) DO NOTHING),
+        fa AS (
+            INSERT INTO {schema}.facts (fact_id, hash, data, checksum)
+            SELECT f, h, d, c FROM unnest(
+                %(fids)s::text[], %(fhashes)s::text[], %(fdata)s::bytea[], %(fcrcs)s::bigint[]
+            ) AS u (f, h, d, c)
+            WHERE EXISTS (SELECT 1 FROM inst)
+            ON CONFLICT (fact_id) DO UPDATE
+            SET hash = EXCLUDED.hash, data = EXCLUDED.data, checksum = EXCLUDED.checksum)
+        SELECT cursor FROM inst""",
+    "select_events": """SELECT first, data, fact_ids, last, checksum FROM {schema}.events
+        WHERE workflow_id = %s AND last > %s ORDER BY last LIMIT %s""",
+    "select_events_only": """SELECT first, data, NULL, last, checksum FROM {schema}.events
+        WHERE workflow_id = %s AND last > %s ORDER BY last LIMIT %s""",
+    "insert_content": """INSERT INTO {schema}.contents (hash, data) VALUES (%s, %s)
+        ON CONFLICT (hash) DO NOTHING""",
+    "upsert_fact": """INSERT INTO {schema}.facts (fact_id, hash, data, checksum)
+        VALUES (%s, %s, %s, %s) ON CONFLICT (fact_id) DO UPDATE
+        SET hash = EXCLUDED.hash, data = EXCLUDED.data, checksum = EXCLUDED.checksum""",
+    "select_fact_values": """SELECT f.fact_id, COALESCE(f.data, c.data), f.checksum,
+        CASE WHEN f.data IS NULL THEN f.hash END
+        FROM {schema}.facts f LEFT JOIN {schema}.contents c ON c.hash = f.hash
+        WHERE f.fact_id = ANY(%s) AND COALESCE(f.data, c.data) IS NOT NULL""",
+    "upsert_snapshot": """INSERT INTO {schema}.snapshots (workflow_id, cursor, data, checksum)
+        VALUES (%s, %s, %s, %s) ON CONFLICT (workflow_id) DO UPDATE
+        SET cursor = EXCLUDED.cursor, data = EXCLUDED.data, checksum = EXCLUDED.checksum""",
+    "select_snapshot": """SELECT cursor, data, checksum FROM {schema}.snapshots
+        WHERE workflow_id = %s""",
+    "upsert_timer": """INSERT INTO {schema}.timers (timer_id, workflow_id, fire_at, payload)
+        VALUES (%s, %s, %s, %s) ON CONFLICT (timer_id) DO UPDATE SET
+        workflow_id = EXCLUDED.workflow_id, fire_at = EXCLUDED.fire_at,
+        payload = EXCLUDED.payload""",
+    "select_due_timers": """SELECT timer_id, workflow_id, fire_at, payload FROM {schema}.timers
+        WHERE fire_at <= %s ORDER BY fire_at, timer_id LIMIT %s""",
+    "select_owned_due_timers": """SELECT t.timer_id, t.workflow_id, t.fire_at, t.payload
+        FROM {schema}.timers t JOIN {schema}.instances i ON i.workflow_id = t.workflow_id
+        WHERE t.fire_at <= %s AND i.owner = %s AND i.lease_expires > %s
+        ORDER BY t.fire_at, t.timer_id LIMIT %s""",
+    "select_timers": """SELECT timer_id, workflow_id, fire_at, payload FROM {schema}.timers
+        WHERE workflow_id = %s ORDER BY fire_at, timer_id""",
+    "select_next_timer": "SELECT MIN(fire_at) FROM {schema}.timers",
+    "delete_timer": "DELETE FROM {schema}.timers WHERE timer_id = %s",
+    "lock_lease": """SELECT owner, lease_expires, epoch FROM {schema}.instances
+        WHERE workflow_id = %s FOR UPDATE""",
+    "grant_lease": """UPDATE {schema}.instances SET owner = %s, lease_expires = %s, epoch = %s
+        WHERE workflow_id = %s""",
+    "renew_lease": """UPDATE {schema}.instances SET lease_expires = %s
+        WHERE workflow_id = %s AND owner = %s AND lease_expires > %s""",
+    "renew_leases": """UPDATE {schema}.instances SET lease_expires = %s
+        WHERE owner = %s AND lease_expires > %s RETURNING workflow_id, epoch""",
+    "release_lease": """UPDATE {schema}.instances SET owner = NULL, lease_expires = 0
+        WHERE workflow_id = %s AND owner = %s""",
+    "select_lease": """SELECT owner FROM {schema}.instances
+        WHERE workflow_id = %s AND owner IS NOT NULL AND lease_expires > %s""",
+    "live_owners": """SELECT DISTINCT owner FROM {schema}.instances
+        WHERE lease_expires > %s AND owner IS NOT NULL ORDER BY owner""",
+    "claim": """WITH c AS (
+            SELECT workflow_id FROM {schema}.instances
+            WHERE workflow_id IN (
+                SELECT workflow_id FROM {schema}.instances WHERE status = 'running'
+                UNION SELECT workflow_id FROM {schema}.timers WHERE fire_at <= %(due)s)
+            AND (owner IS NULL OR lease_expires <= %(now)s OR owner = ANY(%(dead)s))
+            AND NOT (workflow_id = ANY(%(exclude)s))
+            ORDER BY updated_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+        UPDATE {schema}.instances i
+        SET owner = %(owner)s, lease_expires = %(until)s, epoch = i.epoch + 1
+        FROM c WHERE i.workflow_id = c.workflow_id RETURNING i.workflow_id, i.epoch""",
+    "stats": """SELECT (SELECT COUNT(*) FROM {schema}.instances),
+        (SELECT COALESCE(SUM(cursor), 0) FROM {schema}.instances),
+        (SELECT COUNT(*) FROM {schema}.facts), (SELECT COUNT(*) FROM {schema}.contents)""",
+    "corrupt_event": """UPDATE {schema}.events
+        SET data = substring(data FROM 1 FOR length(data) / 2)
+        WHERE workflow_id = %s AND first <= %s AND last >= %s""",
+    **{
+        f"delete_{table}": f"DELETE FROM {{schema}}.{table} WHERE workflow_id = %s"
+        for table in ("events", "snapshots", "timers", "instances")
+    },
+}
+"""Every statement the store sends, with ``{schema}`` standing for the quoted schema."""
+
+READS = frozenset(
+    name for name in QUERIES if name.startswith("select") or name in ("live_owners", "stats")
+)
+"""Statements that only read, so that a failed attempt may be repeated."""

@@ -1,0 +1,171 @@
+"""The SQL of :class:`~runeflow.stores.sqlite.SQLiteStore`: its schema migrations and every
+statement it sends (all parameterised)."""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION_TABLE"]
+
+SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS runeflow_schema (version INTEGER NOT NULL)"
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE runeflow_instances (
+            workflow_id TEXT PRIMARY KEY,
+            definition_name TEXT NOT NULL,
+            definition_hash TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            cursor INTEGER NOT NULL DEFAULT 0,
+            metadata TEXT NOT NULL DEFAULT '{}')""",
+        "CREATE INDEX runeflow_instances_status ON runeflow_instances (status)",
+        """CREATE TABLE runeflow_events (
+            workflow_id TEXT NOT NULL,
+            last INTEGER NOT NULL,
+            first INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            fact_ids TEXT,
+            PRIMARY KEY (workflow_id, last))""",
+        "CREATE TABLE runeflow_contents (hash TEXT PRIMARY KEY, data BLOB NOT NULL)",
+        """CREATE TABLE runeflow_facts (
+            fact_id TEXT PRIMARY KEY, hash TEXT NOT NULL) WITHOUT ROWID""",
+        """CREATE TABLE runeflow_snapshots (
+            workflow_id TEXT PRIMARY KEY, cursor INTEGER NOT NULL, data BLOB NOT NULL)""",
+        """CREATE TABLE runeflow_timers (
+            timer_id TEXT PRIMARY KEY,
+            workflow_id TEXT NOT NULL,
+            fire_at REAL NOT NULL,
+            payload TEXT NOT NULL)""",
+        "CREATE INDEX runeflow_timers_fire_at ON runeflow_timers (fire_at)",
+        "CREATE INDEX runeflow_timers_workflow ON runeflow_timers (workflow_id, fire_at)",
+        """CREATE TABLE runeflow_leases (
+            workflow_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)""",
+    ),
+    # 2: an append writes its log row (and fact rows) only. The cursor is the log's last
+    # position and ``updated_at`` the later of the instance row's and the last row's time,
+    # so the instance row changes only with the status; its ``cursor`` column is no longer
+    # kept up to date (it stays for SQLite builds without DROP COLUMN). Values no longer
+    # than their hash live in the fact's row (``hash = ''``) rather than in runeflow_contents.
+    (
+        "ALTER TABLE runeflow_events ADD COLUMN at REAL",
+        "ALTER TABLE runeflow_facts ADD COLUMN data BLOB",
+    ),
+    # 3: the lease moves into the instance row, with a fencing token (``epoch``) that an
+    # append checks under the write lock; ``error`` says why a runner could not load it.
+    (
+        "ALTER TABLE runeflow_instances ADD COLUMN owner TEXT",
+        "ALTER TABLE runeflow_instances ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runeflow_instances ADD COLUMN lease_expires REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE runeflow_instances ADD COLUMN error TEXT",
+        """UPDATE runeflow_instances SET
+            owner = (SELECT l.owner FROM runeflow_leases l
+                WHERE l.workflow_id = runeflow_instances.workflow_id),
+            lease_expires = (SELECT l.expires_at FROM runeflow_leases l
+                WHERE l.workflow_id = runeflow_instances.workflow_id),
+            epoch = 1
+            WHERE workflow_id IN (SELECT workflow_id FROM runeflow_leases)""",
+        "DROP TABLE runeflow_leases",
+        "CREATE INDEX runeflow_instances_lease ON runeflow_instances (lease_expires)",
+    ),
+    # 4: checksums (see runeflow.stores.integrity). A log row, a snapshot and a value kept in
+    # a fact's row carry the CRC-32 of their blob, checked on every read; rows written
+    # before have NULL and are read unverified (not backfilled: that would vouch for data
+    # nobody checked, and rewrite the whole log under the write lock). Values in
+    # runeflow_contents need no column: they are checked against their SHA-256 key.
+    (
+        "ALTER TABLE runeflow_events ADD COLUMN checksum INTEGER",
+        "ALTER TABLE runeflow_facts ADD COLUMN checksum INTEGER",
+        "ALTER TABLE runeflow_snapshots ADD COLUMN checksum INTEGER",
+    ),
+]
+"""Schema migrations in order; ``runeflow_schema.version`` counts those applied."""
+
+INSERT_INSTANCE = """INSERT OR IGNORE INTO runeflow_instances
+    (workflow_id, definition_name, definition_hash, status, created_at, updated_at, cursor,
+    metadata, owner, epoch, lease_expires) VALUES (?,?,?,?,?,?,0,?,?,?,?)"""
+_LAST_ROW = """(SELECT MAX(last) FROM runeflow_events WHERE workflow_id = i.workflow_id)"""
+_SELECT_META = f"""SELECT i.workflow_id, i.definition_name, i.definition_hash, i.status,
+    i.created_at, MAX(i.updated_at, COALESCE(e.at, 0)), COALESCE(e.last, 0), i.metadata,
+    i.owner, i.lease_expires, i.epoch, i.error
+    FROM runeflow_instances i LEFT JOIN runeflow_events e
+    ON e.workflow_id = i.workflow_id AND e.last = {_LAST_ROW}"""
+SELECT_INSTANCE = f"{_SELECT_META} WHERE i.workflow_id = ?"
+SELECT_INSTANCES = f"{_SELECT_META} ORDER BY i.created_at, i.workflow_id"
+SELECT_CURSOR = f"""SELECT COALESCE({_LAST_ROW}, 0), i.epoch FROM runeflow_instances i
+    WHERE i.workflow_id = ?"""
+SET_ERROR = "UPDATE runeflow_instances SET error = ? WHERE workflow_id = ?"
+CHANGE_STATUS = """UPDATE runeflow_instances SET status = ?, updated_at = ?
+    WHERE workflow_id = ? AND status IS NOT ?"""
+UPDATE_STATUS = "UPDATE runeflow_instances SET status = ?, updated_at = ? WHERE workflow_id = ?"
+INSERT_EVENTS = """INSERT INTO runeflow_events
+    (workflow_id, last, first, data, fact_ids, at, checksum) VALUES (?,?,?,?,?,?,?)"""
+SELECT_EVENTS = """SELECT first, data, fact_ids, last, checksum FROM runeflow_events
+    WHERE workflow_id = ? AND last > ? ORDER BY last LIMIT ?"""
+INSERT_CONTENT = "INSERT OR IGNORE INTO runeflow_contents (hash, data) VALUES (?, ?)"
+UPSERT_FACT = """INSERT OR REPLACE INTO runeflow_facts (fact_id, hash, data, checksum)
+    VALUES (?, ?, NULL, NULL)"""
+UPSERT_INLINE_FACT = """INSERT OR REPLACE INTO runeflow_facts (fact_id, hash, data, checksum)
+    VALUES (?, '', ?, ?)"""
+SELECT_FACT_VALUES = """SELECT f.fact_id, COALESCE(f.data, c.data) AS value,
+    CASE WHEN f.data IS NULL THEN f.hash ELSE f.checksum END
+    FROM runeflow_facts f LEFT JOIN runeflow_contents c ON c.hash = f.hash
+    WHERE f.fact_id IN ({marks}) AND value IS NOT NULL"""
+"""``(fact_id, value, check)``: ``check`` is the value's CRC-32 when it is kept in the fact's
+row (``NULL`` if written before schema version 4), its SHA-256 key when in the content
+table (see :func:`runeflow.stores.integrity.verified_values`)."""
+SELECT_EVENTS_ONLY = """SELECT first, data, NULL, last, checksum FROM runeflow_events
+    WHERE workflow_id = ? AND last > ? ORDER BY last LIMIT ?"""
+""":data:`SELECT_EVENTS` without the fact ids (a stream without values needs none)."""
+UPSERT_SNAPSHOT = """INSERT OR REPLACE INTO runeflow_snapshots (workflow_id, cursor, data, checksum)
+    VALUES (?, ?, ?, ?)"""
+SELECT_SNAPSHOT = "SELECT cursor, data, checksum FROM runeflow_snapshots WHERE workflow_id = ?"
+UPSERT_TIMER = (
+    "INSERT OR REPLACE INTO runeflow_timers (timer_id, workflow_id, fire_at, payload) "
+    "VALUES (?, ?, ?, ?)"
+)
+SELECT_DUE_TIMERS = """SELECT timer_id, workflow_id, fire_at, payload FROM runeflow_timers
+    WHERE fire_at <= ? ORDER BY fire_at, timer_id LIMIT ?"""
+SELECT_OWNED_DUE_TIMERS = """SELECT t.timer_id, t.workflow_id, t.fire_at, t.payload
+    FROM runeflow_timers t JOIN runeflow_instances i ON i.workflow_id = t.workflow_id
+    WHERE t.fire_at <= ? AND i.owner = ? AND i.lease_expires > ?
+    ORDER BY t.fire_at, t.timer_id LIMIT ?"""
+SELECT_TIMERS = """SELECT timer_id, workflow_id, fire_at, payload FROM runeflow_timers
+    WHERE workflow_id = ? ORDER BY fire_at, timer_id"""
+SELECT_NEXT_TIMER = "SELECT MIN(fire_at) FROM runeflow_timers"
+DELETE_TIMER = "DELETE FROM runeflow_timers WHERE timer_id = ?"
+SELECT_LEASE_STATE = """SELECT owner, lease_expires, epoch FROM runeflow_instances
+    WHERE workflow_id = ?"""
+GRANT_LEASE = """UPDATE runeflow_instances SET owner = ?, lease_expires = ?, epoch = ?
+    WHERE workflow_id = ?"""
+RENEW_LEASE = """UPDATE runeflow_instances SET lease_expires = ?
+    WHERE workflow_id = ? AND owner = ? AND lease_expires > ?"""
+SELECT_OWNED = """SELECT workflow_id, epoch FROM runeflow_instances
+    WHERE owner = ? AND lease_expires > ?"""
+RENEW_LEASES = """UPDATE runeflow_instances SET lease_expires = ?
+    WHERE owner = ? AND lease_expires > ?"""
+RELEASE_LEASE = """UPDATE runeflow_instances SET owner = NULL, lease_expires = 0
+    WHERE workflow_id = ? AND owner = ?"""
+SELECT_LEASE = """SELECT owner FROM runeflow_instances
+    WHERE workflow_id = ? AND owner IS NOT NULL AND lease_expires > ?"""
+SELECT_LIVE_OWNERS = """SELECT DISTINCT owner FROM runeflow_instances
+    WHERE lease_expires > ? AND owner IS NOT NULL ORDER BY owner"""
+SELECT_CLAIMABLE = """SELECT workflow_id, epoch FROM runeflow_instances
+    WHERE workflow_id IN (
+        SELECT workflow_id FROM runeflow_instances WHERE status = 'running'
+        UNION SELECT workflow_id FROM runeflow_timers WHERE fire_at <= ?)
+    AND (owner IS NULL OR lease_expires <= ? OR owner IN ({dead}))
+    ORDER BY updated_at LIMIT ?"""
+DELETE_INSTANCE = tuple(
+    f"DELETE FROM {table} WHERE workflow_id = ?"
+    for table in (
+        "runeflow_events",
+        "runeflow_snapshots",
+        "runeflow_timers",
+        "runeflow_instances",
+    )
+)
+COUNT_STATS = """SELECT (SELECT COUNT(*) FROM runeflow_instances),
+    (SELECT COALESCE(SUM(last - first + 1), 0) FROM runeflow_events),
+    (SELECT COUNT(*) FROM runeflow_facts), (SELECT COUNT(*) FROM runeflow_contents)"""
+CORRUPT_EVENT = """UPDATE runeflow_events SET data = substr(data, 1, length(data) / 2)
+    WHERE workflow_id = ? AND first <= ? AND last >= ?"""
