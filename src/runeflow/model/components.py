@@ -194,7 +194,8 @@ class Component:
         return clone
 
     def with_policy(self, policy: Policy | None) -> Self:
-        """Attach ``policy`` (see :mod:`runeflow.model.policy`); return ``self``."""
+        """Attach ``policy`` (see :mod:`runeflow.model.policy`) before the component is added
+        to a workflow; return ``self``. The constructors' ``policy=`` calls it."""
         if policy is not None and not isinstance(policy, Policy):
             raise WorkflowDefinitionError(
                 f"policy= must be an rf.Policy(...), got {type(policy).__name__}",

@@ -46,6 +46,7 @@ class Graph:
         "outputs_checked",
         "parents",
         "policies",
+        "policy_free",
         "shared",
         "stateful",
     )
@@ -66,6 +67,8 @@ class Graph:
         self.outputs: dict[str, str] = dict(outputs or {})
         self.outputs_checked = not self.outputs
         self.policies = policies
+        self.policy_free: bool | None = None
+        """Cached: no component and no table here sets a policy (``None``: not known yet)."""
         self.components: dict[str, Component] = {}
         self.children: dict[str, list[str]] = {ROOT: []}
         self.parents: dict[str, tuple[str, ...]] = {}
@@ -85,6 +88,7 @@ class Graph:
         g.outputs = dict(self.outputs)
         g.outputs_checked = self.outputs_checked
         g.policies = self.policies
+        g.policy_free = None
         g.components = dict(self.components)
         g.children = {k: list(v) for k, v in self.children.items()}
         g.parents = dict(self.parents)
@@ -182,6 +186,7 @@ class Graph:
 
     def _insert(self, component: Component, parents: tuple[str, ...]) -> None:
         name = component.name
+        self.policy_free = None
         self.components[name] = component
         self.parents[name] = parents
         self.children[name] = []
@@ -280,6 +285,16 @@ class Graph:
             )
             self._reduces_below[name] = cached
         return cached
+
+    def is_policy_free(self) -> bool:
+        """True when neither the workflow nor any component declares a policy (cached)."""
+        free = self.policy_free
+        if free is None:
+            free = self.policies is None and all(
+                c.policy is None for c in self.components.values()
+            )
+            self.policy_free = free
+        return free
 
     def check_outputs(self) -> None:
         """Raise ``WorkflowDefinitionError`` unless every output port names a component."""

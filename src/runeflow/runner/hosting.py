@@ -56,10 +56,10 @@ class Hosting:
 
     def policy_for(self, wf: Workflow, component: str) -> Policy | None:
         """The policy of a component, or ``None`` when no policy does anything."""
-        graph = wf.graph
-        comp = graph.components[component]
-        if self._trivial_policies and comp.policy is None and graph.policies is None:
+        graph = wf._g
+        if self._trivial_policies and (graph.policy_free or graph.is_policy_free()):
             return None
+        comp = graph.components[component]
         key = (comp, graph.policies)
         hit = self._policy_cache.get(key, _MISSING)
         if hit is _MISSING:
