@@ -16,7 +16,7 @@ from runeflow.model.events import Event
 from runeflow.model.workflow import Workflow
 from runeflow.runner.executors import Executor, make_executor
 from runeflow.runner.policies import DEFAULT_POLICY, Policies, Policy, resolve_policy
-from runeflow.runner.telemetry import Telemetry
+from runeflow.runner.telemetry import Telemetry, TelemetryEvent
 from runeflow.runner.worker import Worker
 from runeflow.stores.base import Store
 
@@ -42,17 +42,6 @@ class Hosting:
         _slots: int
         _slot_lock: threading.Lock
         _starved: deque[Worker]
-
-        def _emit(
-            self,
-            subject: str,
-            phase: str,
-            name: str,
-            workflow_id: str | None,
-            duration: float | None = None,
-            error: str | None = None,
-            attributes: dict[str, Any] | None = None,
-        ) -> None: ...
 
     def policy_for(self, wf: Workflow, component: str) -> Policy | None:
         """The policy of a component, or ``None`` when no policy does anything."""
@@ -135,3 +124,26 @@ class Hosting:
             attributes={"events": len(events), "cursor": cursor},
         )
         return cursor
+
+    def _emit(
+        self,
+        subject: str,
+        phase: str,
+        name: str,
+        workflow_id: str | None,
+        duration: float | None = None,
+        error: str | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> None:
+        if self.telemetry.active:
+            self.telemetry.emit(
+                TelemetryEvent(
+                    subject=subject,  # type: ignore[arg-type]
+                    phase=phase,  # type: ignore[arg-type]
+                    name=name,
+                    workflow_id=workflow_id,
+                    duration=duration,
+                    error=error,
+                    attributes=attributes or {},
+                )
+            )

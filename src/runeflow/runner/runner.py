@@ -40,7 +40,7 @@ from runeflow.runner.ownership import OwnedElsewhereError, Ownership
 from runeflow.runner.policies import Policies, Policy
 from runeflow.runner.serving import Serving
 from runeflow.runner.stored import send_command, stored_info, validate_event, wait_stored
-from runeflow.runner.telemetry import Handler, Telemetry, TelemetryEvent
+from runeflow.runner.telemetry import Handler, Telemetry
 from runeflow.runner.timers import Clock, Scheduler, SystemClock
 from runeflow.runner.twins import AsyncTwins
 from runeflow.runner.worker import (
@@ -776,28 +776,6 @@ class Runner(Hosting, Serving, AsyncTwins):
         if self._closed:
             raise InstanceStateError("this runner has been shut down; create a new one")
 
-    def _emit(
-        self,
-        subject: str,
-        phase: str,
-        name: str,
-        workflow_id: str | None,
-        duration: float | None = None,
-        error: str | None = None,
-        attributes: dict[str, Any] | None = None,
-    ) -> None:
-        if self.telemetry.active:
-            self.telemetry.emit(
-                TelemetryEvent(
-                    subject=subject,  # type: ignore[arg-type]
-                    phase=phase,  # type: ignore[arg-type]
-                    name=name,
-                    workflow_id=workflow_id,
-                    duration=duration,
-                    error=error,
-                    attributes=attributes or {},
-                )
-            )
 
 
 def _import_path(obj: Any) -> str | None:
