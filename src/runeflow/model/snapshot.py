@@ -27,9 +27,10 @@ from runeflow.model import events as ev
 from runeflow.model.components import _MISSING
 from runeflow.model.facts import Fact, FactRef, Scope
 from runeflow.model.replay import _fold_all, load_definition, rebuild
+from runeflow.model.runstate import Activation, Wait, _FanIn, _JoinBuffer
 
 if TYPE_CHECKING:
-    from runeflow.model.workflow import Activation, Workflow
+    from runeflow.model.workflow import Workflow
 
 __all__ = ["SNAPSHOT_FORMAT", "hot_fact_ids", "materialize", "restore_snapshot", "take_snapshot"]
 
@@ -262,8 +263,6 @@ def _sharing() -> Callable[[Any], Any]:
 
 
 def _restore_state(wf: Workflow, snap: Mapping[str, Any]) -> None:
-    from runeflow.model.workflow import Wait, _FanIn, _JoinBuffer
-
     facts: dict[str, AnyFact] = {}
     share = _sharing()  # equal names, hashes, parents and scopes: one object each
     for rec in snap["facts"]:
@@ -316,8 +315,6 @@ def _state_in(fact: AnyFact) -> Any:
 def _activation_reader(
     wf: Workflow, facts: Mapping[str, AnyFact]
 ) -> Callable[[list[Any]], Activation]:
-    from runeflow.model.workflow import Activation
-
     components = wf.graph.components
 
     def read(rec: list[Any]) -> Activation:

@@ -6,123 +6,44 @@ event, append it to the log and fold it into the state with the same method that
 
 Per-activation work touches only the component concerned and its children: facts,
 pending activations, joins and reduces live in dicts keyed by id, never scanned.
+
+The class is split by responsibility: the run state's records live in
+:mod:`runeflow.model.runstate`, routing facts and folding events in
+:mod:`runeflow.model.folding` (:class:`~runeflow.model.folding.Folding`), and turning
+activations into runnables in :mod:`runeflow.model.preparing`
+(:class:`~runeflow.model.preparing.Preparing`); the public methods are all here.
 """
 
 from __future__ import annotations
 
-import copy
 import secrets
 import types
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
-from runeflow.errors import (
-    InstanceStateError,
-    RunContextError,
-    WorkflowDefinitionError,
-)
+from runeflow.errors import InstanceStateError, WorkflowDefinitionError
 from runeflow.model import events as ev
-from runeflow.model.components import (
-    _MISSING,
-    Accumulator,
-    AwaitEvent,
-    Component,
-    Fold,
-    Map,
-    Reduce,
-    Rule,
-    Step,
-)
+from runeflow.model.components import Component, Reduce, Step
 from runeflow.model.facts import ROOT, Fact, FactRef, Scope, Signal
+from runeflow.model.folding import Folding
+from runeflow.model.folding import _fold_replayed_fact as _fold_replayed_fact
 from runeflow.model.graph import Graph
 from runeflow.model.hashing import short_id
 from runeflow.model.policy import Policies, Policy
+from runeflow.model.preparing import Preparing
 from runeflow.model.runnable import Runnable
+from runeflow.model.runstate import _COMPLETED, _DISPATCHED, Activation, Wait, _expand
+from runeflow.model.runstate import _FanIn as _FanIn
+from runeflow.model.runstate import _JoinBuffer as _JoinBuffer
 
 __all__ = ["Activation", "Wait", "Workflow", "workflow"]
 
 _NO_INPUT: Any = object()
-_NO_KWARGS: dict[str, Any] = {}
-_SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError)
-_IMMUTABLE = (str, int, float, bool, bytes, type(None), frozenset)
 ComponentRef = str | Component
 
 
-class Activation:
-    """A component about to run on some input facts (internal bookkeeping)."""
-
-    __slots__ = ("component", "element", "facts", "id", "scope")
-
-    def __init__(
-        self,
-        id: str,
-        component: Component,
-        facts: tuple[Fact | FactRef, ...],
-        scope: Scope,
-        element: Any = _MISSING,
-    ) -> None:
-        self.id = id
-        self.component = component
-        self.facts = facts
-        self.scope = scope
-        self.element = element
-
-
-class Wait:
-    """An open wait of an ``await_event`` step."""
-
-    __slots__ = ("component", "events", "fact", "id", "timeout")
-
-    def __init__(self, id: str, component: AwaitEvent, fact: Fact | FactRef) -> None:
-        self.id = id
-        """Identifies the wait."""
-        self.component = component.name
-        """The waiting step."""
-        self.events = component.events
-        """Events it accepts."""
-        self.timeout = component.timeout
-        """Seconds until ``timeout`` is delivered, if set."""
-        self.fact = fact
-        """The fact it waits with."""
-
-    def __repr__(self) -> str:
-        return f"<Wait {self.component} {self.events} #{self.id[:8]}>"
-
-
-class _JoinBuffer:
-    """Facts waiting at a join for one scope: a FIFO per parent."""
-
-    __slots__ = ("buffers", "empty")
-
-    def __init__(self, n: int) -> None:
-        self.buffers: list[deque[Fact | FactRef]] = [deque() for _ in range(n)]
-        self.empty = n
-
-    def pop(self) -> tuple[Fact | FactRef, ...]:
-        facts = tuple(b.popleft() for b in self.buffers)
-        self.empty = sum(1 for b in self.buffers if not b)
-        return facts
-
-
-class _FanIn:
-    __slots__ = ("count", "dropped", "failed", "received")
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.received: dict[int, Fact | FactRef] = {}
-        self.dropped: set[int] = set()
-        self.failed = False
-
-
-def _isolate(value: Any) -> Any:
-    """Copy mutable state so a reducer mutating it cannot rewrite history."""
-    if isinstance(value, _IMMUTABLE):
-        return value
-    return copy.deepcopy(value)
-
-
-class Workflow:
+class Workflow(Preparing, Folding):
     """A dataflow graph of components and the run state of one instance.
 
     Build one with :func:`workflow` and :meth:`add`; run it inline with
@@ -130,8 +51,6 @@ class Workflow:
     :meth:`plan_eagerly`, :meth:`prepare_for_dispatch`, ``rf.execute_runnable`` and
     :meth:`apply_runnable`.
     """
-
-    _FOLD: ClassVar[dict[str, Callable[[Workflow, Any], None]]]
 
     def __init__(
         self,
@@ -345,139 +264,6 @@ class Workflow:
                 append((_DISPATCHED, rid, runnable.component, runnable.attempt))
                 out.append(runnable)
         return out
-
-    def _prepare(self, act: Activation) -> Runnable | None:
-        comp = act.component
-        spec = comp.spec
-        try:
-            kwargs = self._context_for(comp) if spec.context else _NO_KWARGS
-            fn: Callable[..., Any] | None = comp.fn
-            kind = comp.kind
-            if kind == "step" or kind == "rule":
-                facts = act.facts
-                if len(facts) == 1 and type(facts[0]) is Fact and spec.max_args == 1:
-                    args: tuple[Any, ...] = (facts[0].value,)
-                else:
-                    args = self._args(comp, facts, spec.max_args, spec.min_args)
-            elif isinstance(comp, Map):
-                args = (act.element,)
-            elif isinstance(comp, Reduce):
-                fn = Fold(comp.fn)  # type: ignore[arg-type]
-                values = tuple(self._value(f) for f in act.facts)
-                args = (values, _isolate(comp.initial))
-            else:
-                assert isinstance(comp, Accumulator)
-                args = (self._value(act.facts[0]), _isolate(self._state_of(comp)))
-        except Exception as exc:  # a missing context key, an unloadable value
-            self._fail_unprepared(act, exc)
-            return None
-        facts = act.facts
-        return Runnable(
-            act.id,
-            comp.name,
-            comp.kind,
-            comp.hash,
-            fn,
-            args,
-            kwargs,
-            (facts[0].id,) if len(facts) == 1 else tuple(f.id for f in facts),
-            comp.spec.is_async,
-            self._attempts.get(act.id, 0) + 1 if self._attempts else 1,
-        )
-
-    def _args(
-        self, comp: Component, facts: tuple[Fact | FactRef, ...], max_args: float, min_args: int
-    ) -> tuple[Any, ...]:
-        if len(facts) > 1:
-            return tuple(self._value(f) for f in facts)
-        if max_args == 0:
-            return ()
-        value = self._value(facts[0])
-        if min_args >= 2:
-            return tuple(value)
-        return (value,)
-
-    def _value(self, fact: Fact | FactRef) -> Any:
-        if type(fact) is Fact:
-            return fact.value
-        known = self._facts.get(fact.id)
-        if type(known) is Fact:  # loaded since this reference was taken
-            return known.value
-        if self._loader is None:
-            raise InstanceStateError(
-                f"the value of fact {fact.id} is not loaded and no fact loader is set: "
-                "recover with a store that keeps fact values"
-            )
-        value = self._loader(fact.id)
-        if not self._replaying:  # replay needs a value once (a map's collection): keep none
-            self._facts[fact.id] = fact.with_value(value)  # type: ignore[union-attr]
-        return value
-
-    def _context_for(self, comp: Component) -> dict[str, Any]:
-        own = self._run_context.get(comp.name, {})
-        glb = self._run_context.get("_global", {})
-        out = {}
-        for param, marker in comp.spec.context:
-            if marker.key in own:
-                out[param] = own[marker.key]
-            elif marker.key in glb:
-                out[param] = glb[marker.key]
-            elif not marker.required:
-                out[param] = marker.default
-            else:
-                raise RunContextError(component=comp.name, key=marker.key)
-        return out
-
-    def _state_of(self, comp: Accumulator) -> Any:
-        state = self._acc_state.get(comp.name, _MISSING)
-        if type(state) is FactRef:  # recovered without values: load it now
-            state = self._acc_state[comp.name] = self._value(state)
-        elif state is _MISSING:
-            state = comp.initial_state()
-            event = ev.StateInitiated(component=comp.name, scope_key="", value=state)
-            self._events.append(event)
-            self._fold_state(event)
-        return state
-
-    def _run_matches(self) -> None:
-        while self._matches:
-            for act in list(self._matches.values()):
-                self._match(act)
-
-    def _match(self, act: Activation) -> None:
-        comp = act.component
-        assert isinstance(comp, Rule)
-        spec = comp.condition_spec
-        try:
-            args = self._args(comp, act.facts, spec.max_args, spec.min_args)
-            matched = bool(comp.condition(*args))
-        except _SHAPE_ERRORS:
-            matched = False
-        except Exception as exc:
-            self._fail_unprepared(act, exc)
-            return
-        name = comp.name
-        fid = act.facts[0].id
-        event: ev.Event
-        if matched:
-            event = ev.ConditionSatisfied(component=name, fact_id=fid, runnable_id=act.id)
-            self._events.append(event)
-            self._fold_satisfied(event)
-        else:
-            event = ev.ConditionRejected(component=name, fact_id=fid, runnable_id=act.id)
-            self._events.append(event)
-            self._fold_rejected(event)
-
-    def _fail_unprepared(self, act: Activation, exc: Exception) -> None:
-        runnable = Runnable(
-            id=act.id,
-            component=act.component.name,
-            component_kind=act.component.kind,
-            component_hash=act.component.hash,
-            fn=None,
-            args=(),
-        ).fail(exc)
-        self._record_failure(runnable, final=True)
 
     # --- phase 3: apply -------------------------------------------------------------------
 
@@ -836,244 +622,6 @@ class Workflow:
 
         return rebuild(cls, events, definition, migrate=migrate)
 
-    # --- folding (shared by live calls and replay) ----------------------------------------
-
-    def _add_fact(self, fact: Fact | FactRef) -> None:
-        """Fold a ``FactProduced``: record the fact and route it to its children."""
-        name = fact.component
-        self._facts[fact.id] = fact
-        g = self._g
-        if name == ROOT:
-            self._input_facts.append(fact)
-        else:
-            self._produced.append(fact)
-            if self._index is not None:
-                self._index.setdefault(name, []).append(fact)
-            if name in g.stateful:
-                self._acc_state[name] = fact.value if type(fact) is Fact else fact
-        components = g.components
-        joins = g.join_index
-        for child in g.children[name]:
-            comp = components[child]
-            if child in joins:
-                self._route_join(comp, name, fact)
-            elif comp.kind == "step":
-                rid = short_id(comp.hash, fact.id)
-                self._pending[rid] = Activation(rid, comp, (fact,), fact.scope)
-            else:
-                self._route(comp, fact, (fact,), fact.scope)
-
-    def _route(
-        self, comp: Component, fact: Fact | FactRef, facts: tuple[Fact | FactRef, ...], scope: Scope
-    ) -> None:
-        kind = comp.kind
-        if kind == "step":
-            rid = short_id(comp.hash, fact.id) if len(facts) == 1 else _join_id(comp, facts)
-            self._pending[rid] = Activation(rid, comp, facts, scope)
-        elif kind == "rule":
-            rid = short_id(comp.hash, fact.id) if len(facts) == 1 else _join_id(comp, facts)
-            self._matches[rid] = Activation(rid, comp, facts, scope)
-        elif kind == "map":
-            self._route_map(comp, fact)
-        elif kind == "reduce":
-            self._route_reduce(comp, fact)  # type: ignore[arg-type]
-        elif kind in ("accumulator", "state_machine"):
-            self._route_acc(comp, fact)
-        elif kind == "await":
-            wid = short_id(comp.hash, fact.id)
-            self._waits[wid] = Wait(wid, comp, fact)  # type: ignore[arg-type]
-            if not self._replaying:
-                self._events.append(
-                    ev.EventAwaited(
-                        wait_id=wid,
-                        component=comp.name,
-                        fact_id=fact.id,
-                        events=comp.events,  # type: ignore[attr-defined]
-                        timeout=comp.timeout,  # type: ignore[attr-defined]
-                    )
-                )
-
-    def _route_join(self, comp: Component, parent: str, fact: Fact | FactRef) -> None:
-        index = self._g.join_index[comp.name]
-        key = (comp.name, fact.scope)
-        state = self._joins.get(key)
-        if state is None:
-            state = self._joins[key] = _JoinBuffer(len(index))
-        buffer = state.buffers[index[parent]]
-        if not buffer:
-            state.empty -= 1
-        buffer.append(fact)
-        live = not self._replaying
-        if live:
-            self._events.append(ev.JoinFactReceived(comp.name, parent, fact.id))
-        if not state.empty:
-            facts = state.pop()
-            if state.empty == len(index):
-                del self._joins[key]
-            if live:
-                self._events.append(ev.JoinCompleted(comp.name, tuple(f.id for f in facts)))
-            self._route(comp, fact, facts, fact.scope)
-
-    def _route_map(self, comp: Component, fact: Fact | FactRef) -> None:
-        value = self._value(fact)
-        if isinstance(value, str | bytes | bytearray) or not isinstance(value, Iterable):
-            rid = short_id(comp.hash, fact.id)
-            err = TypeError(
-                f"map {comp.name!r} needs a collection (list, tuple, ...), "
-                f"got {type(value).__name__}"
-            )
-            act = Activation(rid, comp, (fact,), fact.scope)
-            self._in_flight[rid] = act
-            if not self._replaying:  # replay folds the logged failure instead
-                self._fail_unprepared(act, err)
-            return
-        elements = list(value)
-        n = len(elements)
-        scope = fact.scope
-        fid = fact.id
-        name = comp.name
-        h = comp.hash
-        for i, element in enumerate(elements):
-            rid = short_id(h, fid, str(i))
-            self._pending[rid] = Activation(
-                rid, comp, (fact,), (*scope, (name, fid, i, n)), element
-            )
-        if not self._replaying:
-            self._events.append(ev.FanOutEmitted(component=name, fact_id=fid, count=n))
-        if n == 0:
-            for red in self._g.reduces_below(name):
-                if red.map_name == name:
-                    self._fanin[(red.name, fid)] = _FanIn(0)
-                    self._check_fanin(red, fid, scope)
-
-    def _route_reduce(self, comp: Reduce, fact: Fact | FactRef) -> None:
-        scope = fact.scope
-        for pos in range(len(scope) - 1, 0, -1):
-            tag = scope[pos]
-            if tag[0] == comp.map_name:
-                break
-        else:  # validated at add(); a fact without the tag cannot reach here
-            return
-        key = (comp.name, tag[1])
-        entry = self._fanin.get(key)
-        if entry is None:
-            entry = self._fanin[key] = _FanIn(tag[3])
-        entry.received[tag[2]] = fact
-        self._check_fanin(comp, tag[1], scope[:pos])
-
-    def _check_fanin(self, comp: Reduce, fan_out_id: str, scope: Scope) -> None:
-        key = (comp.name, fan_out_id)
-        entry = self._fanin[key]
-        if len(entry.received) + len(entry.dropped) < entry.count:
-            return
-        del self._fanin[key]
-        if not self._replaying:
-            self._events.append(
-                ev.FanInCompleted(component=comp.name, fan_out_id=fan_out_id, count=entry.count)
-            )
-        if entry.failed:
-            return
-        facts = tuple(entry.received[i] for i in sorted(entry.received))
-        rid = short_id(comp.hash, fan_out_id)
-        self._pending[rid] = Activation(rid, comp, facts, scope)
-
-    def _route_acc(self, comp: Component, fact: Fact | FactRef) -> None:
-        rid = short_id(comp.hash, fact.id)
-        act = Activation(rid, comp, (fact,), fact.scope)
-        queue = self._acc_queue.get(comp.name)
-        if queue is None:
-            self._acc_queue[comp.name] = deque()
-            self._pending[rid] = act
-        else:
-            queue.append(act)
-
-    def _advance_acc(self, comp: Component) -> None:
-        queue = self._acc_queue.get(comp.name)
-        if queue is None:
-            return
-        if queue:
-            act = queue.popleft()
-            self._pending[act.id] = act
-        else:
-            del self._acc_queue[comp.name]
-
-    def _drop(self, comp: Component, scope: Scope, *, failed: bool) -> None:
-        """An activation inside a fan-out ended without output: tell the reduces below."""
-        if len(scope) < 2:
-            return
-        reduces = self._g.reduces_below(comp.name)
-        if not reduces:
-            return
-        for pos in range(1, len(scope)):
-            map_name, fan_out_id, index, count = scope[pos]
-            for red in reduces:
-                if red.map_name != map_name:
-                    continue
-                key = (red.name, fan_out_id)
-                entry = self._fanin.get(key)
-                if entry is None:
-                    entry = self._fanin[key] = _FanIn(count)
-                entry.dropped.add(index)
-                entry.failed = entry.failed or failed
-                self._check_fanin(red, fan_out_id, scope[:pos])
-
-    def _fold_satisfied(self, event: ev.ConditionSatisfied) -> None:
-        act = self._matches.pop(event.runnable_id)
-        self._pending[act.id] = act
-
-    def _fold_rejected(self, event: ev.ConditionRejected) -> None:
-        act = self._matches.pop(event.runnable_id)
-        self._rejected.add(act.id)
-        self._drop(act.component, act.scope, failed=False)
-
-    def _fold_dispatched(self, event: ev.RunnableDispatched) -> None:
-        rid = event.runnable_id
-        act = self._pending.pop(rid, None)
-        if act is not None:
-            self._in_flight[rid] = act
-        elif rid not in self._in_flight:  # a re-dispatch after recovery finds it in flight
-            raise KeyError(f"runnable {rid} ({event.component}) was dispatched but never ready")
-
-    def _fold_completed(self, event: ev.RunnableCompleted) -> None:
-        act = self._in_flight.pop(event.runnable_id)
-        self.step_count += 1
-        if act.component.name in self._acc_queue:
-            self._advance_acc(act.component)
-
-    def _fold_failed(self, event: ev.RunnableFailed) -> None:
-        rid = event.runnable_id
-        self._attempts[rid] = event.attempt
-        if not event.final:
-            return
-        act = self._in_flight.pop(rid, None) or self._matches.pop(rid, None)
-        if act is None:
-            act = self._pending.pop(rid, None)
-        self._failures[rid] = event
-        self.step_count += 1
-        if act is not None:
-            if act.component.name in self._acc_queue:
-                self._advance_acc(act.component)
-            self._drop(act.component, act.scope, failed=True)
-
-    def _fold_state(self, event: ev.StateInitiated) -> None:
-        self._acc_state[event.component] = event.value
-
-    def _fold_received(self, event: ev.EventReceived) -> None:
-        self._waits.pop(event.wait_id, None)
-        self.step_count += 1
-        for tid, timer in list(self._timers.items()):
-            if timer.wait_id == event.wait_id:
-                del self._timers[tid]
-
-    def _fold_timer(self, event: ev.TimerScheduled) -> None:
-        self._timers[event.timer_id] = event
-
-    def _fold_timer_end(self, event: ev.TimerFired | ev.TimerCancelled) -> None:
-        self._timers.pop(event.timer_id, None)
-
-    def _fold_nothing(self, event: Any) -> None:
-        return None
-
     def __repr__(self) -> str:
         c = self.counts()
         return (
@@ -1106,51 +654,6 @@ class Workflow:
         from runeflow.model.snapshot import restore_snapshot
 
         return restore_snapshot(snapshot, definition, events_after, migrate=migrate)
-
-
-def _fold_replayed_fact(wf: Workflow, event: ev.FactProduced) -> None:
-    if event.runnable_id is None:
-        wf._inputs += 1
-    wf._add_fact(event.fact)
-
-
-# The live log keeps the two most frequent records compactly: a fact stands for its
-# FactProduced event, and a tuple of atomic values for a dispatch or a completion. CPython's
-# collector stops tracking such tuples, which keeps collections cheap on long runs.
-_DISPATCHED = 0
-_COMPLETED = 1
-
-
-def _expand(record: Any) -> ev.Event:
-    """Turn a compact log record back into its event."""
-    t = type(record)
-    if t is tuple:
-        if record[0] == _DISPATCHED:
-            return ev.RunnableDispatched(record[1], record[2], record[3])
-        return ev.RunnableCompleted(record[1], record[2], record[3])
-    if t is Fact or t is FactRef:
-        return ev.FactProduced(record, None if record.component == ROOT else record.id)
-    return record  # type: ignore[no-any-return]
-
-
-Workflow._FOLD = {
-    "fact_produced": _fold_replayed_fact,
-    "condition_satisfied": Workflow._fold_satisfied,
-    "condition_rejected": Workflow._fold_rejected,
-    "runnable_dispatched": Workflow._fold_dispatched,
-    "runnable_completed": Workflow._fold_completed,
-    "runnable_failed": Workflow._fold_failed,
-    "state_initiated": Workflow._fold_state,
-    "event_received": Workflow._fold_received,
-    "timer_scheduled": Workflow._fold_timer,
-    "timer_fired": Workflow._fold_timer_end,
-    "timer_cancelled": Workflow._fold_timer_end,
-    **{kind: Workflow._fold_nothing for kind in ev.TRACE_KINDS},
-}
-
-
-def _join_id(comp: Component, facts: tuple[Fact | FactRef, ...]) -> str:
-    return short_id(comp.hash, *[f.id for f in facts])
 
 
 def _materialize(value: Any) -> Any:

@@ -1,0 +1,187 @@
+"""Preparing activations to run: arguments, run context, fact values, rule conditions.
+
+:class:`Preparing` is mixed into :class:`~runeflow.model.workflow.Workflow`: it turns a
+ready activation into a self-contained :class:`~runeflow.model.runnable.Runnable`, loads
+the values of facts recovered without them, and evaluates rule conditions.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from runeflow.errors import InstanceStateError, RunContextError
+from runeflow.model import events as ev
+from runeflow.model.components import _MISSING, Accumulator, Component, Fold, Map, Reduce, Rule
+from runeflow.model.facts import Fact, FactRef
+from runeflow.model.runnable import Runnable
+from runeflow.model.runstate import Activation
+
+__all__ = ["Preparing"]
+
+_NO_KWARGS: dict[str, Any] = {}
+_SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError)
+_IMMUTABLE = (str, int, float, bool, bytes, type(None), frozenset)
+
+
+def _isolate(value: Any) -> Any:
+    """Copy mutable state so a reducer mutating it cannot rewrite history."""
+    if isinstance(value, _IMMUTABLE):
+        return value
+    return copy.deepcopy(value)
+
+
+class Preparing:
+    """Activations into runnables, fact values and rule conditions (mixed into ``Workflow``)."""
+
+    if TYPE_CHECKING:
+        _facts: dict[str, Fact | FactRef]
+        _matches: dict[str, Activation]
+        _acc_state: dict[str, Any]
+        _attempts: dict[str, int]
+        _events: list[Any]
+        _run_context: Mapping[str, Mapping[str, Any]]
+        _replaying: bool
+        _loader: Callable[[str], Any] | None
+
+        def _fold_state(self, event: ev.StateInitiated) -> None: ...
+
+        def _fold_satisfied(self, event: ev.ConditionSatisfied) -> None: ...
+
+        def _fold_rejected(self, event: ev.ConditionRejected) -> None: ...
+
+        def _record_failure(self, runnable: Runnable, *, final: bool) -> None: ...
+
+    def _prepare(self, act: Activation) -> Runnable | None:
+        comp = act.component
+        spec = comp.spec
+        try:
+            kwargs = self._context_for(comp) if spec.context else _NO_KWARGS
+            fn: Callable[..., Any] | None = comp.fn
+            kind = comp.kind
+            if kind == "step" or kind == "rule":
+                facts = act.facts
+                if len(facts) == 1 and type(facts[0]) is Fact and spec.max_args == 1:
+                    args: tuple[Any, ...] = (facts[0].value,)
+                else:
+                    args = self._args(comp, facts, spec.max_args, spec.min_args)
+            elif isinstance(comp, Map):
+                args = (act.element,)
+            elif isinstance(comp, Reduce):
+                fn = Fold(comp.fn)  # type: ignore[arg-type]
+                values = tuple(self._value(f) for f in act.facts)
+                args = (values, _isolate(comp.initial))
+            else:
+                assert isinstance(comp, Accumulator)
+                args = (self._value(act.facts[0]), _isolate(self._state_of(comp)))
+        except Exception as exc:  # a missing context key, an unloadable value
+            self._fail_unprepared(act, exc)
+            return None
+        facts = act.facts
+        return Runnable(
+            act.id,
+            comp.name,
+            comp.kind,
+            comp.hash,
+            fn,
+            args,
+            kwargs,
+            (facts[0].id,) if len(facts) == 1 else tuple(f.id for f in facts),
+            comp.spec.is_async,
+            self._attempts.get(act.id, 0) + 1 if self._attempts else 1,
+        )
+
+    def _args(
+        self, comp: Component, facts: tuple[Fact | FactRef, ...], max_args: float, min_args: int
+    ) -> tuple[Any, ...]:
+        if len(facts) > 1:
+            return tuple(self._value(f) for f in facts)
+        if max_args == 0:
+            return ()
+        value = self._value(facts[0])
+        if min_args >= 2:
+            return tuple(value)
+        return (value,)
+
+    def _value(self, fact: Fact | FactRef) -> Any:
+        if type(fact) is Fact:
+            return fact.value
+        known = self._facts.get(fact.id)
+        if type(known) is Fact:  # loaded since this reference was taken
+            return known.value
+        if self._loader is None:
+            raise InstanceStateError(
+                f"the value of fact {fact.id} is not loaded and no fact loader is set: "
+                "recover with a store that keeps fact values"
+            )
+        value = self._loader(fact.id)
+        if not self._replaying:  # replay needs a value once (a map's collection): keep none
+            self._facts[fact.id] = fact.with_value(value)  # type: ignore[union-attr]
+        return value
+
+    def _context_for(self, comp: Component) -> dict[str, Any]:
+        own = self._run_context.get(comp.name, {})
+        glb = self._run_context.get("_global", {})
+        out = {}
+        for param, marker in comp.spec.context:
+            if marker.key in own:
+                out[param] = own[marker.key]
+            elif marker.key in glb:
+                out[param] = glb[marker.key]
+            elif not marker.required:
+                out[param] = marker.default
+            else:
+                raise RunContextError(component=comp.name, key=marker.key)
+        return out
+
+    def _state_of(self, comp: Accumulator) -> Any:
+        state = self._acc_state.get(comp.name, _MISSING)
+        if type(state) is FactRef:  # recovered without values: load it now
+            state = self._acc_state[comp.name] = self._value(state)
+        elif state is _MISSING:
+            state = comp.initial_state()
+            event = ev.StateInitiated(component=comp.name, scope_key="", value=state)
+            self._events.append(event)
+            self._fold_state(event)
+        return state
+
+    def _run_matches(self) -> None:
+        while self._matches:
+            for act in list(self._matches.values()):
+                self._match(act)
+
+    def _match(self, act: Activation) -> None:
+        comp = act.component
+        assert isinstance(comp, Rule)
+        spec = comp.condition_spec
+        try:
+            args = self._args(comp, act.facts, spec.max_args, spec.min_args)
+            matched = bool(comp.condition(*args))
+        except _SHAPE_ERRORS:
+            matched = False
+        except Exception as exc:
+            self._fail_unprepared(act, exc)
+            return
+        name = comp.name
+        fid = act.facts[0].id
+        event: ev.Event
+        if matched:
+            event = ev.ConditionSatisfied(component=name, fact_id=fid, runnable_id=act.id)
+            self._events.append(event)
+            self._fold_satisfied(event)
+        else:
+            event = ev.ConditionRejected(component=name, fact_id=fid, runnable_id=act.id)
+            self._events.append(event)
+            self._fold_rejected(event)
+
+    def _fail_unprepared(self, act: Activation, exc: Exception) -> None:
+        runnable = Runnable(
+            id=act.id,
+            component=act.component.name,
+            component_kind=act.component.kind,
+            component_hash=act.component.hash,
+            fn=None,
+            args=(),
+        ).fail(exc)
+        self._record_failure(runnable, final=True)

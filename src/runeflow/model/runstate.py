@@ -1,0 +1,103 @@
+"""The records a workflow instance's run state is made of.
+
+Activations about to run, open waits, join buffers and fan-ins, and the compact records
+the live event log keeps for its two most frequent events. The workflow
+(:mod:`runeflow.model.workflow`) owns them; :mod:`runeflow.model.folding` changes them and
+:mod:`runeflow.model.snapshot` writes them out and reads them back.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from runeflow.model import events as ev
+from runeflow.model.components import _MISSING, AwaitEvent, Component
+from runeflow.model.facts import ROOT, Fact, FactRef, Scope
+
+__all__ = ["Activation", "Wait"]
+
+
+class Activation:
+    """A component about to run on some input facts (internal bookkeeping)."""
+
+    __slots__ = ("component", "element", "facts", "id", "scope")
+
+    def __init__(
+        self,
+        id: str,
+        component: Component,
+        facts: tuple[Fact | FactRef, ...],
+        scope: Scope,
+        element: Any = _MISSING,
+    ) -> None:
+        self.id = id
+        self.component = component
+        self.facts = facts
+        self.scope = scope
+        self.element = element
+
+
+class Wait:
+    """An open wait of an ``await_event`` step."""
+
+    __slots__ = ("component", "events", "fact", "id", "timeout")
+
+    def __init__(self, id: str, component: AwaitEvent, fact: Fact | FactRef) -> None:
+        self.id = id
+        """Identifies the wait."""
+        self.component = component.name
+        """The waiting step."""
+        self.events = component.events
+        """Events it accepts."""
+        self.timeout = component.timeout
+        """Seconds until ``timeout`` is delivered, if set."""
+        self.fact = fact
+        """The fact it waits with."""
+
+    def __repr__(self) -> str:
+        return f"<Wait {self.component} {self.events} #{self.id[:8]}>"
+
+
+class _JoinBuffer:
+    """Facts waiting at a join for one scope: a FIFO per parent."""
+
+    __slots__ = ("buffers", "empty")
+
+    def __init__(self, n: int) -> None:
+        self.buffers: list[deque[Fact | FactRef]] = [deque() for _ in range(n)]
+        self.empty = n
+
+    def pop(self) -> tuple[Fact | FactRef, ...]:
+        facts = tuple(b.popleft() for b in self.buffers)
+        self.empty = sum(1 for b in self.buffers if not b)
+        return facts
+
+
+class _FanIn:
+    __slots__ = ("count", "dropped", "failed", "received")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.received: dict[int, Fact | FactRef] = {}
+        self.dropped: set[int] = set()
+        self.failed = False
+
+
+# The live log keeps the two most frequent records compactly: a fact stands for its
+# FactProduced event, and a tuple of atomic values for a dispatch or a completion. CPython's
+# collector stops tracking such tuples, which keeps collections cheap on long runs.
+_DISPATCHED = 0
+_COMPLETED = 1
+
+
+def _expand(record: Any) -> ev.Event:
+    """Turn a compact log record back into its event."""
+    t = type(record)
+    if t is tuple:
+        if record[0] == _DISPATCHED:
+            return ev.RunnableDispatched(record[1], record[2], record[3])
+        return ev.RunnableCompleted(record[1], record[2], record[3])
+    if t is Fact or t is FactRef:
+        return ev.FactProduced(record, None if record.component == ROOT else record.id)
+    return record  # type: ignore[no-any-return]
