@@ -17,7 +17,7 @@ from typing import Any, Self
 from runeflow.errors import InstanceStateError, WorkflowDefinitionError
 from runeflow.model.replay import load_definition
 from runeflow.model.workflow import Workflow
-from runeflow.runner.inbox import check_id, command_timer
+from runeflow.runner.inbox import check_id, command_timer, encode_refusing
 from runeflow.runner.ownership import Ownership
 from runeflow.runner.stored import (
     send_command,
@@ -81,8 +81,11 @@ class Client:
         name = _workflow_name(workflow)
         workflow_id = uuid.uuid4().hex if id is None else id
         check_id(workflow_id)
-        command = command_timer(workflow_id, "input", self.store.codec, input)
-        input_hash = content_hash(self.store.codec.encode(input))  # encodable: just checked
+        data = encode_refusing(
+            self.store.codec, input, f"the input of new instance {workflow_id!r}"
+        )
+        command = command_timer(workflow_id, "input", self.store.codec, input, data=data)
+        input_hash = content_hash(data)
         created = self.store.create(
             workflow_id,
             definition_name=name,

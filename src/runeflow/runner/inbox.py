@@ -79,11 +79,14 @@ def command_timer(
     *,
     event: str | None = None,
     step: str | None = None,
+    data: bytes | None = None,
 ) -> Timer:
-    """Build the store timer carrying a command (the value encoded now: CodecError here)."""
+    """Build the store timer carrying a command (the value encoded now: CodecError here,
+    unless ``data`` is its encoding already)."""
     payload: dict[str, Any] = {"kind": kind}
     if kind != "stop":
-        data = encode_refusing(codec, value, f"the {kind} for instance {workflow_id!r}")
+        if data is None:
+            data = encode_refusing(codec, value, f"the {kind} for instance {workflow_id!r}")
         payload["data"] = base64.b64encode(data).decode("ascii")
     if event is not None:
         payload["event"] = event

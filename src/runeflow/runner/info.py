@@ -27,7 +27,15 @@ from runeflow.errors import UsageError
 from runeflow.model import events as ev
 from runeflow.model.runnable import Runnable
 
-__all__ = ["Checkpoint", "Hooks", "InstanceInfo", "Status", "every_n", "failure_info"]
+__all__ = [
+    "Checkpoint",
+    "Hooks",
+    "InstanceInfo",
+    "Status",
+    "every_n",
+    "failure_info",
+    "timer_info",
+]
 
 
 class Status(StrEnum):
@@ -143,4 +151,15 @@ def failure_info(failure: ev.RunnableFailed) -> dict[str, Any]:
         "traceback": err.traceback,
         "attempt": failure.attempt,
         "error": str(err),
+    }
+
+
+def timer_info(timer: ev.TimerScheduled) -> dict[str, Any]:
+    """The ``InstanceInfo.pending_timers`` entry for an armed timer."""
+    return {
+        "timer_id": timer.timer_id,
+        "step": timer.component,
+        "fire_at": timer.fire_at,
+        "event": timer.event,
+        "wait_id": timer.wait_id,
     }

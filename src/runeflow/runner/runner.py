@@ -174,6 +174,8 @@ class Runner(Hosting, Serving, AsyncTwins):
 
     def _check_policies(self, wf: Workflow) -> None:
         graph = wf.graph
+        if graph.is_policy_free():  # cached per graph: nothing to check on each start
+            return
         for comp in graph.components.values():
             if comp.policy is not None:
                 check_executor(comp.policy.executor)

@@ -11,8 +11,8 @@ from typing import Any
 
 from runeflow.errors import InstanceStateError
 from runeflow.runner.inbox import CommandKind, command_timer
+from runeflow.runner.info import InstanceInfo, Status, failure_info, timer_info
 from runeflow.runner.ownership import OwnedElsewhereError, Ownership
-from runeflow.runner.worker import InstanceInfo, Status, failure_info
 from runeflow.stores.base import Store
 from runeflow.view import load_view
 
@@ -60,16 +60,7 @@ def stored_info(store: Store, workflow_id: str) -> InstanceInfo:
             }
             for w in view.open_waits.values()
         ],
-        pending_timers=[
-            {
-                "timer_id": t.timer_id,
-                "step": t.component,
-                "fire_at": t.fire_at,
-                "event": t.event,
-                "wait_id": t.wait_id,
-            }
-            for t in view.timers.values()
-        ],
+        pending_timers=[timer_info(t) for t in view.timers.values()],
         in_flight=len(view.running),
         failures=[failure_info(f) for f in view.failures],
         error=meta.error,

@@ -27,7 +27,15 @@ from runeflow.model.hashing import short_id
 from runeflow.model.runnable import Runnable
 from runeflow.model.workflow import Wait, Workflow
 from runeflow.runner.inbox import encode_refusing
-from runeflow.runner.info import Checkpoint, Hooks, InstanceInfo, Status, every_n, failure_info
+from runeflow.runner.info import (
+    Checkpoint,
+    Hooks,
+    InstanceInfo,
+    Status,
+    every_n,
+    failure_info,
+    timer_info,
+)
 from runeflow.runner.telemetry import Telemetry, TelemetryEvent
 from runeflow.runner.timers import Clock, Scheduler
 from runeflow.stores.base import Store, Timer
@@ -735,16 +743,7 @@ class Worker:
                 }
                 for w in wf.open_waits()
             ],
-            pending_timers=[
-                {
-                    "timer_id": t.timer_id,
-                    "step": t.component,
-                    "fire_at": t.fire_at,
-                    "event": t.event,
-                    "wait_id": t.wait_id,
-                }
-                for t in wf.pending_timers()
-            ],
+            pending_timers=[timer_info(t) for t in wf.pending_timers()],
             in_flight=len(self.running) + len(self.ready) + self.retrying,
             failures=[failure_info(f) for f in wf.failures()],
             error=self.error,
