@@ -2,8 +2,10 @@
 
 All tables live in one schema (``runeflow`` by default), created and migrated by
 :meth:`PostgresStore.setup` under an advisory lock, so several processes may start at once.
-An append is one SQL statement: it advances the instance's cursor (locking its row, which
-serialises concurrent appends to one workflow) and writes the events and fact values.
+An append is one SQL statement: it takes a share lock on the instance's row (so that the
+fencing check cannot race a new grant, without writing the row) and writes the log row, fact
+values and timer changes. Appends that threads make at once share one transaction (group
+commit, see :mod:`runeflow.stores.batching`), so they share one WAL flush.
 Only parameterised SQL is sent; the schema name is checked and quoted as an identifier.
 """
 
@@ -19,7 +21,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote
 
 from runeflow.codec import Codec
-from runeflow.errors import LeaseLostError, StoreError, StoreUnavailableError, WorkflowNotFoundError
+from runeflow.errors import (
+    LeaseLostError,
+    RuneflowError,
+    StoreError,
+    StoreUnavailableError,
+    WorkflowNotFoundError,
+)
 from runeflow.model.events import Event
 from runeflow.stores._postgres_sql import (
     MIGRATIONS,
@@ -30,6 +38,7 @@ from runeflow.stores._postgres_sql import (
 )
 from runeflow.stores._rows import instance_meta, read_instance, read_timer
 from runeflow.stores.base import (
+    Append,
     Capabilities,
     InstanceMeta,
     Store,
@@ -38,6 +47,7 @@ from runeflow.stores.base import (
     content_key,
     json_text,
 )
+from runeflow.stores.batching import GroupCommit, outcome
 from runeflow.stores.integrity import checksum, log_read_failed, verified_snapshot
 
 try:
@@ -224,6 +234,7 @@ class PostgresStore(Store):
             )
         self._pool: ConnectionPool = pool
         self._q = {name: _compose(text, schema) for name, text in QUERIES.items()}
+        self._commits: GroupCommit[dict[str, Any]] = GroupCommit(self._write_appends)
         if auto_setup:
             try:
                 self.setup()
@@ -387,22 +398,70 @@ class PostgresStore(Store):
         *,
         status: str | None = None,
         token: int | None = None,
+        timers: Sequence[Timer] = (),
+        done_timers: Sequence[str] = (),
     ) -> int:
-        """See :meth:`Store.append`."""
-        params = self._append_params(workflow_id, events, status, token)
-        row = self._fetchone("append", params)
-        if row is not None:
-            return int(row[0])
-        current = self._fetchone("select_epoch", (workflow_id,))
-        if current is not None and token is not None and current[0] != token:
-            raise LeaseLostError(workflow_id, token, f"; it is at {current[0]}")
-        raise StoreError(
-            f"cannot append to unknown workflow {workflow_id!r}: create() it first",
-            workflow_id=workflow_id,
-        )
+        """See :meth:`Store.append` (appends made at once share a transaction)."""
+        params = self._append_params(workflow_id, events, status, token, timers, done_timers)
+        return outcome(self._commits.submit(params))
+
+    def append_many(self, appends: Sequence[Append]) -> builtins.list[int | Exception]:
+        """See :meth:`Store.append_many` (one transaction)."""
+        refused: builtins.list[Exception | None] = []  # None: written below, in order
+        pending: builtins.list[dict[str, Any]] = []
+        for a in appends:
+            try:
+                params = self._append_params(
+                    a.workflow_id, a.events, a.status, a.token, a.timers, a.done_timers
+                )
+            except RuneflowError as exc:
+                refused.append(exc)
+                continue
+            refused.append(None)
+            pending.append(params)
+        written = iter(self._write_appends(pending) if pending else ())
+        return [next(written) if r is None else r for r in refused]
+
+    def _write_appends(
+        self, batch: builtins.list[dict[str, Any]]
+    ) -> builtins.list[int | Exception]:
+        """Write appends in one transaction (pipelined: one round trip); return each one's
+        cursor or refusal. Never retried: after a failed commit the outcome is unknown."""
+        statement = self._q["append"]
+        with self._connection() as conn:
+            if len(batch) == 1:  # autocommit: the statement is its own transaction
+                rows = [conn.execute(statement, batch[0]).fetchone()]
+            else:
+                with conn.pipeline(), conn.transaction():
+                    cursors = [conn.execute(statement, params) for params in batch]
+                rows = [cursor.fetchone() for cursor in cursors]
+        results: builtins.list[int | Exception] = []
+        refused = [p["wid"] for p, row in zip(batch, rows, strict=True) if row is None]
+        epochs = dict(self._fetchall("select_epochs", (refused,))) if refused else {}
+        for params, row in zip(batch, rows, strict=True):
+            if row is not None:
+                results.append(int(row[0]))
+                continue
+            wid, token = params["wid"], params["token"]
+            if wid in epochs and token is not None and epochs[wid] != token:
+                results.append(LeaseLostError(wid, token, f"; it is at {epochs[wid]}"))
+            else:
+                results.append(
+                    StoreError(
+                        f"cannot append to unknown workflow {wid!r}: create() it first",
+                        workflow_id=wid,
+                    )
+                )
+        return results
 
     def _append_params(
-        self, workflow_id: str, events: Sequence[Event], status: str | None, token: int | None
+        self,
+        workflow_id: str,
+        events: Sequence[Event],
+        status: str | None,
+        token: int | None,
+        timers: Sequence[Timer] = (),
+        done_timers: Sequence[str] = (),
     ) -> dict[str, Any]:
         """The parameters of the ``append`` statement (events encoded, values kept apart)."""
         encoded = self._encode_append(events) if events else None
@@ -412,6 +471,7 @@ class PostgresStore(Store):
         if encoded is not None:
             facts += [(fid, digest, None, None) for fid, digest in encoded.fact_hashes.items()]
             facts += [(fid, "", data, checksum(data)) for fid, data in encoded.inline.items()]
+        timer_rows = [_timer_params(t) for t in timers]
         return {
             "wid": workflow_id,
             "n": encoded.count if encoded else 0,
@@ -427,6 +487,11 @@ class PostgresStore(Store):
             "fhashes": [f[1] for f in facts],
             "fdata": [f[2] for f in facts],
             "fcrcs": [f[3] for f in facts],
+            "tids": [t[0] for t in timer_rows],
+            "twids": [t[1] for t in timer_rows],
+            "tfire": [t[2] for t in timer_rows],
+            "tpay": [t[3] for t in timer_rows],
+            "done": list(done_timers),
         }
 
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
