@@ -210,6 +210,7 @@ class Store(AppendEncoding, ABC):
         self.codec: Codec = codec if codec is not None else default_codec
         self._events_codec = codec if isinstance(codec, JsonCodec) else default_codec
         self._build_blobs: dict[int, tuple[tuple[Event, ...], bytes]] = {}
+        self._checked: dict[int, tuple[Any, bytes]] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 

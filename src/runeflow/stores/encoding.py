@@ -63,6 +63,9 @@ class EncodedAppend:
         return json.dumps(self.fact_ids, separators=(",", ":")) if self.fact_ids else None
 
 
+CHECKED_VALUES = 1024
+"""Encodings :meth:`AppendEncoding.check_value` keeps until an append uses them."""
+
 BUILD_CACHE_SIZE = 256
 """Definitions whose encoded build events a store keeps (cleared when full)."""
 
@@ -86,6 +89,17 @@ class AppendEncoding:
         capabilities: ClassVar[Capabilities]
 
     _build_blobs: dict[int, tuple[tuple[Event, ...], bytes]]
+    _checked: dict[int, tuple[Any, bytes]]
+
+    def check_value(self, value: Any) -> None:
+        """Encode ``value`` now, raising :class:`~runeflow.errors.CodecError` when the store
+        cannot keep it; the bytes are kept for the append that stores this very object
+        (a step's result is checked before it is applied), so it is encoded once."""
+        data = self.codec.encode(value)
+        checked = self._checked
+        if len(checked) >= CHECKED_VALUES:
+            checked.clear()
+        checked[id(value)] = (value, data)  # the entry keeps the object, so its id stays its own
 
     def _encode_append(self, events: Sequence[Event]) -> EncodedAppend:
         """Encode one append: the blob, and the fact values kept apart from it."""
@@ -130,9 +144,11 @@ class AppendEncoding:
         inline: dict[str, bytes] = {}
         fact_ids: list[str] = []
         encode = self.codec.encode
+        checked = self._checked
 
         def keep(fact_id: str, value: Any) -> None:
-            data = encode(value)
+            hit = checked.pop(id(value), None) if checked else None
+            data = hit[1] if hit is not None and hit[0] is value else encode(value)
             fact_ids.append(fact_id)
             digest = content_key(data)
             if digest is None:
