@@ -33,7 +33,14 @@ from runeflow.model.hashing import short_id
 from runeflow.model.policy import Policies, Policy
 from runeflow.model.preparing import Preparing
 from runeflow.model.runnable import Runnable
-from runeflow.model.runstate import _COMPLETED, _DISPATCHED, Activation, Wait, _expand
+from runeflow.model.runstate import (
+    _COMPLETED,
+    _DISPATCHED,
+    Activation,
+    EventBatch,
+    Wait,
+    _expand,
+)
 from runeflow.model.runstate import _FanIn as _FanIn
 from runeflow.model.runstate import _JoinBuffer as _JoinBuffer
 
@@ -580,14 +587,18 @@ class Workflow(Preparing, Folding):
 
     def uncommitted_events(self) -> list[ev.Event]:
         """Events produced since the previous call (build events included the first time)."""
-        out: list[ev.Event] = []
+        return self.uncommitted_batch().events()
+
+    def uncommitted_batch(self) -> EventBatch:
+        """:meth:`uncommitted_events` as an :class:`EventBatch`, whose events are made only
+        when read (what runners hand their stores)."""
+        head: tuple[ev.Event, ...] = ()
         if not self._committed and not self._build_committed:
-            build = self._initial_build()
-            out.extend(build)
-            self._build_committed = len(build)
-        out.extend(map(_expand, self._events[self._committed :]))
-        self._committed = len(self._events)
-        return out
+            head = tuple(self._initial_build())
+            self._build_committed = len(head)
+        committed, events = self._committed, self._events
+        self._committed = len(events)
+        return EventBatch(head, tuple(events[committed:]))
 
     def has_uncommitted(self) -> bool:
         """True when :meth:`uncommitted_events` would return something."""

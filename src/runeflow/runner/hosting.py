@@ -9,12 +9,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from runeflow.model.components import Component
 from runeflow.model.events import Event
 from runeflow.model.workflow import Workflow
-from runeflow.runner.executors import Executor, make_executor
+from runeflow.runner.executors import Executor, InlineExecutor, make_executor
 from runeflow.runner.policies import DEFAULT_POLICY, Policies, Policy, resolve_policy
 from runeflow.runner.telemetry import Telemetry, TelemetryEvent
 from runeflow.runner.worker import Worker
@@ -44,14 +45,16 @@ class Hosting:
         _starved: deque[Worker]
 
     @property
-    def limits_concurrency(self) -> bool:
-        """True when runnables must take an execution slot (``max_concurrency``)."""
-        return self._max_concurrency is not None
+    def inline(self) -> bool:
+        """True when the runner's executor is the inline one."""
+        return isinstance(self._executor, InlineExecutor)
 
-    def policy_free(self, wf: Workflow) -> bool:
-        """True when no policy applies to any component of ``wf``."""
+    def plain(self, wf: Workflow) -> bool:
+        """True when no policy applies to ``wf`` and the runner limits no concurrency."""
+        if self._max_concurrency is not None or not self._trivial_policies:
+            return False
         graph = wf._g
-        return self._trivial_policies and bool(graph.policy_free or graph.is_policy_free())
+        return bool(graph.policy_free or graph.is_policy_free())
 
     def policy_for(self, wf: Workflow, component: str) -> Policy | None:
         """The policy of a component, or ``None`` when no policy does anything."""
@@ -114,11 +117,11 @@ class Hosting:
     def append(
         self,
         workflow_id: str,
-        events: list[Event],
+        events: Sequence[Event],
         status: str,
         token: int | None = None,
-        timers: list[Timer] | tuple[()] = (),
-        done_timers: list[str] | tuple[()] = (),
+        timers: Sequence[Timer] = (),
+        done_timers: Sequence[str] = (),
     ) -> int:
         """Checkpoint through the store (fenced by ``token``), with telemetry."""
         if not self.telemetry.active:
@@ -144,11 +147,11 @@ class Hosting:
     def _append(
         self,
         workflow_id: str,
-        events: list[Event],
+        events: Sequence[Event],
         status: str,
         token: int | None,
-        timers: list[Timer] | tuple[()],
-        done_timers: list[str] | tuple[()],
+        timers: Sequence[Timer],
+        done_timers: Sequence[str],
     ) -> int:
         if timers or done_timers:
             return self.store.append(

@@ -29,8 +29,8 @@ from runeflow.errors import (
 )
 from runeflow.model.components import Component
 from runeflow.model.events import Event
-from runeflow.model.runnable import Runnable
 from runeflow.model.replay import load_definition
+from runeflow.model.runnable import Runnable
 from runeflow.model.workflow import Workflow
 from runeflow.recovery import Rehydration, load_workflow
 from runeflow.runner.definitions import Definitions
@@ -277,7 +277,7 @@ class Runner(Hosting, Serving, AsyncTwins):
             wf.plan_eagerly(input, run_context=run_context)
             # dispatched in the create's transaction: the first cycle has nothing to write
             ready = wf.prepare_for_dispatch()
-        events = wf.uncommitted_events()
+        events = wf.uncommitted_batch()
         status = Status.RUNNING if fed else Status.IDLE
         with self._registry_lock:
             created = self.store.create(
@@ -310,7 +310,7 @@ class Runner(Hosting, Serving, AsyncTwins):
         status: Status,
         hooks: Hooks | None,
         max_concurrency: int | None,
-        events: list[Event],
+        events: Sequence[Event],
     ) -> Worker:
         """Register the worker of an instance this runner just created (token 1)."""
         worker = Worker(
