@@ -29,8 +29,7 @@ from runeflow.errors import (
 )
 from runeflow.model.components import Component
 from runeflow.model.events import Event
-from runeflow.model.replay import load_definition
-from runeflow.model.workflow import Workflow
+from runeflow.model.workflow import Workflow, load_definition
 from runeflow.recovery import Rehydration, load_workflow
 from runeflow.runner.definitions import Definitions
 from runeflow.runner.executors import Executor, check_executor, make_executor

@@ -171,6 +171,8 @@ class Worker:
         self.advance_count = 0
         self.cycles_since_checkpoint = 0
         self.waiting_since: float | None = None
+        self.busy_since: float | None = None
+        """``perf_counter()`` when the instance began its current run of work (telemetry)."""
         self.restarts: list[float] = []
         self.timer_handles: dict[str, int] = {}
         self.armed_waits: set[str] = set()
@@ -274,6 +276,8 @@ class Worker:
 
     def _drive(self) -> None:
         self.driving = True
+        if self.busy_since is None:
+            self.busy_since = time.perf_counter()
         try:
             while True:
                 applied = self._apply_completions()
@@ -546,6 +550,7 @@ class Worker:
         self.runner.settled(self)
         if self.hooks and self.hooks.on_idle:
             self.hooks.on_idle(self.id, self.info())
+        busy_since, self.busy_since = self.busy_since, None
         if self.runner.telemetry.active:
             self.runner.telemetry.emit(
                 TelemetryEvent(
@@ -553,6 +558,7 @@ class Worker:
                     phase="exception" if self.status is Status.FAILED else "stop",
                     name=self.wf.name,
                     workflow_id=self.id,
+                    duration=None if busy_since is None else time.perf_counter() - busy_since,
                     error=self.error,
                     attributes={"status": self.status.value, "steps": self.wf.step_count},
                 )
