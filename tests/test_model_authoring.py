@@ -204,6 +204,19 @@ def test_hooks_attach_to_existing_components_and_run_under_the_runner() -> None:
     assert calls == ["inc"]
 
 
+def test_hooking_a_workflow_leaves_other_workflows_and_the_component_alone() -> None:
+    calls: list[int] = []
+    definition = rf.workflow(name="d").add(double)
+    hooked = definition.fresh().hook("double", before=lambda r: calls.append(r.args[0]))
+    hooked.react_until_satisfied(1)
+    definition.fresh().react_until_satisfied(2)
+    rf.workflow(name="other").add(double).react_until_satisfied(3)
+    assert calls == [1]
+    assert double.before is None
+    hooked.fresh().react_until_satisfied(4)  # instances of the hooked workflow run it
+    assert calls == [1, 4]
+
+
 # --- merge and remove ----------------------------------------------------------------------
 
 

@@ -169,18 +169,33 @@ def rule(
 
 @overload
 def filter(
-    predicate: Fn, *, name: str | None = None, policy: Policy | None = None
+    predicate: Fn,
+    *,
+    name: str | None = None,
+    policy: Policy | None = None,
+    before: Hook | None = None,
+    after: Hook | None = None,
 ) -> Rule: ...
 
 
 @overload
 def filter(
-    predicate: None = None, *, name: str | None = None, policy: Policy | None = None
+    predicate: None = None,
+    *,
+    name: str | None = None,
+    policy: Policy | None = None,
+    before: Hook | None = None,
+    after: Hook | None = None,
 ) -> Callable[[Fn], Rule]: ...
 
 
 def filter(
-    predicate: Fn | None = None, *, name: str | None = None, policy: Policy | None = None
+    predicate: Fn | None = None,
+    *,
+    name: str | None = None,
+    policy: Policy | None = None,
+    before: Hook | None = None,
+    after: Hook | None = None,
 ) -> Rule | Callable[[Fn], Rule]:
     """Pass on the values ``predicate`` accepts, unchanged; drop the others.
 
@@ -189,8 +204,8 @@ def filter(
     Inside a map's fan-out, a value it drops is left out of the reduce below.
     """
     if predicate is None:
-        return lambda f: filter(f, name=name, policy=policy)
-    return _finish(Rule(predicate, None, name), None, policy, None, None)
+        return lambda f: filter(f, name=name, policy=policy, before=before, after=after)
+    return _finish(Rule(predicate, None, name), None, policy, before, after)
 
 
 def map(

@@ -19,6 +19,7 @@ snapshots in :mod:`runeflow.model.snapshot` (both below this module: neither imp
 
 from __future__ import annotations
 
+import copy
 import secrets
 import types
 from collections import deque
@@ -227,11 +228,17 @@ class Workflow(Preparing, Folding, Results):
         self, component: ComponentRef, *, before: Hook | None = None, after: Hook | None = None
     ) -> Workflow:
         """Attach ``before``/``after`` hooks to a component already added (see
-        ``Component.with_hooks``); return ``self``. Hooks belong to the definition: every
-        instance of it (``fresh()``) runs them."""
+        ``Component.with_hooks``); return ``self``.
+
+        Only this workflow changes (and the instances ``fresh()`` makes of it afterwards):
+        the component is copied, so other workflows using it are left as they are.
+        """
         name = self._known(component)
-        self._g.components[name].with_hooks(before, after)
+        hooked = copy.copy(self._g.components[name]).with_hooks(before, after)
+        self._own_graph()
+        self._g.components[name] = hooked
         self._g.hooked.add(name)
+        self._g._build_cache = None
         return self
 
     def connect(self, parent: ComponentRef, child: ComponentRef) -> Workflow:
