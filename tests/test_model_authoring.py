@@ -337,3 +337,29 @@ def test_remove_mid_run_replays_from_a_stored_log(tmp_path: Path) -> None:
     rebuilt = rf.Workflow.from_events(store.stream("r1"), definition=build)
     assert list(rebuilt.components) == ["a"]
     assert rebuilt.raw_productions() == wf.raw_productions() == [2, 4, 6]
+
+
+def test_remove_and_merge_on_an_instance_loaded_from_a_store_are_logged(tmp_path: Path) -> None:
+    from runeflow.recovery import load_workflow
+
+    def build() -> rf.Workflow:
+        return (
+            rf.workflow(name="r")
+            .add(rf.step(lambda x: x + 1, name="a"))
+            .add(rf.step(lambda x: x * 2, name="b"), to="a")
+        )
+
+    def build_with_c() -> rf.Workflow:
+        return build().merge(rf.workflow(name="c").add(rf.step(lambda x: -x, name="c")))
+
+    store = rf.SQLiteStore(tmp_path / "loaded.db")
+    wf = build().react_until_satisfied(1)
+    store.create("r2", definition_name="r", definition_hash=wf.definition_hash())
+    store.append("r2", wf.uncommitted_events())
+    loaded = load_workflow(store, "r2", build)  # keeps no events in memory
+    loaded.remove("b").merge(rf.workflow(name="c").add(rf.step(lambda x: -x, name="c")))
+    loaded.react_until_satisfied(5)
+    store.append("r2", loaded.uncommitted_events())
+    rebuilt = rf.Workflow.from_events(store.stream("r2"), definition=build_with_c)
+    assert list(rebuilt.components) == ["a", "c"]
+    assert rebuilt.productions_by_component() == {"a": [2, 6], "b": [4], "c": [-5]}

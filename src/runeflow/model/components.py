@@ -67,14 +67,12 @@ class ContextValue:
         """True when the key has no default."""
         return self.default is _MISSING
 
-    def _rf_digest_parts(self) -> tuple[Any, ...]:
-        """What a component's hash covers of this marker: its key and its default."""
-        return ("context", self.key) if self.required else ("context", self.key, self.default)
-
     def __repr__(self) -> str:
+        """``rf.context('key')``, with the default when there is one: a component's hash
+        covers its functions' defaults through this text, so it covers the default too."""
         if self.required:
             return f"rf.context({self.key!r})"
-        return f"rf.context({self.key!r}, default={self.default!r})"
+        return f"rf.context({self.key!r}, default={stable_repr(self.default)})"
 
 
 MetaKind = Literal["state_of", "step_ran", "fact_count"]
@@ -112,9 +110,6 @@ class MetaRef(ContextValue):
     def required(self) -> bool:
         """Always resolved from the workflow: never a missing run-context key."""
         return False
-
-    def _rf_digest_parts(self) -> tuple[Any, ...]:
-        return ("meta", self.kind, self.target)
 
     def __repr__(self) -> str:
         return f"rf.{self.kind}({self.target!r})"
@@ -234,12 +229,13 @@ class Component:
     fn: Callable[..., Any] | None
 
     def __init__(self, fn: Callable[..., Any] | None, name: str | None, options: str = "") -> None:
-        if isinstance(fn, Component):  # rf.step(decorated_function, name=...): its function
-            fn = fn.fn
-        if fn is not None and not callable(fn):
-            raise WorkflowDefinitionError(
-                f"{self.kind} expects a callable, got {type(fn).__name__}", component=name
-            )
+        if fn is not None and type(fn) is not types.FunctionType:
+            if isinstance(fn, Component):  # rf.step(decorated_function, name=...)
+                fn = fn.fn
+            if fn is not None and not callable(fn):
+                raise WorkflowDefinitionError(
+                    f"{self.kind} expects a callable, got {type(fn).__name__}", component=name
+                )
         self.fn = fn
         self.policy: Policy | None = None
         """How runners run it (retries, timeout, fallback...); not part of its hash."""
@@ -252,7 +248,8 @@ class Component:
         fn_digest = callable_digest(fn)
         self.name = name if name is not None else _fn_name(fn, f"{self.kind}_{fn_digest[:8]}")
         _check_name(self.name)
-        _refuse_meta(self.spec, self.kind, self.name)
+        if self.spec.context:
+            _refuse_meta(self.spec, self.kind, self.name)
         self.hash = digest(self.kind, self.name, fn_digest, options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -260,6 +257,10 @@ class Component:
         if self.fn is None:
             raise TypeError(f"{self.kind} {self.name!r} has no function to call")
         return self.fn(*args, **kwargs)
+
+    def _rf_digest_parts(self) -> tuple[Any, ...]:
+        """A component captured by a function is hashed as its own content hash."""
+        return (self.hash,)
 
     def renamed(self, name: str) -> Component:
         """Return a copy of this component under another name (and so another hash)."""

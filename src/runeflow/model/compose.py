@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from runeflow.errors import InstanceStateError, WorkflowDefinitionError
 from runeflow.model import events as ev
+from runeflow.model.components import Rule
 from runeflow.model.facts import ROOT
 from runeflow.model.folding import Folding
 from runeflow.model.graph import Graph
@@ -39,8 +40,8 @@ def merged_graph(graph: Graph, other: Graph) -> tuple[Graph, list[str]]:
             continue
         component = other.components[name]
         merged._check_parents(component, event.parents)
-        if component.meta_reads():
-            merged._check_reads(component)  # type: ignore[arg-type]
+        if isinstance(component, Rule):
+            merged._check_reads(component)
         merged._insert(component, event.parents)
         added.append(name)
     for port, name in other.outputs.items():

@@ -53,8 +53,12 @@ Fn = Callable[..., Any]
 def _finish(
     component: C, fn: Any, policy: Policy | None, before: Hook | None, after: Hook | None
 ) -> C:
-    component.with_policy(policy).with_hooks(before, after)
-    _keep_importable(fn)
+    if policy is not None:
+        component.with_policy(policy)
+    if before is not None or after is not None:
+        component.with_hooks(before, after)
+    if type(fn) is types.FunctionType and fn.__qualname__ == fn.__name__ != "<lambda>":
+        _keep_importable(fn)
     return component
 
 
@@ -66,11 +70,7 @@ def _keep_importable(fn: Any) -> None:
     ``price.fn``, which is where it now lives; a function still bound under its own name
     (``rf.step(price)``) is left alone.
     """
-    if type(fn) is not types.FunctionType:
-        return
-    qualname = fn.__qualname__
-    if qualname != fn.__name__:  # a lambda or a nested function: never importable by name
-        return
+    qualname = fn.__qualname__  # a module-level function (not a lambda, nor nested)
     module = sys.modules.get(fn.__module__)
     if module is not None and vars(module).get(qualname) is not fn:
         fn.__qualname__ = f"{qualname}.fn"
@@ -116,7 +116,12 @@ def step(
     """
     if fn is None:
         return lambda f: step(f, name=name, policy=policy, before=before, after=after)
-    return _finish(Step(fn, name), fn, policy, before, after)
+    component = Step(fn, name)
+    if policy is not None or before is not None or after is not None:
+        component.with_policy(policy).with_hooks(before, after)
+    if type(fn) is types.FunctionType and fn.__qualname__ == fn.__name__ != "<lambda>":
+        _keep_importable(fn)  # the most used constructor: checked here, without a call
+    return component
 
 
 @overload

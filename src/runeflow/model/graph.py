@@ -228,8 +228,9 @@ class Graph:
             self.stateful.add(name)
         if component.before is not None or component.after is not None:
             self.hooked.add(name)
-        for marker in component.meta_reads():
-            self.readers.setdefault(marker.target, []).append(name)
+        if type(component) is Rule and component.condition_spec.context:
+            for marker in component.meta_reads():
+                self.readers.setdefault(marker.target, []).append(name)
         if self._below:
             self._below.clear()
             self._reduces_below.clear()

@@ -8,9 +8,10 @@ not change a hash; editing it does.
 
 A callable object (a class instance with ``__call__``) is hashed by its class and its
 ``__call__`` code; one that holds functions or options says so with a ``_rf_digest_parts()``
-method returning them, and they are hashed too (runeflow's own pipelines and the functions
-of state-based components do). Markers such as ``rf.context("key", default=...)`` use the
-same method, so their key and default are part of the hash.
+method returning them, and they are hashed too (runeflow's own pipelines, the functions of
+state-based components, and components themselves do). Markers such as
+``rf.context("key", default=...)`` are hashed through their ``repr``, which shows the key
+and the default.
 
 Hashes of code objects are cached, keyed by the object's identity, because workflows are
 often built from the same few functions many times over.
@@ -92,9 +93,6 @@ def stable_repr(value: Any, depth: int = 0) -> str:
         return "{" + ",".join(items) + "}"
     if isinstance(value, types.CodeType):
         return "code:" + _code_digest(value)
-    parts = getattr(value, "_rf_digest_parts", None)
-    if parts is not None and not callable(value):  # a marker such as rf.context(...)
-        return f"{type(value).__qualname__}{stable_repr(parts(), depth + 1)}"
     if callable(value):
         return "fn:" + callable_digest(value, depth + 1)
     if isinstance(value, type):

@@ -204,6 +204,21 @@ def _shared_parts(
     ]
 
 
+def _check_handlers(kind: str, name: str, option: str, what: str, handlers: Any) -> None:
+    """``handlers`` maps non-empty names to plain functions ``(state, value)``."""
+    owner = f"{kind} {name!r}"
+    if not isinstance(handlers, Mapping) or not handlers:
+        raise WorkflowDefinitionError(
+            f"{owner} needs {option}={{{what} name: handler(state, {what})}}", component=name
+        )
+    for key, handler in handlers.items():
+        if not isinstance(key, str) or not key:
+            raise WorkflowDefinitionError(
+                f"{owner}: {what} names must be non-empty strings, got {key!r}", component=name
+            )
+        _check_plain(name, f"the handler of {what} {key!r}", handler)
+
+
 def _check_plain(owner: str, what: str, fn: Any) -> None:
     if not callable(fn):
         raise WorkflowDefinitionError(
@@ -409,19 +424,7 @@ class Aggregate(Composite):
         policy: Policy | None,
     ) -> None:
         super().__init__(name, policy)
-        if not isinstance(commands, Mapping) or not commands:
-            raise WorkflowDefinitionError(
-                f"aggregate {name!r} needs commands={{name: handler(state, command)}}",
-                component=name,
-            )
-        for command, handler in commands.items():
-            if not isinstance(command, str) or not command:
-                raise WorkflowDefinitionError(
-                    f"aggregate {name!r}: command names must be non-empty strings, got "
-                    f"{command!r}",
-                    component=name,
-                )
-            _check_plain(name, f"the handler of command {command!r}", handler)
+        _check_handlers("aggregate", name, "commands", "command", commands)
         _check_plain(name, "apply", apply)
         self.init = init
         """The state before any event (a value, or a zero-argument function)."""
@@ -539,19 +542,7 @@ class ProcessManager(Composite):
         policy: Policy | None,
     ) -> None:
         super().__init__(name, policy)
-        if not isinstance(on, Mapping) or not on:
-            raise WorkflowDefinitionError(
-                f"process manager {name!r} needs on={{event name: handler(state, event)}}",
-                component=name,
-            )
-        for event, handler in on.items():
-            if not isinstance(event, str) or not event:
-                raise WorkflowDefinitionError(
-                    f"process manager {name!r}: event names must be non-empty strings, got "
-                    f"{event!r}",
-                    component=name,
-                )
-            _check_plain(name, f"the handler of {event!r}", handler)
+        _check_handlers("process manager", name, "on", "event", on)
         if complete is not None:
             _check_plain(name, "complete", complete)
         if not callable(init) and not isinstance(init, Mapping):

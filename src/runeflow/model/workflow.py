@@ -168,7 +168,7 @@ class Workflow(Preparing, Folding, Results):
         if self._g.shared:
             self._g = self._g.copy()
         added = self._g.add(component, parents)
-        if self._events:  # structure changed mid-run: keep the order in this log
+        if self._events or self._build_committed:  # the instance has a log: keep it whole
             self._events.extend(self._g.component_added(n) for n in added)
         return self
 
@@ -178,7 +178,7 @@ class Workflow(Preparing, Folding, Results):
         for part, parents in composite.parts(_parent_names(to)):
             added += graph.add(part, parents)
         self._g = graph
-        if self._events:
+        if self._events or self._build_committed:
             self._events.extend(graph.component_added(n) for n in added)
         return self
 
@@ -196,7 +196,7 @@ class Workflow(Preparing, Folding, Results):
             raise UsageError(f"merge() takes a Workflow, got {type(other).__name__}")
         graph, added = compose.merged_graph(self._g, other.graph)
         self._g = graph
-        if self._events:
+        if self._events or self._build_committed:
             self._events.extend(graph.component_added(n) for n in added)
         return self
 
@@ -214,13 +214,14 @@ class Workflow(Preparing, Folding, Results):
         order = compose.removal_order(self._g, [_name_of(n) for n in names])
         compose.pending_work(self, order)
         self._own_graph()
-        if self._events:  # mid-run: the log keeps the removed components' build records
+        logged = bool(self._events or self._build_committed)
+        if logged:  # the log keeps the build records of what it removes (event_log())
             mid = {e.name for e in self._events if isinstance(e, ev.ComponentAdded)}
             added_first = [n for n in self._g.components if n in set(order) - mid]
             self._removed += [self._g.component_added(n) for n in added_first]
         for name in order:
             self._g.remove(name)
-            if self._events:
+            if logged:
                 self._events.append(ev.ComponentRemoved(name))
         return self
 
@@ -245,7 +246,7 @@ class Workflow(Preparing, Folding, Results):
         """Add an edge between two existing components; refuses edges that make a cycle."""
         self._own_graph()
         added = self._g.connect(_name_of(parent), _name_of(child))
-        if self._events:
+        if self._events or self._build_committed:
             self._events.append(added)
         return self
 
