@@ -177,16 +177,21 @@ def test_a_hook_that_raises_fails_its_runnable() -> None:
     def bad_return(r: rf.Runnable) -> Any:
         return ["not", "a", "dict"]
 
+    def not_plain(r: rf.Runnable) -> Any:
+        return {"when": object()}
+
     wf = (
         rf.workflow(name="h")
         .add(rf.step(lambda x: x, name="a", before=refuse))
         .add(rf.step(lambda x: x, name="b", after=bad_return))
         .add(rf.step(lambda x: x, name="below_a"), to="a")
+        .add(rf.step(lambda x: x, name="c", before=not_plain))
     )
     wf.react_until_satisfied(1)
     failed = {f.component: f.error for f in wf.failures()}
     assert failed["a"].type == "builtins.PermissionError"
     assert "returned list: return a dict of annotations, or None" in failed["b"].message
+    assert "annotations that are not plain data" in failed["c"].message
     assert wf.raw_productions() == []  # below_a skipped, b's result discarded
     assert rf.Workflow.from_events(wf.event_log()).failures() == wf.failures()
 

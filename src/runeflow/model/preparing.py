@@ -39,6 +39,19 @@ _SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError)
 _IMMUTABLE = (str, int, float, bool, bytes, type(None), frozenset)
 
 
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is plain data every store keeps (annotations are logged)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return True
+    if depth > 8:
+        return False
+    if isinstance(value, list | tuple):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
 def _isolate(value: Any) -> Any:
     """Copy mutable state so a reducer mutating it cannot rewrite history."""
     if isinstance(value, _IMMUTABLE):
@@ -226,6 +239,12 @@ class Preparing:
                 raise TypeError(
                     f"the {which} hook of {comp.name!r} returned {type(notes).__name__}: "
                     "return a dict of annotations, or None"
+                )
+            if notes and not _plain(notes):
+                raise TypeError(
+                    f"the {which} hook of {comp.name!r} returned annotations that are not "
+                    "plain data (str keys; str, int, float, bool, None, lists and dicts of "
+                    f"them): {notes!r:.200}"
                 )
         except Exception as exc:
             runnable.fail(exc)
