@@ -431,3 +431,14 @@ def test_a_composite_is_added_whole_or_not_at_all() -> None:
     with pytest.raises(rf.WorkflowDefinitionError, match="duplicate component name"):
         wf.add(rf.fsm(name="light", initial="a", states={"a": {}}))
     assert list(wf.components) == ["light.transition"]
+
+
+@rf.step
+def reserve_seat(trip: dict[str, Any]) -> str:
+    return f"seat for {trip['id']}"
+
+
+def test_saga_steps_may_be_decorated_functions() -> None:
+    saga = rf.saga(name="s", steps=[("seat", reserve_seat, lambda r: None), ("pay", lambda t: 1)])
+    wf = rf.workflow(name="w").add(saga).react_until_satisfied({"id": 4})
+    assert wf.raw_productions("s")[0]["results"] == {"seat": "seat for 4", "pay": 1}

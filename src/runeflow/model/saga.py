@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from runeflow.errors import WorkflowDefinitionError
-from runeflow.model.components import CallSpec, Step, _call_spec, _refuse_meta
+from runeflow.model.components import CallSpec, Component, Step, _call_spec, _refuse_meta
 from runeflow.model.policy import Policy
 from runeflow.model.stateful import Composite, Parts
 
@@ -228,6 +228,11 @@ def _user_spec(saga: str, what: str, fn: Any, arities: tuple[int, ...]) -> CallS
     return spec
 
 
+def _function(fn: Any) -> Any:
+    """A decorated function (a component) stands for its function."""
+    return fn.fn if isinstance(fn, Component) and fn.fn is not None else fn
+
+
 def _check_steps(name: str, steps: Any) -> list[SagaStep]:
     if isinstance(steps, str | bytes) or not isinstance(steps, Sequence) or not steps:
         raise WorkflowDefinitionError(
@@ -243,8 +248,8 @@ def _check_steps(name: str, steps: Any) -> list[SagaStep]:
                 f"(name, action) for the last step; got {item!r}",
                 component=name,
             )
-        step, action = item[0], item[1]
-        compensation = item[2] if len(item) == 3 else None
+        step, action = item[0], _function(item[1])
+        compensation = _function(item[2]) if len(item) == 3 else None
         if not isinstance(step, str) or not step or step in seen:
             raise WorkflowDefinitionError(
                 f"saga {name!r}: step names must be unique non-empty strings, got {step!r}",
