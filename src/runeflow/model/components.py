@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import sys
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ __all__ = [
 
 _MISSING: Any = type("_Missing", (), {"__repr__": lambda self: "<missing>"})()
 _VARARGS = inspect.CO_VARARGS
+_FUNCTION = types.FunctionType
 
 
 class ContextValue:
@@ -229,13 +231,17 @@ class Component:
     fn: Callable[..., Any] | None
 
     def __init__(self, fn: Callable[..., Any] | None, name: str | None, options: str = "") -> None:
-        if fn is not None and type(fn) is not types.FunctionType:
+        if fn is None:
+            pass
+        elif type(fn) is not _FUNCTION:
             if isinstance(fn, Component):  # rf.step(decorated_function, name=...)
                 fn = fn.fn
             if fn is not None and not callable(fn):
                 raise WorkflowDefinitionError(
                     f"{self.kind} expects a callable, got {type(fn).__name__}", component=name
                 )
+        elif fn.__qualname__ == fn.__name__ != "<lambda>":  # a module-level function
+            _keep_importable(fn)
         self.fn = fn
         self.policy: Policy | None = None
         """How runners run it (retries, timeout, fallback...); not part of its hash."""
@@ -337,6 +343,19 @@ def _arity_text(spec: CallSpec) -> str:
     if spec.min_args == spec.max_args:
         return f"{spec.min_args} argument(s)"
     return f"{spec.min_args} to {int(spec.max_args)} arguments"
+
+
+def _keep_importable(fn: types.FunctionType) -> None:
+    """Keep a decorated module-level function reachable by name.
+
+    ``@rf.step`` replaces ``module.price`` by the component, so pickling the function by
+    name (``module.price``, for the ``processes`` executor) would find the component. Such a
+    function is renamed ``price.fn``, which is where it now lives; a function still bound
+    under its own name (``rf.step(price)``) is left alone.
+    """
+    module = sys.modules.get(fn.__module__)
+    if module is not None and vars(module).get(fn.__qualname__) is not fn:
+        fn.__qualname__ = f"{fn.__qualname__}.fn"
 
 
 def _refuse_meta(spec: CallSpec, kind: str, name: str) -> None:

@@ -17,8 +17,6 @@ it to another process.
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, overload
 
@@ -51,29 +49,13 @@ Fn = Callable[..., Any]
 
 
 def _finish(
-    component: C, fn: Any, policy: Policy | None, before: Hook | None, after: Hook | None
+    component: C, policy: Policy | None, before: Hook | None, after: Hook | None
 ) -> C:
     if policy is not None:
         component.with_policy(policy)
     if before is not None or after is not None:
         component.with_hooks(before, after)
-    if type(fn) is types.FunctionType and fn.__qualname__ == fn.__name__ != "<lambda>":
-        _keep_importable(fn)
     return component
-
-
-def _keep_importable(fn: Any) -> None:
-    """Keep a decorated module-level function reachable by name.
-
-    ``@rf.step`` replaces ``module.price`` by the component, so pickling the function by
-    name (``module.price``) would find the component instead. Such a function is renamed
-    ``price.fn``, which is where it now lives; a function still bound under its own name
-    (``rf.step(price)``) is left alone.
-    """
-    qualname = fn.__qualname__  # a module-level function (not a lambda, nor nested)
-    module = sys.modules.get(fn.__module__)
-    if module is not None and vars(module).get(qualname) is not fn:
-        fn.__qualname__ = f"{qualname}.fn"
 
 
 @overload
@@ -119,8 +101,6 @@ def step(
     component = Step(fn, name)
     if policy is not None or before is not None or after is not None:
         component.with_policy(policy).with_hooks(before, after)
-    if type(fn) is types.FunctionType and fn.__qualname__ == fn.__name__ != "<lambda>":
-        _keep_importable(fn)  # the most used constructor: checked here, without a call
     return component
 
 
@@ -169,7 +149,7 @@ def rule(
         return lambda f: rule(
             condition=condition, reaction=f, name=name, policy=policy, before=before, after=after
         )
-    return _finish(Rule(condition, reaction, name), reaction, policy, before, after)
+    return _finish(Rule(condition, reaction, name), policy, before, after)
 
 
 @overload
@@ -210,7 +190,7 @@ def filter(
     """
     if predicate is None:
         return lambda f: filter(f, name=name, policy=policy, before=before, after=after)
-    return _finish(Rule(predicate, None, name), None, policy, before, after)
+    return _finish(Rule(predicate, None, name), policy, before, after)
 
 
 def map(
@@ -227,8 +207,7 @@ def map(
     options, write ``rf.map(fn, name=...)`` (``rf.map(name=...)`` alone is a map that
     passes elements through unchanged).
     """
-    component = Map(fn, name)
-    return _finish(component, fn if component.pipeline else None, policy, before, after)
+    return _finish(Map(fn, name), policy, before, after)
 
 
 @overload
@@ -273,7 +252,7 @@ def reduce(
         return lambda f: reduce(
             f, initial, map=map, name=name, policy=policy, before=before, after=after
         )
-    return _finish(Reduce(fn, initial, map, name), fn, policy, before, after)
+    return _finish(Reduce(fn, initial, map, name), policy, before, after)
 
 
 @overload
@@ -315,7 +294,7 @@ def accumulator(
         return lambda f: accumulator(
             f, init=init, name=name, policy=policy, before=before, after=after
         )
-    return _finish(Accumulator(reducer, init, name), reducer, policy, before, after)
+    return _finish(Accumulator(reducer, init, name), policy, before, after)
 
 
 @overload
@@ -371,7 +350,7 @@ def state_machine(
             after=after,
         )
     machine = StateMachine(reducer, init, reactors, name)
-    return _finish(machine, reducer, policy, before, after)
+    return _finish(machine, policy, before, after)
 
 
 def await_event(*, name: str, events: Sequence[str], timeout: float | None = None) -> AwaitEvent:
