@@ -36,10 +36,13 @@ from runeflow.model.components import (
     Rule,
     StateMachine,
     Step,
-    accumulator,
-    await_event,
     context,
     halt,
+)
+from runeflow.model.constructors import (
+    accumulator,
+    await_event,
+    filter,
     map,
     reduce,
     rule,
@@ -48,7 +51,19 @@ from runeflow.model.components import (
 )
 from runeflow.model.events import ErrorInfo
 from runeflow.model.facts import ROOT, Fact, FactRef, Signal
+from runeflow.model.meta import fact_count, state_of, step_ran
 from runeflow.model.runnable import Runnable, execute_runnable
+from runeflow.model.saga import Saga, saga
+from runeflow.model.stateful import (
+    FSM,
+    Aggregate,
+    ProcessManager,
+    Rejection,
+    aggregate,
+    fsm,
+    process_manager,
+    reject,
+)
 from runeflow.model.workflow import Wait, Workflow, workflow
 from runeflow.runner import (
     Checkpoint,
@@ -73,8 +88,10 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "FSM",
     "ROOT",
     "Accumulator",
+    "Aggregate",
     "AwaitEvent",
     "Checkpoint",
     "Client",
@@ -100,7 +117,9 @@ __all__ = [
     "PickleCodec",
     "Policy",
     "PostgresStore",
+    "ProcessManager",
     "Reduce",
+    "Rejection",
     "Rule",
     "RunContextError",
     "RuneflowError",
@@ -109,6 +128,7 @@ __all__ = [
     "RunnerProtocol",
     "RuntimeFailure",
     "SQLiteStore",
+    "Saga",
     "Signal",
     "StateMachine",
     "Status",
@@ -126,18 +146,27 @@ __all__ = [
     "WorkflowNotFoundError",
     "__version__",
     "accumulator",
+    "aggregate",
     "await_event",
     "context",
     "events",
     "every_n",
     "execute_runnable",
+    "fact_count",
+    "filter",
+    "fsm",
     "halt",
     "map",
+    "process_manager",
     "reduce",
     "register_type",
+    "reject",
     "rule",
+    "saga",
     "state_machine",
+    "state_of",
     "step",
+    "step_ran",
     "store_from_url",
     "workflow",
 ]

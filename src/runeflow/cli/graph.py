@@ -1,8 +1,11 @@
 """Drawing a workflow graph as Mermaid or Graphviz DOT text (for ``runeflow graph``).
 
 Each component kind has its own shape; the workflow's input is a circle. A join's edges are
-numbered with the argument position each parent fills. When the nodes carry an instance's
-state (``runeflow graph --id``), nodes are colored by it and labelled with its counts.
+numbered with the argument position each parent fills. What a rule's condition reads of the
+workflow (meta-conditions: ``rf.state_of``, ``rf.step_ran``, ``rf.fact_count``) is drawn as
+a dashed edge from the component read, labelled with the kind of read. When the nodes carry
+an instance's state (``runeflow graph --id``), nodes are colored by it and labelled with its
+counts.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ _DOT_SHAPES: dict[str, str] = {
 def nodes_of(wf: Workflow) -> list[NodeInfo]:
     """The components of a workflow definition, without instance state."""
     return [
-        NodeInfo(name=c["name"], kind=c["kind"], parents=tuple(c["parents"]))
+        NodeInfo(
+            name=c["name"], kind=c["kind"], parents=tuple(c["parents"]), reads=tuple(c["reads"])
+        )
         for c in wf.graph.describe()["components"]
     ]
 
@@ -69,6 +74,8 @@ def to_mermaid(name: str, nodes: Sequence[NodeInfo]) -> str:
     for parent, child, position in _edges(nodes):
         arrow = f"-->|{position}|" if position else "-->"
         lines.append(f"    {ids[parent]} {arrow} {ids[child]}")
+    for source, rule, what in _reads(nodes, ids):
+        lines.append(f"    {ids[source]} -.->|{what}| {ids[rule]}")
     states = sorted({n.state for n in nodes if n.state is not None})
     for state in states:
         fill, stroke = STATE_STYLES[state]
@@ -101,6 +108,8 @@ def to_dot(name: str, nodes: Sequence[NodeInfo]) -> str:
     for parent, child, position in _edges(nodes):
         label = f' [label="{position}"]' if position else ""
         lines.append(f"    {ids[parent]} -> {ids[child]}{label};")
+    for source, rule, what in _reads(nodes, ids):
+        lines.append(f'    {ids[source]} -> {ids[rule]} [style=dashed, label="{what}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -119,6 +128,17 @@ def _edges(nodes: Sequence[NodeInfo]) -> list[tuple[str, str, int]]:
         join = len(node.parents) > 1
         for i, parent in enumerate(node.parents, start=1):
             out.append((parent, node.name, i if join else 0))
+    return out
+
+
+def _reads(nodes: Sequence[NodeInfo], ids: dict[str, str]) -> list[tuple[str, str, str]]:
+    """``(component read, rule, kind of read)`` for every meta-condition drawn."""
+    out = []
+    for node in nodes:
+        for read in node.reads:
+            what, _, source = read.partition(":")
+            if source in ids:
+                out.append((source, node.name, what))
     return out
 
 

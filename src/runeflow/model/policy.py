@@ -173,6 +173,14 @@ class Policies:
             self._cache[key] = hit
         return hit
 
+    def table(self) -> dict[str, Policy]:
+        """The table as given: ``{name, pattern, "kind:<kind>" or "*": Policy}``."""
+        out: dict[str, Policy] = {**self._exact, **dict(self._patterns)}
+        out.update({f"kind:{kind}": policy for kind, policy in self._kinds.items()})
+        if self.default is not None:
+            out["*"] = self.default
+        return out
+
     def policies(self) -> list[Policy]:
         """Every policy in the table."""
         found = [*self._exact.values(), *(p for _, p in self._patterns), *self._kinds.values()]

@@ -45,7 +45,8 @@ class TelemetryEvent:
     workflow_id: str | None = None
     """The instance concerned."""
     duration: float | None = None
-    """Seconds, on ``stop`` and ``exception``."""
+    """Seconds, on ``stop`` and ``exception``; for a workflow, from when it began its current
+    run of work (its start, an input, an event) until it settled."""
     error: str | None = None
     """What went wrong, on ``exception``."""
     attributes: dict[str, Any] = field(default_factory=dict)

@@ -154,6 +154,7 @@ class Worker(Waiting):
         "advance_count",
         "armed_waits",
         "arrivals",
+        "busy_since",
         "completions",
         "cursor",
         "cycles_since_checkpoint",
@@ -225,6 +226,8 @@ class Worker(Waiting):
         self.advance_count = 0
         self.cycles_since_checkpoint = 0
         self.waiting_since: float | None = None
+        self.busy_since: float | None = None
+        """``perf_counter()`` when the instance began its current run of work (telemetry)."""
         # Rarely used containers start as empty tuples (a list or set is one more object
         # for the garbage collector to visit, for every instance a runner holds).
         self.restarts: list[float] | tuple[()] = ()
@@ -364,6 +367,8 @@ class Worker(Waiting):
     def _drive(self) -> None:
         self.driving = True
         completions, arrivals = self.completions, self.arrivals
+        if self.busy_since is None:
+            self.busy_since = time.perf_counter()
         try:
             while True:
                 if arrivals:
@@ -670,6 +675,7 @@ class Worker(Waiting):
         self.runner.settled(self)
         if self.hooks and self.hooks.on_idle:
             self.hooks.on_idle(self.id, self.info())
+        busy_since, self.busy_since = self.busy_since, None
         if self.runner.telemetry.active:
             self.runner.telemetry.emit(
                 TelemetryEvent(
@@ -677,6 +683,7 @@ class Worker(Waiting):
                     phase="exception" if self.status is Status.FAILED else "stop",
                     name=self.wf.name,
                     workflow_id=self.id,
+                    duration=None if busy_since is None else time.perf_counter() - busy_since,
                     error=self.error,
                     attributes={"status": self.status.value, "steps": self.wf.step_count},
                 )
