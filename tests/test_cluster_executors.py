@@ -36,6 +36,7 @@ from _cluster_flows import (
     square,
     wait_for,
 )
+from runeflow.model.replay import load_definition
 from runeflow.runner.cluster import References, approx_size
 
 CHILD = TESTS / "_cluster_crash_child.py"
@@ -183,6 +184,47 @@ def test_lambdas_and_closures_travel_by_the_executor_name(cluster: Cluster) -> N
     assert pid != os.getpid()
 
 
+def test_a_workflow_file_loaded_by_path_runs_on_the_cluster(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    (tmp_path / "flow_on_file.py").write_text(
+        "import runeflow as rf\n"
+        "def triple(x):\n"
+        "    return 3 * x\n"
+        "workflow = rf.workflow(name='on_file').add(rf.step(triple))\n"
+    )
+    wf = load_definition(f"{tmp_path / 'flow_on_file.py'}:workflow")
+    with rf.Runner(executor=cluster.make()) as runner:
+        runner.start_instance(wf, 4, id="on-file")
+        info = runner.wait("on-file", timeout=60)
+        assert info.status is rf.Status.IDLE, info
+        assert runner.get_results("on-file") == [12]
+
+
+def test_code_the_workers_cannot_import_fails_that_step_with_a_clear_error(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "only_here.py").write_text("def double(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # this process only, not the workers
+    monkeypatch.delitem(sys.modules, "only_here", raising=False)
+    import only_here
+
+    wf = (
+        rf.workflow(name="unimportable")
+        .add(rf.step(only_here.double, name="double"))
+        .add(rf.step(square, name="fine"))
+    )
+    with rf.Runner(executor=cluster.make()) as runner:
+        runner.start_instance(wf, 4, id="unimportable")
+        info = runner.wait("unimportable", timeout=60)
+    assert info.status is rf.Status.FAILED, info
+    assert runner.get_results("unimportable", components=["fine"]) == {"fine": 16}
+    (failure,) = info.failures
+    assert failure["component"] == "double"
+    assert failure["error_type"] == "runeflow.errors.DispatchError"
+    assert "only_here" in failure["message"] and "importable" in failure["message"]
+
+
 def test_a_worker_killed_mid_step_fails_that_attempt_and_the_policy_retries(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -239,10 +281,10 @@ def _dask_tasks(client: Any, prefix: str) -> list[str]:
 def test_a_large_value_goes_to_the_cluster_once_by_reference(cluster: Cluster) -> None:
     executor = cluster.make()
     puts: list[int] = []
-    put, send = executor.references._put, executor._send
+    put, pack = executor.references._put, executor._pack
     executor.references._put = lambda value: (puts.append(len(value)), put(value))[1]
     shipped: list[Any] = []
-    executor._send = lambda key, shipment, refs: (shipped.append(shipment), send(key, shipment, refs))[1]
+    executor._pack = lambda shipment: (shipped.append(shipment), pack(shipment))[1]
     big = bytes(range(256)) * 8_000  # 2 MB
     wf = rf.workflow(name="big")
     for i in range(4):

@@ -1,9 +1,13 @@
 """What the Dask and Ray executors share: shipping runnables to a cluster and back.
 
-A runnable goes to a cluster worker through the engine's own serializer (cloudpickle, so
-lambdas and closures travel), executes there, and only its :class:`Outcome` comes back
-(status, result or error, duration, the worker's address), never its arguments. Nothing of
-this transport is stored: results are checkpointed through the store's codec as always.
+A runnable goes to a cluster worker pickled with the engine's cloudpickle (so lambdas and
+closures travel; functions of importable modules travel by name and must be importable on
+the workers, while those of a workflow file loaded by path travel by value), executes
+there, and only its :class:`Outcome` comes back, pickled the same way (status, result or
+error, duration, the worker's address), never its arguments. Both ends are unpickled inside
+runeflow's code, so a runnable the worker cannot load, or a result that cannot travel back,
+is a failure of that runnable with a message saying so, never a lost task. Nothing of this
+transport is stored: results are checkpointed through the store's codec as always.
 
 Arguments whose estimated size reaches ``large_value_bytes`` are put into the cluster's
 memory once (``client.scatter``, ``ray.put``) and passed by reference; a value that several
@@ -20,10 +24,12 @@ from __future__ import annotations
 
 import copy
 import logging
+import pickle
 import queue
 import socket
 import sys
 import threading
+import traceback
 import types
 import uuid
 from collections.abc import Callable, Sequence
@@ -42,6 +48,7 @@ __all__ = [
     "Shipment",
     "approx_size",
     "probe",
+    "run_payload",
     "run_shipment",
 ]
 
@@ -52,6 +59,10 @@ LARGE_VALUE_BYTES = 1_000_000
 
 _SAMPLE = 32
 """Items of a container looked at to estimate its size."""
+
+_FILE_MODULES = "_runeflow_user_"
+"""Prefix of the module name runeflow gives a definition loaded from a file (by path): such
+a module cannot be imported on a worker, so its functions travel by value."""
 
 Slot = tuple[str, Any]
 """Where a referenced value goes back: ``("a", position)`` or ``("k", keyword)``."""
@@ -83,8 +94,44 @@ class Outcome:
     """The worker that executed it."""
 
 
+def run_payload(
+    component: str,
+    payload: bytes,
+    values: Sequence[Any],
+    worker_address: str,
+    dumps: Callable[[Any], bytes],
+) -> bytes:
+    """The body of every cluster task: load the shipment, execute it, pickle the outcome."""
+    try:
+        shipment: Shipment = pickle.loads(payload)
+    except Exception as exc:
+        error = DispatchError(
+            f"component {component!r} cannot be loaded on the cluster worker {worker_address}: "
+            f"{type(exc).__name__}: {exc}. Its function, and what it refers to, must be "
+            "importable there: install its module on the workers (or define the function in "
+            "the workflow's own file)",
+            component=component,
+        )
+        return dumps(_failed(error, exc, worker_address))
+    outcome = run_shipment(shipment, values, worker_address)
+    try:
+        return dumps(outcome)
+    except Exception as exc:
+        error = DispatchError(
+            f"component {component!r} returned a value that cannot be sent back from the "
+            f"cluster ({type(outcome.result).__name__}): {type(exc).__name__}: {exc}",
+            component=component,
+        )
+        return dumps(_failed(error, exc, worker_address, outcome.duration))
+
+
+def _failed(error: Exception, cause: Exception, address: str, duration: float = 0.0) -> Outcome:
+    text = "".join(traceback.format_exception(cause))
+    return Outcome("failed", None, ErrorInfo.from_exception(error, text), duration, address)
+
+
 def run_shipment(shipment: Shipment, values: Sequence[Any], worker_address: str) -> Outcome:
-    """Execute a shipped runnable on a cluster worker (the body of every cluster task)."""
+    """Execute a shipped runnable on a cluster worker."""
     runnable = shipment.runnable
     if shipment.slots:
         args = list(runnable.args)
@@ -249,6 +296,18 @@ class _Task:
 _STOP = object()
 
 
+def _unpickled(raw: bytes | BaseException) -> Outcome | BaseException:
+    if isinstance(raw, BaseException):
+        return raw
+    try:
+        outcome = pickle.loads(raw)
+    except Exception as exc:  # a result whose type this process cannot import
+        return exc
+    if not isinstance(outcome, Outcome):
+        return TypeError(f"a cluster task returned {type(outcome).__name__}, not an Outcome")
+    return outcome
+
+
 class ClusterExecutor:
     """Base of the Dask and Ray executors: bookkeeping, references and the result thread.
 
@@ -261,7 +320,7 @@ class ClusterExecutor:
     address: str
     """Where the cluster is (the scheduler's address, the Ray cluster's GCS address)."""
 
-    def __init__(self, large_value_bytes: int | None) -> None:
+    def __init__(self, large_value_bytes: int | None, pickler: Any) -> None:
         if large_value_bytes is not None and (
             type(large_value_bytes) is not int or large_value_bytes < 0
         ):
@@ -271,6 +330,8 @@ class ClusterExecutor:
             )
         self.references = References(self._put, large_value_bytes)
         """The large values currently shared in cluster memory."""
+        self._pickler = pickler
+        self._modules_seen = 0
         self._tasks: dict[str, _Task] = {}
         self._by_runnable: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -298,11 +359,12 @@ class ClusterExecutor:
         held: tuple[int, ...] = ()
         try:
             shipment, refs, held = self.references.ship(runnable)
+            payload = self._pack(shipment)
             task = _Task(runnable, done, held)
             with self._lock:
                 self._tasks[key] = task
                 self._by_runnable[runnable.id] = key
-            task.handle = self._send(key, shipment, refs)
+            task.handle = self._send(key, runnable.component, payload, refs)
         except Exception as exc:
             with self._lock:
                 self._tasks.pop(key, None)
@@ -345,6 +407,14 @@ class ClusterExecutor:
             self._thread.join(timeout=10)
         self._close()
 
+    def _pack(self, shipment: Shipment) -> bytes:
+        if len(sys.modules) != self._modules_seen:  # a workflow file may have been loaded
+            self._modules_seen = len(sys.modules)
+            for name, module in list(sys.modules.items()):
+                if name.startswith(_FILE_MODULES):
+                    self._pickler.register_pickle_by_value(module)
+        return bytes(self._pickler.dumps(shipment))
+
     # --- the result thread ----------------------------------------------------------------
 
     def _arrived(self, key: str, completed: Any) -> None:
@@ -365,11 +435,12 @@ class ClusterExecutor:
                 return
 
     def _report(self, items: list[tuple[str, Any]]) -> None:
+        collected: list[tuple[str, bytes | BaseException]]
         try:
-            outcomes = self._collect(items)
+            collected = self._collect(items)
         except Exception as exc:  # the cluster connection broke while fetching results
-            outcomes = [(key, exc) for key, _ in items]
-        for key, outcome in outcomes:
+            collected = [(key, exc) for key, _ in items]
+        for key, raw in collected:
             with self._lock:
                 task = self._tasks.pop(key, None)
                 if task is not None and self._by_runnable.get(task.runnable.id) == key:
@@ -378,6 +449,7 @@ class ClusterExecutor:
                 continue
             self.references.release(task.held)
             runnable = task.runnable
+            outcome = _unpickled(raw)
             if isinstance(outcome, Outcome):
                 runnable.status, runnable.result, runnable.error = (
                     outcome.status,
@@ -410,7 +482,7 @@ class ClusterExecutor:
         """Put ``value`` into cluster memory; return its reference."""
         raise NotImplementedError
 
-    def _send(self, key: str, shipment: Shipment, refs: list[Any]) -> Any:
+    def _send(self, key: str, component: str, payload: bytes, refs: list[Any]) -> Any:
         """Start the task; arrange for ``self._arrived(key, ...)`` when it ends."""
         raise NotImplementedError
 
@@ -418,8 +490,8 @@ class ClusterExecutor:
         """Cancel the task behind ``handle``."""
         raise NotImplementedError
 
-    def _collect(self, items: list[tuple[str, Any]]) -> list[tuple[str, Outcome | BaseException]]:
-        """Turn ended tasks into outcomes, or the exception that ended them."""
+    def _collect(self, items: list[tuple[str, Any]]) -> list[tuple[str, bytes | BaseException]]:
+        """Turn ended tasks into pickled outcomes, or the exception that ended them."""
         raise NotImplementedError
 
     def _wait_all(self, handles: list[Any]) -> None:

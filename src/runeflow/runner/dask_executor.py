@@ -22,10 +22,8 @@ from runeflow.errors import ClusterUnavailableError, UsageError
 from runeflow.runner.cluster import (
     LARGE_VALUE_BYTES,
     ClusterExecutor,
-    Outcome,
-    Shipment,
     probe,
-    run_shipment,
+    run_payload,
 )
 
 __all__ = ["INSTALL_HINT", "DaskExecutor"]
@@ -40,9 +38,14 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 _RESERVED = frozenset({"key", "pure", "actor", "actors"})
 
 
-def _run_on_dask(shipment: Shipment, *values: Any) -> Outcome:
+def _run_on_dask(component: str, payload: bytes, *values: Any) -> bytes:
     """The task every runnable becomes on a Dask worker."""
-    return run_shipment(shipment, values, distributed.get_worker().address)
+    address = distributed.get_worker().address
+    return run_payload(component, payload, values, address, _cloudpickle().dumps)
+
+
+def _cloudpickle() -> Any:
+    return importlib.import_module("cloudpickle")
 
 
 class DaskExecutor(ClusterExecutor):
@@ -103,7 +106,7 @@ class DaskExecutor(ClusterExecutor):
         self.client = client
         """The ``distributed.Client`` tasks are submitted through."""
         self.address = str(client.scheduler.address)
-        super().__init__(large_value_bytes)
+        super().__init__(large_value_bytes, _cloudpickle())
 
     def _connect(self, address: str | None, n_workers: int | None, timeout: float) -> Any:
         if address is None:
@@ -130,9 +133,9 @@ class DaskExecutor(ClusterExecutor):
     def _put(self, value: Any) -> Any:
         return self.client.scatter([value], hash=False)[0]
 
-    def _send(self, key: str, shipment: Shipment, refs: list[Any]) -> Any:
+    def _send(self, key: str, component: str, payload: bytes, refs: list[Any]) -> Any:
         future = self.client.submit(
-            _run_on_dask, shipment, *refs, key=key, pure=False, **self.submit_options
+            _run_on_dask, component, payload, *refs, key=key, pure=False, **self.submit_options
         )
         future.add_done_callback(lambda f: self._arrived(key, f))
         return future
@@ -140,9 +143,9 @@ class DaskExecutor(ClusterExecutor):
     def _cancel_task(self, handle: Any) -> None:
         handle.cancel()
 
-    def _collect(self, items: list[tuple[str, Any]]) -> list[tuple[str, Outcome | BaseException]]:
+    def _collect(self, items: list[tuple[str, Any]]) -> list[tuple[str, bytes | BaseException]]:
         finished = [(key, f) for key, f in items if f.status == "finished"]
-        out: list[tuple[str, Outcome | BaseException]] = []
+        out: list[tuple[str, bytes | BaseException]] = []
         if finished:
             try:  # one round trip for every result that arrived together
                 values = self.client.gather([f for _, f in finished])
@@ -152,7 +155,7 @@ class DaskExecutor(ClusterExecutor):
         out += [(key, self._one(f)) for key, f in items if f.status != "finished"]
         return out
 
-    def _one(self, future: Any) -> Outcome | BaseException:
+    def _one(self, future: Any) -> bytes | BaseException:
         try:  # raises what ended the task: KilledWorker, a cancellation...
             return future.result()  # type: ignore[no-any-return]
         except BaseException as exc:

@@ -19,10 +19,8 @@ from runeflow.errors import UsageError
 from runeflow.runner.cluster import (
     LARGE_VALUE_BYTES,
     ClusterExecutor,
-    Outcome,
-    Shipment,
     probe,
-    run_shipment,
+    run_payload,
 )
 
 __all__ = ["INSTALL_HINT", "RayExecutor"]
@@ -45,9 +43,9 @@ def _worker_address() -> str:
     return _address
 
 
-def _run_on_ray(shipment: Shipment, *values: Any) -> Outcome:
+def _run_on_ray(component: str, payload: bytes, *values: Any) -> bytes:
     """The task every runnable becomes on a Ray worker."""
-    return run_shipment(shipment, values, _worker_address())
+    return run_payload(component, payload, values, _worker_address(), ray.cloudpickle.dumps)
 
 
 class RayExecutor(ClusterExecutor):
@@ -106,7 +104,7 @@ class RayExecutor(ClusterExecutor):
             raise UsageError(f"invalid Ray task option for RayExecutor: {exc}") from exc
         self.remote_options = remote_options
         """Ray task options used for every runnable."""
-        super().__init__(large_value_bytes)
+        super().__init__(large_value_bytes, ray.cloudpickle)
 
     def _init(
         self, address: str | None, num_cpus: int | None, timeout: float, options: dict[str, Any]
@@ -134,16 +132,16 @@ class RayExecutor(ClusterExecutor):
     def _put(self, value: Any) -> Any:
         return ray.put(value)
 
-    def _send(self, key: str, shipment: Shipment, refs: list[Any]) -> Any:
-        ref = self._remote.remote(shipment, *refs)
+    def _send(self, key: str, component: str, payload: bytes, refs: list[Any]) -> Any:
+        ref = self._remote.remote(component, payload, *refs)
         ref.future().add_done_callback(lambda f: self._arrived(key, f))
         return ref
 
     def _cancel_task(self, handle: Any) -> None:
         ray.cancel(handle, force=self.force_cancel)
 
-    def _collect(self, items: list[tuple[str, Any]]) -> list[tuple[str, Outcome | BaseException]]:
-        out: list[tuple[str, Outcome | BaseException]] = []
+    def _collect(self, items: list[tuple[str, Any]]) -> list[tuple[str, bytes | BaseException]]:
+        out: list[tuple[str, bytes | BaseException]] = []
         for key, future in items:  # concurrent futures, already done
             try:
                 out.append((key, future.result()))
