@@ -267,8 +267,8 @@ _BUILTIN: dict[str, Callable[[int | None], Executor]] = {
 }
 
 
-EXECUTOR_NAMES: tuple[str, ...] = tuple(sorted(_BUILTIN))
-"""The names :func:`make_executor` accepts."""
+EXECUTOR_NAMES: tuple[str, ...] = (*sorted(set(_BUILTIN) - {"dask", "ray"}), "dask", "ray")
+"""The names :func:`make_executor` accepts: the local executors, then the clusters."""
 
 
 def check_executor(spec: object) -> None:
