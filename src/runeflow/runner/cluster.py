@@ -16,8 +16,8 @@ released when the last of them reports.
 
 Completions are pushed: the engine calls back when a task ends (a Dask future callback, a
 Ray object's completion callback), the callback only queues it, and one background thread
-per executor turns queued completions into outcomes and hands them to the runner. Nothing
-polls.
+(per process, shared by every cluster executor) turns queued completions into outcomes and
+hands them to the runner. Nothing polls.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ __all__ = [
     "References",
     "Shipment",
     "approx_size",
+    "check_large_value_bytes",
     "probe",
     "run_payload",
     "run_shipment",
@@ -293,9 +294,6 @@ class _Task:
     handle: Any = None
 
 
-_STOP = object()
-
-
 def _unpickled(raw: bytes | BaseException) -> Outcome | BaseException:
     if isinstance(raw, BaseException):
         return raw
@@ -308,11 +306,58 @@ def _unpickled(raw: bytes | BaseException) -> Outcome | BaseException:
     return outcome
 
 
-class ClusterExecutor:
-    """Base of the Dask and Ray executors: bookkeeping, references and the result thread.
+def check_large_value_bytes(value: object) -> None:
+    """Raise :class:`UsageError` unless ``value`` is ``None`` or a whole number of bytes."""
+    if value is not None and (type(value) is not int or value < 0):
+        raise UsageError(
+            f"large_value_bytes must be a whole number of bytes or None, not {value!r}"
+        )
 
-    Subclasses provide :meth:`_put`, :meth:`_send`, :meth:`_cancel_task`, :meth:`_collect`
-    and :meth:`_close`; each task is known by a key made at submission.
+
+class _Reporter:
+    """The one thread, per process, that hands cluster results to runners.
+
+    Engine callbacks only queue what ended; this thread collects the outcomes (a batch per
+    executor: one Dask gather for every result that arrived together) and calls each
+    runnable's ``done``. Started on first use, it lives as long as the process.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[ClusterExecutor, str, Any]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, executor: ClusterExecutor, key: str, completed: Any) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._loop, name="runeflow-cluster-results", daemon=True
+                    )
+                    self._thread.start()
+        self._queue.put((executor, key, completed))
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while not self._queue.empty() and len(batch) < 256:
+                batch.append(self._queue.get())
+            by_executor: dict[ClusterExecutor, list[tuple[str, Any]]] = {}
+            for executor, key, completed in batch:
+                by_executor.setdefault(executor, []).append((key, completed))
+            for executor, items in by_executor.items():
+                executor._report(items)
+            del batch, by_executor, items  # hold no finished task while waiting
+
+
+_REPORTER = _Reporter()
+
+
+class ClusterExecutor:
+    """Base of the Dask and Ray executors: bookkeeping, references and reporting.
+
+    Subclasses provide :meth:`_put`, :meth:`_send`, :meth:`_cancel_task`, :meth:`_collect`,
+    :meth:`_wait_all` and :meth:`_close`; each task is known by a key made at submission.
     """
 
     name = "cluster"
@@ -320,27 +365,17 @@ class ClusterExecutor:
     address: str
     """Where the cluster is (the scheduler's address, the Ray cluster's GCS address)."""
 
-    def __init__(self, large_value_bytes: int | None, pickler: Any) -> None:
-        if large_value_bytes is not None and (
-            type(large_value_bytes) is not int or large_value_bytes < 0
-        ):
-            raise UsageError(
-                f"large_value_bytes must be a whole number of bytes or None, "
-                f"not {large_value_bytes!r}"
-            )
+    def __init__(self, large_value_bytes: int | None, pickler: Any, *, owns: bool) -> None:
+        check_large_value_bytes(large_value_bytes)
         self.references = References(self._put, large_value_bytes)
         """The large values currently shared in cluster memory."""
         self._pickler = pickler
         self._modules_seen = 0
+        self._owns = owns
         self._tasks: dict[str, _Task] = {}
         self._by_runnable: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
-        self._thread = threading.Thread(
-            target=self._report_loop, name=f"runeflow-{self.name}-results", daemon=True
-        )
-        self._thread.start()
 
     @property
     def in_flight(self) -> int:
@@ -351,7 +386,7 @@ class ClusterExecutor:
     # --- the Executor protocol ------------------------------------------------------------
 
     def submit(self, runnable: Runnable, done: Callable[[Runnable], None]) -> None:
-        """Ship ``runnable`` to the cluster; ``done`` is called from the result thread."""
+        """Ship ``runnable`` to the cluster; ``done`` is called from the reporting thread."""
         if self._closed:
             done(runnable.fail(DispatchError(f"the {self.engine} executor is shut down")))
             return
@@ -388,10 +423,13 @@ class ClusterExecutor:
         return True
 
     def shutdown(self, wait: bool = True) -> None:
-        """Wait for (or cancel) tasks in flight, stop the result thread, close what we opened."""
+        """Wait for (or cancel) the tasks in flight; close the client or cluster it opened.
+
+        An executor on a client or cluster it did not open stays usable (a policy in a
+        definition may serve several runners, one after the other).
+        """
         if self._closed:
             return
-        self._closed = True
         with self._lock:
             handles = [t.handle for t in self._tasks.values() if t.handle is not None]
         try:
@@ -402,10 +440,9 @@ class ClusterExecutor:
                     self._cancel_task(handle)
         except Exception as exc:
             log.warning("%s tasks in flight at shutdown: %s", self.engine, exc)
-        self._queue.put(_STOP)
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=10)
-        self._close()
+        if self._owns:
+            self._closed = True
+            self._close()
 
     def _pack(self, shipment: Shipment) -> bytes:
         if len(sys.modules) != self._modules_seen:  # a workflow file may have been loaded
@@ -415,24 +452,11 @@ class ClusterExecutor:
                     self._pickler.register_pickle_by_value(module)
         return bytes(self._pickler.dumps(shipment))
 
-    # --- the result thread ----------------------------------------------------------------
+    # --- reporting --------------------------------------------------------------------
 
     def _arrived(self, key: str, completed: Any) -> None:
         """Engine callback: a task ended. Only queue it (engine threads must not block)."""
-        self._queue.put((key, completed))
-
-    def _report_loop(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while not self._queue.empty() and len(batch) < 256:
-                batch.append(self._queue.get())
-            stop = any(item is _STOP for item in batch)
-            items = [item for item in batch if item is not _STOP]
-            if items:
-                self._report(items)
-            del batch, items  # hold no finished task while waiting: the cluster frees it
-            if stop:
-                return
+        _REPORTER.put(self, key, completed)
 
     def _report(self, items: list[tuple[str, Any]]) -> None:
         collected: list[tuple[str, bytes | BaseException]]
@@ -499,5 +523,5 @@ class ClusterExecutor:
         raise NotImplementedError
 
     def _close(self) -> None:
-        """Release what this executor opened (a client, a local cluster)."""
+        """Release what this executor opened (a client, a local cluster, Ray)."""
         raise NotImplementedError

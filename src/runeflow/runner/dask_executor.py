@@ -22,6 +22,7 @@ from runeflow.errors import ClusterUnavailableError, UsageError
 from runeflow.runner.cluster import (
     LARGE_VALUE_BYTES,
     ClusterExecutor,
+    check_large_value_bytes,
     probe,
     run_payload,
 )
@@ -97,16 +98,17 @@ class DaskExecutor(ClusterExecutor):
             raise UsageError(
                 f"DaskExecutor sets {', '.join(reserved)} itself: leave them out of its options"
             )
+        check_large_value_bytes(large_value_bytes)
         self.submit_options = submit_options
         """Options passed to ``client.submit``."""
         self._cluster: Any = None
-        self._own_client = client is None
+        owns = client is None
         if client is None:
             client = self._connect(address, n_workers, connect_timeout)
         self.client = client
         """The ``distributed.Client`` tasks are submitted through."""
         self.address = str(client.scheduler.address)
-        super().__init__(large_value_bytes, _cloudpickle())
+        super().__init__(large_value_bytes, _cloudpickle(), owns=owns)
 
     def _connect(self, address: str | None, n_workers: int | None, timeout: float) -> Any:
         if address is None:
@@ -166,7 +168,6 @@ class DaskExecutor(ClusterExecutor):
             distributed.wait(handles)
 
     def _close(self) -> None:
-        if self._own_client:
-            self.client.close()
-            if self._cluster is not None:
-                self._cluster.close()
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()

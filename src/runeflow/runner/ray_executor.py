@@ -19,6 +19,7 @@ from runeflow.errors import UsageError
 from runeflow.runner.cluster import (
     LARGE_VALUE_BYTES,
     ClusterExecutor,
+    check_large_value_bytes,
     probe,
     run_payload,
 )
@@ -94,21 +95,22 @@ class RayExecutor(ClusterExecutor):
     ) -> None:
         if ray is None:
             raise ImportError(INSTALL_HINT)
-        self.force_cancel = force_cancel
-        self._own = False
-        self._init(address, num_cpus, connect_timeout, init_options or {})
-        try:
+        check_large_value_bytes(large_value_bytes)
+        try:  # checked before connecting
             remote = ray.remote(_run_on_ray)
             self._remote = remote.options(**remote_options) if remote_options else remote
         except (TypeError, ValueError) as exc:
             raise UsageError(f"invalid Ray task option for RayExecutor: {exc}") from exc
         self.remote_options = remote_options
         """Ray task options used for every runnable."""
-        super().__init__(large_value_bytes, ray.cloudpickle)
+        self.force_cancel = force_cancel
+        owns = self._init(address, num_cpus, connect_timeout, init_options or {})
+        super().__init__(large_value_bytes, ray.cloudpickle, owns=owns)
 
     def _init(
         self, address: str | None, num_cpus: int | None, timeout: float, options: dict[str, Any]
-    ) -> None:
+    ) -> bool:
+        """Connect (or reuse this process's connection); return whether Ray was started here."""
         target = address or os.environ.get("RAY_ADDRESS")
         if target:
             probe(target, self.engine, timeout)
@@ -120,14 +122,13 @@ class RayExecutor(ClusterExecutor):
                     "one process talks to one Ray cluster"
                 )
             self.address = current
-            return
+            return False
         if target:
             ray.init(address=address, **options)
         else:
-            options = {"include_dashboard": False, **options}
-            ray.init(num_cpus=num_cpus, **options)
-        self._own = True
+            ray.init(num_cpus=num_cpus, **{"include_dashboard": False, **options})
         self.address = str(ray.get_runtime_context().gcs_address)
+        return True
 
     def _put(self, value: Any) -> Any:
         return ray.put(value)
@@ -154,5 +155,4 @@ class RayExecutor(ClusterExecutor):
             ray.wait(handles, num_returns=len(handles))
 
     def _close(self) -> None:
-        if self._own:
-            ray.shutdown()
+        ray.shutdown()
