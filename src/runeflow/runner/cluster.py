@@ -23,6 +23,7 @@ hands them to the runner. Nothing polls.
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import pickle
 import queue
@@ -48,6 +49,7 @@ __all__ = [
     "Shipment",
     "approx_size",
     "check_large_value_bytes",
+    "optional_module",
     "probe",
     "run_payload",
     "run_shipment",
@@ -304,6 +306,19 @@ def _unpickled(raw: bytes | BaseException) -> Outcome | BaseException:
     if not isinstance(outcome, Outcome):
         return TypeError(f"a cluster task returned {type(outcome).__name__}, not an Outcome")
     return outcome
+
+
+def optional_module(name: str, needs: str) -> Any:
+    """Import an engine's package, or give ``None`` when it is not installed.
+
+    A bare namespace package (a stray ``ray/`` directory in the working directory) is not
+    the engine: the module must have ``needs``.
+    """
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return None
+    return module if hasattr(module, needs) else None
 
 
 def check_large_value_bytes(value: object) -> None:

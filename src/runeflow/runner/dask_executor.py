@@ -23,6 +23,7 @@ from runeflow.runner.cluster import (
     LARGE_VALUE_BYTES,
     ClusterExecutor,
     check_large_value_bytes,
+    optional_module,
     probe,
     run_payload,
 )
@@ -31,10 +32,7 @@ __all__ = ["INSTALL_HINT", "DaskExecutor"]
 
 INSTALL_HINT = 'the Dask executor needs: pip install "runeflow[dask]"'
 
-try:
-    distributed: Any = importlib.import_module("distributed")
-except ImportError:  # pragma: no cover - exercised only without the extra
-    distributed = None
+distributed: Any = optional_module("distributed", needs="Client")
 
 _RESERVED = frozenset({"key", "pure", "actor", "actors"})
 

@@ -11,7 +11,6 @@ The runner keeps the log, checkpoints, policies and waits; Ray only executes run
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any
 
@@ -20,6 +19,7 @@ from runeflow.runner.cluster import (
     LARGE_VALUE_BYTES,
     ClusterExecutor,
     check_large_value_bytes,
+    optional_module,
     probe,
     run_payload,
 )
@@ -28,10 +28,7 @@ __all__ = ["INSTALL_HINT", "RayExecutor"]
 
 INSTALL_HINT = 'the Ray executor needs: pip install "runeflow[ray]"'
 
-try:
-    ray: Any = importlib.import_module("ray")
-except ImportError:  # pragma: no cover - exercised only without the extra
-    ray = None
+ray: Any = optional_module("ray", needs="remote")
 
 _address: str | None = None
 
