@@ -439,3 +439,29 @@ def test_references_are_shared_and_released() -> None:
     refs.release(held_again)
     assert len(refs) == 0
     assert References(lambda v: v, threshold=None).ship(one)[0].runnable is one
+
+
+class _Recording(rf.runner.InlineExecutor):
+    """An inline executor that remembers what it ran (two of them share one name)."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def submit(self, runnable: rf.Runnable, done: Callable[[rf.Runnable], None]) -> None:
+        self.ran.append(runnable.component)
+        super().submit(runnable, done)
+
+
+def test_two_executors_of_one_kind_in_policies_each_run_their_components() -> None:
+    first, second = _Recording(), _Recording()  # e.g. two Dask clusters
+    wf = (
+        rf.workflow(name="two_clusters")
+        .add(rf.step(square, name="a", policy=rf.Policy(executor=first)))
+        .add(rf.step(square, name="b", policy=rf.Policy(executor=second)))
+    )
+    with rf.Runner(executor="inline") as runner:
+        runner.start_instance(wf, 3, id="two")
+        assert runner.get_results("two", components=None) == {"a": 9, "b": 9}
+    assert (first.ran, second.ran) == (["a"], ["b"])
