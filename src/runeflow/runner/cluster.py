@@ -357,12 +357,19 @@ class _Reporter:
             batch = [self._queue.get()]
             while not self._queue.empty() and len(batch) < 256:
                 batch.append(self._queue.get())
-            by_executor: dict[ClusterExecutor, list[tuple[str, Any]]] = {}
-            for executor, key, completed in batch:
-                by_executor.setdefault(executor, []).append((key, completed))
-            for executor, items in by_executor.items():
+            self._deliver(batch)
+            del batch  # hold no finished task while waiting: the cluster may free it
+
+    @staticmethod
+    def _deliver(batch: list[tuple[ClusterExecutor, str, Any]]) -> None:
+        by_executor: dict[ClusterExecutor, list[tuple[str, Any]]] = {}
+        for executor, key, completed in batch:
+            by_executor.setdefault(executor, []).append((key, completed))
+        for executor, items in by_executor.items():
+            try:
                 executor._report(items)
-            del batch, by_executor, items  # hold no finished task while waiting
+            except Exception:  # never lose the thread: other executors depend on it
+                log.exception("reporting results from %s failed", executor.engine)
 
 
 _REPORTER = _Reporter()
