@@ -62,6 +62,16 @@ def runs(directory: str | Path, name: str) -> int:
     return len(list(Path(directory).glob(f"{name}.*.run")))
 
 
+def mark_and_pass(directory: str | Path, name: str):  # type: ignore[no-untyped-def]
+    """A step that leaves a marker per execution and passes its input on."""
+
+    def passing(x: Any) -> Any:
+        mark(directory, name)
+        return x
+
+    return passing
+
+
 def make_link(i: int, directory: str):  # type: ignore[no-untyped-def]
     def link(x: int) -> int:
         mark(directory, f"s{i}")
@@ -95,12 +105,13 @@ def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> 
 def make_victim(directory: str | Path):  # type: ignore[no-untyped-def]
     """A step whose first attempt writes its pid and waits to be killed."""
 
-    def victim(x: int) -> int:
+    def victim(x: Any) -> int:
+        mark(directory, "victim")
         pid_file = Path(directory) / "victim.pid"
         if not pid_file.exists():
             pid_file.write_text(str(os.getpid()))
             time.sleep(60)  # SIGKILLed here by the test
-        return x * 10
+        return len(x) if isinstance(x, bytes) else int(x) * 10
 
     return victim
 

@@ -30,6 +30,7 @@ from _cluster_flows import (
     build_squares,
     make_sleeper,
     make_victim,
+    mark_and_pass,
     need,
     pid_of,
     runs,
@@ -226,20 +227,28 @@ def test_code_the_workers_cannot_import_fails_that_step_with_a_clear_error(
     assert "only_here" in failure["message"] and "importable" in failure["message"]
 
 
+def _kill_victim(tmp_path: Path) -> None:
+    pid_file = tmp_path / "victim.pid"
+    wait_for(pid_file.exists, what="the victim step to start")
+    wait_for(lambda: pid_file.read_text().strip() != "", what="the victim's pid")
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
 def test_a_worker_killed_mid_step_fails_that_attempt_and_the_policy_retries(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     wf = (
         rf.workflow(name="killed")
-        .add(rf.step(make_victim(tmp_path), name="victim", policy=rf.Policy(max_retries=1)))
+        .add(rf.step(mark_and_pass(tmp_path, "first"), name="first"))
+        .add(
+            rf.step(make_victim(tmp_path), name="victim", policy=rf.Policy(max_retries=1)),
+            to="first",
+        )
         .add(rf.step(square, name="bystander"))
     )
-    pid_file = tmp_path / "victim.pid"
     with rf.Runner(executor=cluster.make(**cluster.no_retries)) as runner:
         runner.start_instance(wf, 3, id="killed")
-        wait_for(pid_file.exists, what="the victim step to start")
-        wait_for(lambda: pid_file.read_text().strip() != "", what="the victim's pid")
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        _kill_victim(tmp_path)
         info = runner.wait("killed", timeout=90)
         results = runner.get_results("killed", components=None)
         log = list(runner.store.stream("killed"))
@@ -248,6 +257,29 @@ def test_a_worker_killed_mid_step_fails_that_attempt_and_the_policy_retries(
     failed = [e for e in log if isinstance(e, rf.events.RunnableFailed)]
     assert [(e.component, e.attempt, e.final) for e in failed] == [("victim", 1, False)]
     assert failed[0].error.type.endswith(cluster.killed_error), failed[0].error
+    assert runs(tmp_path, "victim") == 2
+    assert runs(tmp_path, "first") == 1  # its result is in the store: never computed again
+
+
+def test_a_large_value_lost_with_its_worker_is_put_again_for_the_retry(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    executor = cluster.make(**cluster.no_retries)
+    puts: list[int] = []
+    put = executor.references._put
+    executor.references._put = lambda value: (puts.append(len(value)), put(value))[1]
+    big = b"\x07" * 1_500_000
+    wf = rf.workflow(name="lost").add(
+        rf.step(make_victim(tmp_path), name="victim", policy=rf.Policy(max_retries=1))
+    )
+    with rf.Runner(executor=executor) as runner:
+        runner.start_instance(wf, big, id="lost")
+        _kill_victim(tmp_path)
+        info = runner.wait("lost", timeout=90)
+        assert info.status is rf.Status.IDLE, info
+        assert runner.get_results("lost") == [len(big)]
+    assert puts == [len(big), len(big)]  # the failed attempt's reference was not reused
+    assert len(executor.references) == 0
 
 
 def test_a_timeout_fails_the_attempt_and_cancels_the_task(
@@ -438,6 +470,9 @@ def test_references_are_shared_and_released() -> None:
     assert len(refs) == 1
     refs.release(held_again)
     assert len(refs) == 0
+    _, _, held = refs.ship(one)
+    refs.release(held, lost=True)  # its task failed on the cluster: forget the value
+    assert len(refs) == 0 and len(puts) == 2
     assert References(lambda v: v, threshold=None).ship(one)[0].runnable is one
 
 

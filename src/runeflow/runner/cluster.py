@@ -208,7 +208,7 @@ class References:
         self._shared: dict[int, _Shared] = {}
         self._lock = threading.Lock()
 
-    def ship(self, runnable: Runnable) -> tuple[Shipment, list[Any], tuple[int, ...]]:
+    def ship(self, runnable: Runnable) -> tuple[Shipment, list[Any], tuple[_Shared, ...]]:
         """Split ``runnable`` into a shipment and the references it needs.
 
         Returns:
@@ -226,44 +226,44 @@ class References:
             return Shipment(runnable), [], ()
         shipped = copy.copy(runnable)
         args, kwargs = list(runnable.args), dict(runnable.kwargs)
-        refs, held = [], []
+        held = []
         for where, at in slots:
-            value = args[at] if where == "a" else kwargs[at]
-            refs.append(self._acquire(value))
-            held.append(id(value))
+            held.append(self._acquire(args[at] if where == "a" else kwargs[at]))
             if where == "a":
                 args[at] = None
             else:
                 kwargs[at] = None
         shipped.args, shipped.kwargs = tuple(args), kwargs
-        return Shipment(shipped, tuple(slots)), refs, tuple(held)
+        return Shipment(shipped, tuple(slots)), [h.ref for h in held], tuple(held)
 
-    def _acquire(self, value: Any) -> Any:
+    def _acquire(self, value: Any) -> _Shared:
         with self._lock:
             shared = self._shared.get(id(value))
             if shared is not None:
                 shared.users += 1
-                return shared.ref
+                return shared
         ref = self._put(value)  # outside the lock: it may upload megabytes
         with self._lock:
             shared = self._shared.get(id(value))
             if shared is not None:  # another thread put it meanwhile: use theirs
                 shared.users += 1
-                return shared.ref
-            self._shared[id(value)] = _Shared(value, ref, 1)
-            return ref
+                return shared
+            shared = self._shared[id(value)] = _Shared(value, ref, 1)
+            return shared
 
-    def release(self, held: tuple[int, ...]) -> None:
-        """Drop the references a reported runnable held (the last user frees the value)."""
+    def release(self, held: tuple[_Shared, ...], *, lost: bool = False) -> None:
+        """Drop the references a reported runnable held (the last user frees the value).
+
+        With ``lost`` (its task failed on the cluster: a worker holding the value may be
+        gone), the values are forgotten, so that a retry puts them again.
+        """
         if not held:
             return
         with self._lock:
-            for key in held:
-                shared = self._shared.get(key)
-                if shared is not None:
-                    shared.users -= 1
-                    if shared.users <= 0:
-                        del self._shared[key]
+            for shared in held:
+                shared.users -= 1
+                if (lost or shared.users <= 0) and self._shared.get(id(shared.value)) is shared:
+                    del self._shared[id(shared.value)]
 
     def __len__(self) -> int:
         return len(self._shared)
@@ -292,7 +292,7 @@ def probe(address: str, engine: str, timeout: float) -> None:
 class _Task:
     runnable: Runnable
     done: Callable[[Runnable], None]
-    held: tuple[int, ...]
+    held: tuple[_Shared, ...]
     handle: Any = None
 
 
@@ -413,7 +413,7 @@ class ClusterExecutor:
             done(runnable.fail(DispatchError(f"the {self.engine} executor is shut down")))
             return
         key = f"{runnable.component}-{uuid.uuid4().hex}"
-        held: tuple[int, ...] = ()
+        held: tuple[_Shared, ...] = ()
         try:
             shipment, refs, held = self.references.ship(runnable)
             payload = self._pack(shipment)
@@ -493,9 +493,9 @@ class ClusterExecutor:
                     del self._by_runnable[task.runnable.id]
             if task is None:
                 continue
-            self.references.release(task.held)
             runnable = task.runnable
             outcome = _unpickled(raw)
+            self.references.release(task.held, lost=not isinstance(outcome, Outcome))
             if isinstance(outcome, Outcome):
                 runnable.status, runnable.result, runnable.error = (
                     outcome.status,
