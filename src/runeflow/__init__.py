@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from runeflow.codec import JsonCodec, PickleCodec, register_type
 from runeflow.errors import (
+    ClusterUnavailableError,
     CodecError,
     DefinitionError,
     DefinitionMismatchError,
@@ -83,6 +84,8 @@ from runeflow.runner import (
 from runeflow.stores import MemoryStore, SQLiteStore, Store, store_from_url
 
 if TYPE_CHECKING:
+    from runeflow.runner.dask_executor import DaskExecutor
+    from runeflow.runner.ray_executor import RayExecutor
     from runeflow.stores.postgres import PostgresStore
 
 __version__ = "0.1.0"
@@ -95,8 +98,10 @@ __all__ = [
     "AwaitEvent",
     "Checkpoint",
     "Client",
+    "ClusterUnavailableError",
     "CodecError",
     "Component",
+    "DaskExecutor",
     "DefinitionError",
     "DefinitionMismatchError",
     "DispatchError",
@@ -118,6 +123,7 @@ __all__ = [
     "Policy",
     "PostgresStore",
     "ProcessManager",
+    "RayExecutor",
     "Reduce",
     "Rejection",
     "Rule",
@@ -172,10 +178,20 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Load :class:`PostgresStore` on first use: ``import runeflow`` never imports psycopg."""
-    if name == "PostgresStore":
-        from runeflow.stores.postgres import PostgresStore
+_LAZY = {
+    "PostgresStore": "runeflow.stores.postgres",
+    "DaskExecutor": "runeflow.runner.dask_executor",
+    "RayExecutor": "runeflow.runner.ray_executor",
+}
 
-        return PostgresStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    """Load optional back-ends on first use: ``import runeflow`` never imports psycopg, Dask
+    or Ray (each class raises an ImportError naming its extra when the package is missing).
+    """
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -66,7 +66,8 @@ class Policy:
     becomes the component's output instead of the failure."""
     executor: Any = None
     """Run this component on another executor: a name (``"inline"``, ``"threads"``,
-    ``"processes"``, ``"asyncio"``) or an :class:`~runeflow.runner.executors.Executor`."""
+    ``"processes"``, ``"asyncio"``, ``"dask"``, ``"ray"``) or an
+    :class:`~runeflow.runner.executors.Executor` such as ``rf.DaskExecutor(client)``."""
 
     def __post_init__(self) -> None:
         if type(self.max_retries) is not int or self.max_retries < 0:

@@ -7,6 +7,10 @@ arrive, so an executor never blocks the runner.
 Implement :class:`Executor` to run work anywhere else (a cluster, a queue): ``submit`` must
 return at once and call ``done`` exactly once, from any thread, with the executed runnable
 (``runnable.execute()`` records errors itself).
+
+The names ``"dask"`` and ``"ray"`` (and ``"dask://HOST:PORT"``, ``"ray://HOST:PORT"``) make
+a :class:`~runeflow.runner.dask_executor.DaskExecutor` or
+:class:`~runeflow.runner.ray_executor.RayExecutor`, imported only then.
 """
 
 from __future__ import annotations
@@ -297,16 +301,30 @@ class AsyncioExecutor:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
+def _cluster_executor(spec: str, max_workers: int | None) -> Executor:
+    """``"dask"``/``"ray"``: connect where the engine's settings say, or start locally."""
+    engine, _, address = spec.partition("://")
+    if engine == "dask":
+        from runeflow.runner.dask_executor import DaskExecutor
+
+        return DaskExecutor(address=f"tcp://{address}" if address else None, n_workers=max_workers)
+    from runeflow.runner.ray_executor import RayExecutor
+
+    return RayExecutor(address=spec if address else None, num_cpus=max_workers)
+
+
 _BUILTIN: dict[str, Callable[[int | None], Executor]] = {
     "inline": lambda n: InlineExecutor(),
     "threads": ThreadExecutor,
     "processes": ProcessExecutor,
     "asyncio": AsyncioExecutor,
+    "dask": lambda n: _cluster_executor("dask", n),
+    "ray": lambda n: _cluster_executor("ray", n),
 }
 
 
-EXECUTOR_NAMES: tuple[str, ...] = tuple(sorted(_BUILTIN))
-"""The names :func:`make_executor` accepts."""
+EXECUTOR_NAMES: tuple[str, ...] = (*sorted(set(_BUILTIN) - {"dask", "ray"}), "dask", "ray")
+"""The names :func:`make_executor` accepts: the local executors, then the clusters."""
 
 
 def check_executor(spec: object) -> None:
@@ -314,10 +332,10 @@ def check_executor(spec: object) -> None:
     if spec is None or isinstance(spec, Executor):
         return
     if isinstance(spec, str):
-        if spec not in _BUILTIN:
+        if spec not in _BUILTIN and not spec.startswith(("dask://", "ray://")):
             raise UsageError(
-                f"unknown executor {spec!r}: choose one of {', '.join(EXECUTOR_NAMES)}, "
-                "or pass an Executor instance"
+                f"unknown executor {spec!r}: choose one of {', '.join(EXECUTOR_NAMES)} "
+                "(or dask://HOST:PORT, ray://HOST:PORT), or pass an Executor instance"
             )
         return
     raise UsageError(
@@ -327,7 +345,7 @@ def check_executor(spec: object) -> None:
 
 
 def make_executor(spec: str | Executor, max_workers: int | None = None) -> Executor:
-    """Turn ``"inline"``, ``"threads"``, ``"processes"`` or ``"asyncio"`` into an executor.
+    """Turn a name (``"threads"``, ``"dask"``, ``"ray://head:10001"``...) into an executor.
 
     Raises:
         UsageError: an unknown name (the message lists the accepted ones) or another type.
@@ -335,4 +353,6 @@ def make_executor(spec: str | Executor, max_workers: int | None = None) -> Execu
     check_executor(spec)
     if not isinstance(spec, str):
         return spec
+    if "://" in spec:
+        return _cluster_executor(spec, max_workers)
     return _BUILTIN[spec](max_workers)

@@ -76,7 +76,12 @@ class Hosting:
         if policy is None or policy.executor is None:
             return self._executor
         spec = policy.executor
-        name = spec if isinstance(spec, str) else spec.name
+        if isinstance(spec, str):
+            name = spec
+        elif spec is self._executor:
+            name = spec.name
+        else:  # its own entry: two executors of one kind (two Dask clusters) stay apart
+            name = f"{spec.name}@{id(spec):x}"
         with self._executor_lock:
             executor = self._executors.get(name)
             if executor is None:

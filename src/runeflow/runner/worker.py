@@ -694,6 +694,9 @@ class Worker(Waiting):
         if not telemetry.active:
             return
         failed = runnable.status == "failed"
+        attributes: dict[str, Any] = {"runnable_id": runnable.id, "attempt": runnable.attempt}
+        if runnable.worker_address is not None:  # executed on a Dask or Ray worker
+            attributes["worker_address"] = runnable.worker_address
         telemetry.emit(
             TelemetryEvent(
                 subject="runnable",
@@ -702,7 +705,7 @@ class Worker(Waiting):
                 workflow_id=self.id,
                 duration=time.perf_counter() - started,
                 error=str(runnable.error) if failed else None,
-                attributes={"runnable_id": runnable.id, "attempt": runnable.attempt},
+                attributes=attributes,
             )
         )
 
