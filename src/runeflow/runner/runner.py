@@ -34,6 +34,7 @@ from runeflow.model.workflow import Workflow, load_definition
 from runeflow.recovery import Rehydration
 from runeflow.runner.definitions import Definitions
 from runeflow.runner.executors import Executor, check_executor, make_executor
+from runeflow.runner.firing import run_due
 from runeflow.runner.hosting import Hosting
 from runeflow.runner.inbox import check_id, encode_refusing
 from runeflow.runner.loading import Loading
@@ -148,6 +149,7 @@ class Runner(Hosting, Loading, Serving, AsyncTwins):
         self._poller: threading.Thread | None = None
         self._stop_polling = threading.Event()
         self.scheduler = Scheduler(self.clock)
+        self.scheduler.run_batch = self._run_due
         for definition in workflows:
             self.register(definition)
         self.store.setup()
@@ -607,6 +609,10 @@ class Runner(Hosting, Loading, Serving, AsyncTwins):
         with worker.lock:
             return worker.cancel_timer(timer_id)
 
+    def _run_due(self, callbacks: list[Callable[[], None]]) -> None:
+        """Run callbacks due together; timers are fired in batches (see ``firing``)."""
+        run_due(callbacks, self.store, self.checkpoint_strategy.kind == "every_cycle")
+
     def timer_lateness(self) -> list[float]:
         """Seconds between each fired timer's due time and its firing, in firing order."""
         return list(self._lateness)
@@ -629,14 +635,15 @@ class Runner(Hosting, Loading, Serving, AsyncTwins):
         for thread in (self._poller, self._lease_keeper):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=5)
-        for wid, worker in list(self._workers.items()):
+        held = list(self._workers.items())
+        for wid, worker in held:
             with worker.lock:
                 try:
                     worker.checkpoint()
                 except RuneflowError as exc:
                     log.error("final checkpoint of %r failed: %s", wid, exc)
-            with contextlib.suppress(RuneflowError):
-                self.ownership.release(wid)
+        with contextlib.suppress(RuneflowError):
+            self.store.release_leases(self.owner, [wid for wid, _ in held])
         self.scheduler.close()
         for executor in self._executors.values():
             executor.shutdown(wait=wait)

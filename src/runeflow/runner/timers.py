@@ -92,6 +92,9 @@ class Scheduler:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
+        self.run_batch: Callable[[list[Callable[[], None]]], None] | None = None
+        """Runs each set of callbacks due together, when set (a runner batches its timers);
+        otherwise they run one by one."""
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
         clock.on_advance(self.run_due)
@@ -126,10 +129,19 @@ class Scheduler:
         """
         with self._cond:
             due = self._pop_due(self.clock.now())
+        self._run(due)
+
+    def _run(self, due: list[Callable[[], None]]) -> None:
+        if self.run_batch is not None and len(due) > 1:
+            try:
+                self.run_batch(due)
+            except Exception:
+                log.exception("scheduled callbacks failed")
+            return
         for callback in due:
             try:
                 callback()
-            except Exception:
+            except Exception:  # a failing callback must not stop the others
                 log.exception("scheduled callback failed")
 
     def _pop_due(self, now: float) -> list[Callable[[], None]]:
@@ -161,11 +173,7 @@ class Scheduler:
                 due = self._take_due()
                 if due is None:
                     return
-            for callback in due:
-                try:
-                    callback()
-                except Exception:  # a failing callback must not stop the others
-                    log.exception("scheduled callback failed")
+            self._run(due)
 
     def _take_due(self) -> list[Callable[[], None]] | None:
         while not self._closed:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from runeflow.errors import InstanceStateError
+from runeflow.errors import InstanceStateError, LeaseLostError
 from runeflow.model import events as ev
 from runeflow.model.hashing import short_id
 from runeflow.model.workflow import Wait, Workflow
 from runeflow.runner.inbox import encode_refusing
 from runeflow.runner.info import Status
-from runeflow.stores.base import Timer
+from runeflow.stores.base import Append, Timer
 
 if TYPE_CHECKING:
     import threading
@@ -28,9 +28,24 @@ if TYPE_CHECKING:
 
     from runeflow.runner.worker import Worker, WorkerHost
 
-__all__ = ["Waiting"]
+__all__ = ["TimerFire", "Waiting"]
 
 log = logging.getLogger("runeflow.runner")
+
+
+class TimerFire:
+    """The scheduler's callback for a due timer: fires it on its worker. Runners fire many
+    at once (:func:`~runeflow.runner.firing.fire_many`), sharing one store transaction."""
+
+    __slots__ = ("timer_id", "worker")
+
+    def __init__(self, worker: Worker, timer_id: str) -> None:
+        self.worker = worker
+        self.timer_id = timer_id
+
+    def __call__(self) -> None:
+        """Fire the timer (see :meth:`Waiting.fire_timer`)."""
+        self.worker.fire_timer(self.timer_id)
 
 
 class Waiting:
@@ -54,7 +69,15 @@ class Waiting:
         def checkpoint(self) -> int | None:
             """See :meth:`Worker.checkpoint`."""
 
-        def _guarded_drive(self) -> None: ...
+        def _guarded_drive(self, resume: bool = False) -> None: ...
+
+        def _plan_cycle(self) -> bool: ...
+
+        def checkpoint_request(self) -> Append | None:
+            """See :meth:`Worker.checkpoint_request`."""
+
+        def checkpointed(self, request: Append, result: int | Exception) -> int:
+            """See :meth:`Worker.checkpointed`."""
 
         def accept(self, change: Callable[[], object]) -> Worker:
             """See :meth:`Worker.accept`."""
@@ -103,7 +126,8 @@ class Waiting:
             return
         tid = timer.timer_id
         self.timer_handles[tid] = self.runner.scheduler.call_at(
-            timer.fire_at, lambda: self.fire_timer(tid)
+            timer.fire_at,
+            TimerFire(self, tid),  # type: ignore[arg-type]  # self is the Worker
         )
 
     def rearm(self) -> None:
@@ -121,27 +145,68 @@ class Waiting:
         next checkpoint, before anything the event makes ready is dispatched.
         """
         with self.lock:
-            self.timer_handles.pop(timer_id, None)
-            timer = self.wf._timers.get(timer_id)
-            if timer is None or self.status is Status.STOPPED or self.runner.closed:
-                return  # an event won the race, or the timer was cancelled
-            wait = self._wait_for_timer(timer)
-            self.wf.record(ev.TimerFired(timer_id))
-            self._remove_later(timer_id)
-            if wait is not None:
-                self.wf.deliver_event(timer.event, None, wait_id=wait.id, declared_only=False)
-                self.status = Status.RUNNING
-            else:
-                log.info(
-                    "timer %s of %r found no open wait on %r", timer_id, self.id, timer.component
-                )
-            self.runner.fired(self, timer, self.runner.clock.now())
+            if not self._fire(timer_id):
+                return
             if self.driving:  # fired from a step of this very instance: write it now
                 self.checkpoint()
             else:
                 if self.runner.checkpoint_strategy.kind != "every_cycle":
                     self.checkpoint()  # the first cycle would not write it
                 self._guarded_drive()
+
+    def fire_prepare(self, timer_id: str) -> Append | None:
+        """Fire a timer as part of a batch: deliver its event and plan the cycle it starts,
+        returning that cycle's checkpoint for the batch to write (``None``: nothing to
+        write). Hold :attr:`lock`, then call :meth:`fire_finish` with the write's result.
+        Only for ``every_cycle`` checkpoints."""
+        if not self._fire(timer_id):
+            return None
+        self.driving = True
+        try:
+            if self._plan_cycle():
+                return None  # stopped meanwhile
+            return self.checkpoint_request()
+        except Exception as exc:  # an internal error: restart from the last checkpoint
+            self.driving = False
+            self.runner.worker_crashed(self, exc)  # type: ignore[arg-type]  # self: the Worker
+            return None
+
+    def fire_finish(self, request: Append | None, result: int | Exception | None) -> None:
+        """Take note of the batch's write of :meth:`fire_prepare`'s checkpoint and go on
+        (dispatch what the event made ready). Hold :attr:`lock`."""
+        if not self.driving:
+            return  # fire_prepare found nothing to do, or the worker crashed
+        try:
+            if request is not None:
+                assert result is not None
+                self.checkpointed(request, result)
+        except LeaseLostError as exc:
+            self.driving = False
+            self.runner.lost(self, exc)  # type: ignore[arg-type]  # self is the Worker
+            return
+        except Exception as exc:
+            self.driving = False
+            self.runner.worker_crashed(self, exc)  # type: ignore[arg-type]
+            return
+        self._guarded_drive(resume=True)
+
+    def _fire(self, timer_id: str) -> bool:
+        """Record a due timer's outcome and deliver its event to its wait, if still open;
+        ``False`` when there is nothing to fire (an event won the race, cancelled...)."""
+        self.timer_handles.pop(timer_id, None)
+        timer = self.wf._timers.get(timer_id)
+        if timer is None or self.status is Status.STOPPED or self.runner.closed:
+            return False
+        wait = self._wait_for_timer(timer)
+        self.wf.record(ev.TimerFired(timer_id))
+        self._remove_later(timer_id)
+        if wait is not None:
+            self.wf.deliver_event(timer.event, None, wait_id=wait.id, declared_only=False)
+            self.status = Status.RUNNING
+        else:
+            log.info("timer %s of %r found no open wait on %r", timer_id, self.id, timer.component)
+        self.runner.fired(self, timer, self.runner.clock.now())
+        return True
 
     def _wait_for_timer(self, timer: ev.TimerScheduled) -> Wait | None:
         waits = self.wf._waits

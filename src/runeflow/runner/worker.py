@@ -15,16 +15,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import types
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from runeflow.errors import CodecError, LeaseLostError, StoreError
-from runeflow.model import events as ev
 from runeflow.model.runnable import Runnable
 from runeflow.model.workflow import Workflow
+from runeflow.runner.attempts import STORABLE_AS_IS, Attempts
+from runeflow.runner.host import WorkerHost
 from runeflow.runner.info import (
     Checkpoint,
     Hooks,
@@ -34,16 +34,13 @@ from runeflow.runner.info import (
     failure_info,
     timer_info,
 )
-from runeflow.runner.telemetry import Telemetry, TelemetryEvent
-from runeflow.runner.timers import Clock, Scheduler
+from runeflow.runner.telemetry import TelemetryEvent
 from runeflow.runner.waiting import Waiting
-from runeflow.stores.base import Store, Timer
+from runeflow.stores.base import Append, Timer
+from runeflow.stores.batching import outcome
 
 if TYPE_CHECKING:
-    import random
-
     from runeflow.runner.executors import Executor
-    from runeflow.runner.policies import Policy
 
 __all__ = [
     "Checkpoint",
@@ -58,85 +55,6 @@ __all__ = [
 
 log = logging.getLogger("runeflow.runner")
 
-_STORABLE_AS_IS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
-
-
-class WorkerHost(Protocol):
-    """What a worker needs from the runner that hosts it (and nothing more)."""
-
-    store: Store
-    clock: Clock
-    scheduler: Scheduler
-    telemetry: Telemetry
-    rng: random.Random
-    checkpoint_strategy: Checkpoint
-
-    @property
-    def closed(self) -> bool:
-        """True once the host is shutting down."""
-        ...
-
-    @property
-    def inline(self) -> bool:
-        """True when the runner's executor is the inline one."""
-        ...
-
-    def plain(self, wf: Workflow) -> bool:
-        """True when no policy applies to ``wf`` and the runner limits no concurrency."""
-        ...
-
-    def policy_for(self, wf: Workflow, component: str) -> Policy | None:
-        """The policy of a component, or ``None`` when no policy does anything."""
-        ...
-
-    def executor_for(self, policy: Policy | None) -> Executor:
-        """The executor a runnable goes to."""
-        ...
-
-    def take_slot(self, worker: Worker) -> bool:
-        """Reserve an execution slot; ``False`` queues the worker until one frees."""
-        ...
-
-    def release_slot(self) -> None:
-        """Give back a slot."""
-        ...
-
-    def pump_starved(self) -> None:
-        """Let workers that waited for a slot dispatch."""
-        ...
-
-    def append(
-        self,
-        workflow_id: str,
-        events: Sequence[ev.Event],
-        status: str,
-        token: int | None,
-        timers: Sequence[Timer],
-        done_timers: Sequence[str],
-    ) -> int:
-        """Checkpoint through the store (fenced by ``token``), with timer changes."""
-        ...
-
-    def worker_crashed(self, worker: Worker, exc: Exception) -> None:
-        """An internal error: restart the worker from its last checkpoint."""
-        ...
-
-    def lost(self, worker: Worker, exc: LeaseLostError) -> None:
-        """Another runner owns the instance now: stop the worker, write nothing more."""
-        ...
-
-    def reload(self, worker: Worker) -> Worker:
-        """Replace the worker by one loaded from the store (after a refused accept)."""
-        ...
-
-    def settled(self, worker: Worker) -> None:
-        """The instance settled (not ``running``)."""
-        ...
-
-    def fired(self, worker: object, timer: Any, now: float) -> None:
-        """Bookkeeping when a timer fires."""
-        ...
-
 
 @dataclass(slots=True)
 class _Running:
@@ -146,7 +64,7 @@ class _Running:
     timer: int | None = None
 
 
-class Worker(Waiting):
+class Worker(Attempts, Waiting):
     """Drives one workflow instance (see the module docstring)."""
 
     __slots__ = (
@@ -315,9 +233,9 @@ class Worker(Waiting):
 
     # --- the cycle ----------------------------------------------------------------------
 
-    def _guarded_drive(self) -> None:
+    def _guarded_drive(self, resume: bool = False) -> None:
         try:
-            self._drive()
+            self._drive(resume)
         except LeaseLostError as exc:
             self.driving = False
             self.runner.lost(self, exc)
@@ -364,29 +282,21 @@ class Worker(Waiting):
             self.runner.worker_crashed(self, exc)
         return self
 
-    def _drive(self) -> None:
+    def _drive(self, resume: bool = False) -> None:
+        """Run cycles until nothing is left to apply. With ``resume``, the current cycle was
+        already planned and checkpointed (a batch of timers): start with its dispatch."""
         self.driving = True
         completions, arrivals = self.completions, self.arrivals
         if self.busy_since is None:
             self.busy_since = time.perf_counter()
         try:
             while True:
-                if arrivals:
-                    self._take_arrivals()
-                applied = 0
-                while completions:
-                    self._complete(completions.popleft())
-                    applied += 1
-                if self.status is Status.STOPPED:
-                    return
-                fresh = self._prepare() if not self.halted else None
-                if self.wf._waits:
-                    self._arm_waits()
-                self._settle()
-                if applied or fresh:
-                    self.advance_count += 1
-                    self.cycles_since_checkpoint += 1
-                self._maybe_checkpoint()
+                if resume:
+                    resume = False
+                else:
+                    if self._plan_cycle():
+                        return  # stopped
+                    self._maybe_checkpoint()
                 if self.inline and not self.runner.telemetry.active:
                     self._execute_ready()
                 else:
@@ -397,6 +307,27 @@ class Worker(Waiting):
                 self._on_settled()
         finally:
             self.driving = False
+
+    def _plan_cycle(self) -> bool:
+        """Apply what executed, prepare what is ready, settle the status; ``True`` when the
+        instance is stopped (nothing more to do)."""
+        completions = self.completions
+        if self.arrivals:
+            self._take_arrivals()
+        applied = 0
+        while completions:
+            self._complete(completions.popleft())
+            applied += 1
+        if self.status is Status.STOPPED:
+            return True
+        fresh = self._prepare() if not self.halted else None
+        if self.wf._waits:
+            self._arm_waits()
+        self._settle()
+        if applied or fresh:
+            self.advance_count += 1
+            self.cycles_since_checkpoint += 1
+        return False
 
     def _execute_ready(self) -> None:
         """Execute the ready runnables here, one after the other (the inline executor's
@@ -422,7 +353,7 @@ class Worker(Waiting):
         return runnables
 
     def _complete(self, runnable: Runnable) -> None:
-        if runnable.status == "completed" and type(runnable.result) not in _STORABLE_AS_IS:
+        if runnable.status == "completed" and type(runnable.result) not in STORABLE_AS_IS:
             self._check_storable(runnable)
         policy = None if self.plain else self.runner.policy_for(self.wf, runnable.component)
         if runnable.status == "failed" and policy is not None:
@@ -452,67 +383,6 @@ class Worker(Waiting):
                 log.debug("%s: %s completed", self.id, runnable.component)
             if hooks and hooks.on_complete:
                 hooks.on_complete(self.id, runnable)
-
-    def _check_storable(self, runnable: Runnable) -> None:
-        """A result the store cannot encode is a failure of the step that returned it."""
-        result = runnable.result
-        if type(result) is types.GeneratorType:
-            try:
-                result = runnable.result = list(result)
-            except Exception as exc:
-                runnable.fail(exc)
-                return
-        try:
-            self.runner.store.check_value(result)
-        except CodecError as exc:
-            failure = CodecError(
-                f"component {runnable.component!r} returned a value the store cannot keep "
-                f"({_type_name(result)}): {exc}",
-                type_name=exc.type_name or _type_name(result),
-            )
-            failure.__cause__ = exc
-            runnable.fail(failure)
-
-    def _retry(self, runnable: Runnable, policy: Policy) -> None:
-        self.wf.record_failed_attempt(runnable)
-        delay = policy.delay(runnable.attempt, self.runner.rng)
-        log.info(
-            "%s: %s failed (attempt %d of %d), retrying in %.3gs: %s",
-            self.id,
-            runnable.component,
-            runnable.attempt,
-            policy.max_retries + 1,
-            delay,
-            runnable.error,
-        )
-        nxt = runnable.retry()
-        if delay <= 0:
-            self.ready.append(nxt)
-            return
-        self.retrying += 1
-        self.runner.scheduler.call_later(delay, lambda: self._retry_due(nxt))
-
-    def _retry_due(self, runnable: Runnable) -> None:
-        with self.lock:
-            self.retrying -= 1
-            if self.status is Status.STOPPED or self.runner.closed:
-                return
-            self.ready.append(runnable)
-            if not self.driving:
-                self._guarded_drive()
-
-    def _fallback(self, runnable: Runnable, policy: Policy) -> None:
-        assert policy.fallback is not None and runnable.error is not None
-        try:
-            value = policy.fallback(runnable, runnable.error)
-        except Exception as exc:
-            runnable.fail(exc)
-        else:
-            runnable.result = value
-            runnable.status = "completed"
-            runnable.error = None
-            if type(value) not in _STORABLE_AS_IS:
-                self._check_storable(runnable)
 
     def _dispatch_ready(self) -> None:
         runner = self.runner
@@ -575,31 +445,6 @@ class Worker(Waiting):
             )
         executor.submit(runnable, self.on_done)
 
-    def _timed_out(self, runnable_id: str, attempt: int, seconds: float) -> None:
-        with self.lock:
-            entry = self.running.get(runnable_id)
-            if entry is None or entry.runnable.attempt != attempt or self.runner.closed:
-                return
-            del self.running[runnable_id]
-            entry.executor.cancel(runnable_id)
-            self.runner.release_slot()
-            original = entry.runnable
-            failed = original.retry()  # a separate object: the abandoned one may still run
-            failed.attempt = attempt
-            how = "cancelled" if original.is_async else "abandoned"
-            failed.fail(
-                TimeoutError(
-                    f"component {original.component!r} did not finish within {seconds:g}s "
-                    f"(attempt {attempt}); it was {how}"
-                )
-            )
-            failed.duration = seconds
-            self._trace_runnable(failed, entry.started)
-            self.completions.append(failed)
-            if not self.driving:
-                self._guarded_drive()
-        self.runner.pump_starved()
-
     # --- status and checkpoints ---------------------------------------------------------
 
     def _settle(self) -> None:
@@ -641,6 +486,27 @@ class Worker(Waiting):
     def checkpoint(self) -> int | None:
         """Append new events (and the status, and timer changes) to the store; return the
         new cursor."""
+        request = self.checkpoint_request()
+        if request is None:
+            return None
+        try:
+            cursor = self.runner.append(
+                self.id,
+                request.events,
+                request.status or "",
+                request.token,
+                request.timers,
+                request.done_timers,
+            )
+        except LeaseLostError as exc:
+            if self.token == request.token:
+                raise
+            return self.checkpointed(request, exc)  # written again under the new token
+        return self.checkpointed(request, cursor)
+
+    def checkpoint_request(self) -> Append | None:
+        """What a checkpoint would write now (the workflow's new events are taken), or
+        ``None`` when there is nothing to write."""
         if self.detached is not None:
             return None  # the runner let go of it: whoever owns the instance now writes
         events = self.wf.uncommitted_batch()
@@ -648,25 +514,47 @@ class Worker(Waiting):
         timers, removals = self.new_timers, self.removals
         if not events and status == self.stored_status and not removals and not timers:
             return None
-        token = self.token
-        runner = self.runner
-        try:
-            cursor = runner.append(self.id, events, status, token, timers, removals)
-        except LeaseLostError:
-            if self.token == token:
-                raise
-            # the lease was taken back under a new token meanwhile: nothing was written
-            cursor = runner.append(self.id, events, status, self.token, timers, removals)
+        return Append(
+            workflow_id=self.id,
+            events=events,
+            status=status,
+            token=self.token,
+            timers=timers,
+            done_timers=removals,
+        )
+
+    def checkpointed(self, request: Append, result: int | Exception) -> int:
+        """Take note of a written checkpoint (``result``: its cursor, or what refused it).
+
+        Raises:
+            LeaseLostError: another runner owns the instance now.
+            StoreError: the store failed.
+        """
+        if isinstance(result, LeaseLostError) and self.token != request.token:
+            request.token = self.token  # taken back under a new token meanwhile: again
+            result = self.runner.append(
+                self.id,
+                request.events,
+                request.status or "",
+                request.token,
+                request.timers,
+                request.done_timers,
+            )
+        cursor = outcome(result)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
-                "%s: checkpoint, %d event(s), %s, cursor %d", self.id, len(events), status, cursor
+                "%s: checkpoint, %d event(s), %s, cursor %d",
+                self.id,
+                len(request.events),
+                request.status,
+                cursor,
             )
         self.cursor = cursor
-        self.stored_status = status
+        self.stored_status = request.status
         self.cycles_since_checkpoint = 0
-        if timers:
+        if request.timers:
             self.new_timers = ()
-        if removals:
+        if request.done_timers:
             self.removals = ()
         return cursor
 
@@ -770,10 +658,3 @@ def failure_summary(wf: Workflow) -> str:
     first = failures[0]
     more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
     return f"component {first.component!r} failed: {first.error}{more}"
-
-
-def _type_name(value: Any) -> str:
-    cls = type(value)
-    return (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )

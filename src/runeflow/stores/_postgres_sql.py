@@ -200,6 +200,8 @@ QUERIES: dict[str, str] = {
         WHERE owner = %s AND lease_expires > %s RETURNING workflow_id, epoch""",
     "release_lease": """UPDATE {schema}.instances SET owner = NULL, lease_expires = 0
         WHERE workflow_id = %s AND owner = %s""",
+    "release_leases": """UPDATE {schema}.instances SET owner = NULL, lease_expires = 0
+        WHERE workflow_id = ANY(%s) AND owner = %s""",
     "select_lease": """SELECT owner FROM {schema}.instances
         WHERE workflow_id = %s AND owner IS NOT NULL AND lease_expires > %s""",
     "live_owners": """SELECT DISTINCT owner FROM {schema}.instances

@@ -513,6 +513,12 @@ class Store(AppendEncoding, ABC):
     def release_lease(self, workflow_id: str, owner: str) -> None:
         """Give up the lease if ``owner`` holds it (its token stays as it is)."""
 
+    def release_leases(self, owner: str, workflow_ids: Collection[str]) -> None:
+        """Give up the leases ``owner`` holds on ``workflow_ids`` (a runner shutting down);
+        stores that can do it in one statement do."""
+        for workflow_id in workflow_ids:
+            self.release_lease(workflow_id, owner)
+
     @abstractmethod
     def lease_owner(self, workflow_id: str) -> str | None:
         """Return the owner of an unexpired lease, or ``None``."""

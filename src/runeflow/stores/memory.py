@@ -3,10 +3,11 @@
 It keeps encoded bytes, not live objects: values go through the codec on ``append`` exactly
 as in a durable store, so an unencodable value fails the same way and mutating a value after
 appending it cannot change history. One exception, for speed: an append whose events carry
-only small immutable scalars (ints, finite floats, booleans, ``None``, short strings) or no
-values at all is kept as the event objects and encoded when first read. Such events cannot
-fail to encode nor change later, so what a reader gets is the same bytes, decoded the same
-way. It is thread-safe (one lock) and lost with the process.
+only small immutable scalars (ints, finite floats, booleans, ``None``, short strings, and
+``rf.Signal`` values holding only those) or no values at all is kept as the checkpoint's
+records and encoded when first read. Such events cannot fail to encode nor change later, so
+what a reader gets is the same bytes, decoded the same way. It is thread-safe (one lock) and
+lost with the process.
 
 It keeps no checksums (unlike the durable stores, see :mod:`runeflow.stores.integrity`): its
 bytes never leave this process's memory, so no disk, copy or other program can damage them,
@@ -30,7 +31,7 @@ from runeflow.codec import Codec, JsonCodec
 from runeflow.errors import LeaseLostError, RuneflowError, StoreError, WorkflowNotFoundError
 from runeflow.model import events as ev
 from runeflow.model.events import Event
-from runeflow.model.facts import Fact
+from runeflow.model.facts import Fact, Signal
 from runeflow.model.runstate import EventBatch
 from runeflow.stores.base import (
     Append,
@@ -96,7 +97,14 @@ def _deferrable(batch: EventBatch) -> bool:
         if cls is tuple:  # a dispatch or completion: runeflow's own strings and numbers
             continue
         if cls is Fact:
-            if not _small_scalar(record.value):
+            value = record.value
+            if not _small_scalar(value) and not (
+                type(value) is Signal  # frozen: its event, step and scalar data cannot change
+                and _small_scalar(value.payload)
+                and _small_scalar(value.input)
+                and type(value.event) is str
+                and type(value.step) is str
+            ):
                 return False
             scope = record.scope
             if scope and type(scope[0]) is not str:
@@ -662,6 +670,14 @@ class MemoryStore(Store):
             inst = self._instances.get(workflow_id)
             if inst is not None and inst.owner == owner:
                 inst.owner, inst.expires = None, 0.0
+
+    def release_leases(self, owner: str, workflow_ids: Collection[str]) -> None:
+        """See :meth:`Store.release_leases` (under one lock)."""
+        with self._lock:
+            for workflow_id in workflow_ids:
+                inst = self._instances.get(workflow_id)
+                if inst is not None and inst.owner == owner:
+                    inst.owner, inst.expires = None, 0.0
 
     def lease_owner(self, workflow_id: str) -> str | None:
         """See :meth:`Store.lease_owner`."""

@@ -654,6 +654,11 @@ class PostgresStore(Store):
         """See :meth:`Store.release_lease`."""
         self._execute("release_lease", (workflow_id, owner))
 
+    def release_leases(self, owner: str, workflow_ids: Collection[str]) -> None:
+        """See :meth:`Store.release_leases` (one statement)."""
+        if workflow_ids:
+            self._execute("release_leases", (list(workflow_ids), owner))
+
     def lease_owner(self, workflow_id: str) -> str | None:
         """See :meth:`Store.lease_owner`."""
         row = self._fetchone("select_lease", (workflow_id, time.time()))

@@ -241,26 +241,16 @@ class SQLiteStore(Store):
         owner: str | None = None,
         ttl: float = 0.0,
     ) -> bool:
-        """See :meth:`Store.create`."""
+        """See :meth:`Store.create` (creates made at once share a transaction, with any
+        appends made meanwhile)."""
         encoded = self._encode_append(events) if events else None
         timer_rows = [_timer_params(t) for t in timers]
         now = time.time()
         lease = (owner, 1, now + ttl) if owner is not None else (None, 0, 0.0)
-        params = (workflow_id, definition_name, definition_hash, status, now, now)
         text = json_text(metadata, "metadata")
-
-        def work(conn: sqlite3.Connection) -> bool:
-            if conn.execute(q.INSERT_INSTANCE, (*params, text, *lease)).rowcount != 1:
-                return False
-            if encoded is not None:
-                log = _LogWrites()
-                log.add(workflow_id, 0, encoded, now)
-                log.write(conn)
-            if timer_rows:
-                conn.executemany(q.UPSERT_TIMER, timer_rows)
-            return True
-
-        return self._retry(work, write=True)
+        row = (workflow_id, definition_name, definition_hash, status, now, now, text, *lease)
+        pending = _Pending(workflow_id, encoded, None, None, timer_rows, (), row)
+        return outcome(self._commits.submit(pending)) >= 0
 
     def exists(self, workflow_id: str) -> bool:
         """See :meth:`Store.exists`."""
@@ -497,6 +487,12 @@ class SQLiteStore(Store):
         """See :meth:`Store.release_lease`."""
         self._execute(q.RELEASE_LEASE, (workflow_id, owner))
 
+    def release_leases(self, owner: str, workflow_ids: Collection[str]) -> None:
+        """See :meth:`Store.release_leases` (one transaction)."""
+        rows = [(wid, owner) for wid in workflow_ids]
+        if rows:
+            self._retry(lambda conn: conn.executemany(q.RELEASE_LEASE, rows), write=True)
+
     def lease_owner(self, workflow_id: str) -> str | None:
         """See :meth:`Store.lease_owner`."""
         params = (workflow_id, time.time())
@@ -611,7 +607,7 @@ def _fact_ids(rows: builtins.list[Any]) -> builtins.list[str]:
 class _Pending:
     """One append, encoded, waiting to be written."""
 
-    __slots__ = ("done", "encoded", "status", "timers", "token", "workflow_id")
+    __slots__ = ("done", "encoded", "instance", "status", "timers", "token", "workflow_id")
 
     def __init__(
         self,
@@ -621,6 +617,7 @@ class _Pending:
         token: int | None,
         timers: builtins.list[tuple[str, str, float, str]],
         done: Sequence[str],
+        instance: tuple[Any, ...] | None = None,
     ) -> None:
         self.workflow_id = workflow_id
         self.encoded = encoded
@@ -628,6 +625,8 @@ class _Pending:
         self.token = token
         self.timers = timers
         self.done = done
+        self.instance = instance
+        """For a create: the instance row to insert first (its events then follow)."""
 
 
 class _LogWrites:
@@ -670,7 +669,12 @@ class _LogWrites:
 def _write_batch(
     conn: sqlite3.Connection, batch: builtins.list[_Pending], now: float
 ) -> builtins.list[int | Exception]:
-    """Write a batch of appends (under the write lock); each one is checked on its own."""
+    """Write a batch of creates and appends (under the write lock); each one is checked on
+    its own. A create whose id is taken writes nothing and gives -1."""
+    taken: set[int] = set()
+    for i, p in enumerate(batch):
+        if p.instance is not None and conn.execute(q.INSERT_INSTANCE, p.instance).rowcount != 1:
+            taken.add(i)
     state: dict[str, builtins.list[Any]] = {}
     ids = builtins.list(dict.fromkeys(p.workflow_id for p in batch))
     for start in range(0, len(ids), _MAX_PARAMS):
@@ -682,7 +686,10 @@ def _write_batch(
     statuses: dict[str, str] = {}
     timers: dict[str, tuple[str, str, float, str] | None] = {}  # the last change wins
     results: builtins.list[int | Exception] = []
-    for p in batch:
+    for i, p in enumerate(batch):
+        if i in taken:
+            results.append(-1)
+            continue
         wid = p.workflow_id
         st = state.get(wid)
         if st is None:

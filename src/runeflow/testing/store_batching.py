@@ -132,3 +132,40 @@ class BatchContract:
             values = [e.fact.value for e in store.stream(wid) if isinstance(e, FactProduced)]
             assert values == list(range(per_thread))
             assert [t.timer_id for t in store.timers(wid)] == [f"{wid}-{per_thread - 1}"]
+
+    def test_creates_from_many_threads_create_each_id_once(self, store: Store) -> None:
+        ids = [f"c-{uuid.uuid4().hex[:8]}" for _ in range(20)]
+        won: list[str] = []
+        errors: list[BaseException] = []
+        start = threading.Barrier(8)
+
+        def creator(k: int) -> None:
+            try:
+                start.wait()
+                for wid in ids:  # every thread tries every id
+                    first = _events(f"{wid}-{k}", k)
+                    if store.create(
+                        wid, definition_name="orders", definition_hash="abc", events=first
+                    ):
+                        won.append(wid)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=creator, args=(k,)) for k in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [] and sorted(won) == sorted(ids)
+        for wid in ids:
+            assert store.cursor(wid) == 2 and len(list(store.stream(wid))) == 2
+
+    def test_release_leases_gives_back_only_the_owners_leases(self, store: Store) -> None:
+        mine = [self._make(store, owner="a") for _ in range(3)]
+        theirs = self._make(store, owner="b")
+        free = self._make(store)
+        store.release_leases("a", [*mine, theirs, free, "no-such-instance"])
+        assert all(store.lease_owner(wid) is None for wid in mine)
+        assert store.lease_owner(theirs) == "b"
+        assert all(store.get(wid).epoch == 1 for wid in mine)  # tokens stay as they are
+        store.release_leases("a", [])
