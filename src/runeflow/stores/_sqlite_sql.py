@@ -77,6 +77,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE runeflow_facts ADD COLUMN checksum INTEGER",
         "ALTER TABLE runeflow_snapshots ADD COLUMN checksum INTEGER",
     ),
+    # 5: listing a page at a time (Store.list_page, count_instances, workflow_names): one
+    # index per filter, each ending in the page order (created_at, workflow_id), so a page
+    # is read from an index wherever it starts. The status index is a prefix of one of them.
+    (
+        "CREATE INDEX runeflow_instances_created ON runeflow_instances (created_at, workflow_id)",
+        """CREATE INDEX runeflow_instances_status_created
+            ON runeflow_instances (status, created_at, workflow_id)""",
+        """CREATE INDEX runeflow_instances_name_created
+            ON runeflow_instances (definition_name, created_at, workflow_id)""",
+        """CREATE INDEX runeflow_instances_name_status_created
+            ON runeflow_instances (definition_name, status, created_at, workflow_id)""",
+        "DROP INDEX runeflow_instances_status",
+    ),
 ]
 """Schema migrations in order; ``runeflow_schema.version`` counts those applied."""
 
@@ -169,3 +182,57 @@ COUNT_STATS = """SELECT (SELECT COUNT(*) FROM runeflow_instances),
     (SELECT COUNT(*) FROM runeflow_facts), (SELECT COUNT(*) FROM runeflow_contents)"""
 CORRUPT_EVENT = """UPDATE runeflow_events SET data = substr(data, 1, length(data) / 2)
     WHERE workflow_id = ? AND first <= ? AND last >= ?"""
+
+
+# --- listing a page at a time (schema 5) ----------------------------------------------------
+
+
+def select_page_keys(statuses: int, workflow: bool, keyed: bool, newest_first: bool) -> str:
+    """The ``(created_at, workflow_id)`` of a page's instances, from the listing indexes.
+
+    Parameters, for each of ``max(statuses, 1)`` parts: the status (when ``statuses``), the
+    workflow name (when ``workflow``), the key's two fields (when ``keyed``), the limit;
+    then the limit again. Several statuses are one index range each, merged.
+    """
+    order = "DESC" if newest_first else "ASC"
+    conditions = ["status = ?"] if statuses else []
+    conditions += ["definition_name = ?"] if workflow else []
+    side = "<" if newest_first else ">"
+    conditions += [f"(created_at, workflow_id) {side} (?, ?)"] if keyed else []
+    where = " AND ".join(conditions) or "1"
+    part = f"""SELECT created_at, workflow_id FROM (SELECT created_at, workflow_id
+        FROM runeflow_instances WHERE {where}
+        ORDER BY created_at {order}, workflow_id {order} LIMIT ?)"""
+    union = " UNION ALL ".join([part] * max(statuses, 1))
+    return f"{union} ORDER BY 1 {order}, 2 {order} LIMIT ?"
+
+
+def select_ids_by_prefix(bounded: bool, forward: bool) -> str:
+    """Up to ``?`` instances with an id in ``[?, ?)`` (``[?, ...)`` unless ``bounded``), after
+    (or, unless ``forward``, before) the id ``?``, in id order from there:
+    ``(workflow_id, status, definition_name, created_at)``."""
+    upper = "AND workflow_id < ?" if bounded else ""
+    side, order = (">", "ASC") if forward else ("<", "DESC")
+    return f"""SELECT workflow_id, status, definition_name, created_at FROM runeflow_instances
+        WHERE workflow_id >= ? {upper} AND workflow_id {side} ?
+        ORDER BY workflow_id {order} LIMIT ?"""
+
+
+SELECT_INSTANCES_BY_ID = f"{_SELECT_META} WHERE i.workflow_id IN ({{marks}})"
+"""The rows of the instances whose ids fill ``{marks}`` (any order)."""
+
+def count_instances(status: bool, workflow: bool) -> str:
+    """How many instances have the status ``?`` (when ``status``) and the workflow ``?``
+    (when ``workflow``), counting at most ``?`` index entries."""
+    conditions = ["status = ?"] if status else []
+    conditions += ["definition_name = ?"] if workflow else []
+    where = " AND ".join(conditions) or "1"
+    return f"SELECT COUNT(*) FROM (SELECT 1 FROM runeflow_instances WHERE {where} LIMIT ?)"
+
+
+SELECT_WORKFLOW_NAMES = """WITH RECURSIVE names (name) AS (
+        SELECT MIN(definition_name) FROM runeflow_instances
+        UNION ALL SELECT (SELECT MIN(definition_name) FROM runeflow_instances
+            WHERE definition_name > names.name) FROM names WHERE names.name IS NOT NULL)
+    SELECT name FROM names WHERE name IS NOT NULL LIMIT ?"""
+"""The distinct workflow names, in order: one index probe per name (a loose index scan)."""

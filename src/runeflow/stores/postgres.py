@@ -19,8 +19,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote
 
 from runeflow.codec import Codec
-from runeflow.errors import LeaseLostError, StoreError, StoreUnavailableError, WorkflowNotFoundError
+from runeflow.errors import (
+    LeaseLostError,
+    StoreError,
+    StoreUnavailableError,
+    UsageError,
+    WorkflowNotFoundError,
+)
 from runeflow.model.events import Event
+from runeflow.stores import _postgres_sql as listing_sql
 from runeflow.stores._postgres_sql import (
     MIGRATIONS,
     QUERIES,
@@ -39,6 +46,14 @@ from runeflow.stores.base import (
     json_text,
 )
 from runeflow.stores.integrity import checksum, log_read_failed, verified_snapshot
+from runeflow.stores.listing import (
+    COUNT_CAP,
+    InstanceFilter,
+    InstancePage,
+    PageKey,
+    check_count_args,
+    indexed_page,
+)
 
 try:
     import psycopg
@@ -224,6 +239,7 @@ class PostgresStore(Store):
             )
         self._pool: ConnectionPool = pool
         self._q = {name: _compose(text, schema) for name, text in QUERIES.items()}
+        self._listing: dict[str, sql.Composed] = {}
         if auto_setup:
             try:
                 self.setup()
@@ -613,6 +629,68 @@ class PostgresStore(Store):
             "until": now + ttl,
         }
         return [(str(wid), int(epoch)) for wid, epoch in self._fetchall("claim", params)]
+
+    # --- listing (schema 5: see runeflow.stores.listing) ------------------------------------
+
+    def list_page(
+        self,
+        where: InstanceFilter | None = None,
+        *,
+        after: PageKey | None = None,
+        before: PageKey | None = None,
+        limit: int = 50,
+    ) -> InstancePage:
+        """See :meth:`Store.list_page`: two indexed queries (the page's keys, then its rows)."""
+        for key in (after, before):
+            if key is not None and type(key[0]) not in (int, float):
+                raise UsageError(f"a page key's created_at must be a number, not {key[0]!r}")
+        return indexed_page(
+            where,
+            after,
+            before,
+            limit,
+            select_page_keys=listing_sql.select_page_keys,
+            select_ids_by_prefix=listing_sql.select_ids_by_prefix,
+            fetch=self._read,
+            rows_by_id=self._instances_by_id,
+        )
+
+    def _instances_by_id(self, ids: builtins.list[Any]) -> builtins.list[InstanceMeta]:
+        """The rows of ``ids`` in that order; an id deleted meanwhile is left out."""
+        if not ids:
+            return []
+        found = {row[0]: row for row in self._read(listing_sql.SELECT_INSTANCES_BY_ID, [ids])}
+        now = time.time()
+        return [read_instance(found[i], now)[0] for i in ids if i in found]
+
+    def count_instances(
+        self, *, status: str | None = None, workflow: str | None = None, cap: int = COUNT_CAP
+    ) -> int:
+        """See :meth:`Store.count_instances` (reads at most ``cap`` index entries)."""
+        check_count_args(status, workflow, cap)
+        query = listing_sql.count_instances(status is not None, workflow is not None)
+        params = [x for x in (status, workflow) if x is not None]
+        return int(self._read(query, [*params, cap])[0][0])
+
+    def workflow_names(self, limit: int = 200) -> builtins.list[str]:
+        """See :meth:`Store.workflow_names` (one index probe per name)."""
+        return [str(r[0]) for r in self._read(listing_sql.SELECT_WORKFLOW_NAMES, [limit])]
+
+    def _read(self, template: str, params: Sequence[Any]) -> builtins.list[Any]:
+        """Run a read-only statement built at run time (``{schema}`` filled in and cached),
+        retried on a fresh connection like the named reads."""
+        statement = self._listing.get(template)
+        if statement is None:
+            statement = self._listing[template] = _compose(template, self.schema)
+        for attempt in range(3):
+            try:
+                with self._connection() as conn:
+                    return conn.execute(statement, params).fetchall()
+            except StoreUnavailableError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     # --- test hooks -------------------------------------------------------------------------
 

@@ -49,6 +49,14 @@ from runeflow.stores.integrity import (
     log_read_failed,
     verified_snapshot,
 )
+from runeflow.stores.listing import (
+    COUNT_CAP,
+    InstanceFilter,
+    InstancePage,
+    PageKey,
+    check_count_args,
+    indexed_page,
+)
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -512,6 +520,52 @@ class SQLiteStore(Store):
             return [(wid, epoch + 1) for wid, epoch in rows]
 
         return self._retry(work, write=True)
+
+    # --- listing (schema 5: see runeflow.stores.listing) ------------------------------------
+
+    def list_page(
+        self,
+        where: InstanceFilter | None = None,
+        *,
+        after: PageKey | None = None,
+        before: PageKey | None = None,
+        limit: int = 50,
+    ) -> InstancePage:
+        """See :meth:`Store.list_page`: two indexed queries (the page's keys, then its rows)."""
+        return indexed_page(
+            where,
+            after,
+            before,
+            limit,
+            select_page_keys=q.select_page_keys,
+            select_ids_by_prefix=q.select_ids_by_prefix,
+            fetch=self._fetchall,
+            rows_by_id=self._instances_by_id,
+        )
+
+    def _instances_by_id(self, ids: builtins.list[Any]) -> builtins.list[InstanceMeta]:
+        """The rows of ``ids`` in that order (flagged when damaged, as in :meth:`list`);
+        an id deleted meanwhile is left out."""
+        if not ids:
+            return []
+        query = q.SELECT_INSTANCES_BY_ID.format(marks=",".join("?" * len(ids)))
+        found = {row[0]: row for row in self._fetchall(query, ids)}
+        now = time.time()
+        return [read_instance(found[i], now)[0] for i in ids if i in found]
+
+    def count_instances(
+        self, *, status: str | None = None, workflow: str | None = None, cap: int = COUNT_CAP
+    ) -> int:
+        """See :meth:`Store.count_instances` (reads at most ``cap`` index entries)."""
+        check_count_args(status, workflow, cap)
+        query = q.count_instances(status is not None, workflow is not None)
+        params = [x for x in (status, workflow) if x is not None]
+        return int(self._fetchone(query, [*params, cap])[0])
+
+    def workflow_names(self, limit: int = 200) -> builtins.list[str]:
+        """See :meth:`Store.workflow_names` (one index probe per name)."""
+        rows = self._fetchall(q.SELECT_WORKFLOW_NAMES, (limit,))
+        return [row[0] for row in rows if type(row[0]) is str]
 
     # --- test hooks -------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from runeflow.model.events import (
 from runeflow.model.facts import Fact, FactRef
 from runeflow.stores.base import Store, Timer
 from runeflow.testing.store_corruption import Corrupter, CorruptionContract
+from runeflow.testing.store_listing import ListingContract
 
 __all__ = ["Corrupter", "StoreContract", "make_cycle"]
 
@@ -85,7 +86,7 @@ class _Unencodable:
     """A value no codec knows."""
 
 
-class StoreContract(CorruptionContract):
+class StoreContract(CorruptionContract, ListingContract):
     """Tests every :class:`~runeflow.stores.base.Store` must pass (needs a ``store`` fixture)."""
 
     def _created(self, store: Store, **meta: Any) -> str:
