@@ -81,17 +81,14 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE {schema}.facts ADD COLUMN checksum BIGINT",
         "ALTER TABLE {schema}.snapshots ADD COLUMN checksum BIGINT",
     ),
-    # 5: listing a page at a time (Store.list_page, count_instances, workflow_names): one
-    # index per filter, each ending in the page order (created_at, workflow_id), and the ids
-    # in code point order for prefix search (COLLATE "C": a prefix is a range only there).
-    # The status index is a prefix of one of them.
+    # 5: listing a page at a time (Store.list_page, count_instances, workflow_names): the
+    # status index gains the page order (created_at, workflow_id), one more index serves the
+    # workflow filter, and one the id prefix search (COLLATE "C": code point order, where a
+    # prefix is a range whatever the database's collation). A page is read from a range of
+    # one of them per status, merged.
     (
-        """CREATE INDEX instances_created
-            ON {schema}.instances (created_at, workflow_id COLLATE "C")""",
         """CREATE INDEX instances_status_created
             ON {schema}.instances (status, created_at, workflow_id COLLATE "C")""",
-        """CREATE INDEX instances_name_created
-            ON {schema}.instances (definition_name, created_at, workflow_id COLLATE "C")""",
         """CREATE INDEX instances_name_status_created
             ON {schema}.instances (definition_name, status, created_at, workflow_id COLLATE "C")""",
         'CREATE INDEX instances_id_c ON {schema}.instances (workflow_id COLLATE "C")',
@@ -224,22 +221,37 @@ READS = frozenset(
 _ID = 'workflow_id COLLATE "C"'
 
 
-def select_page_keys(statuses: int, workflow: bool, keyed: bool, newest_first: bool) -> str:
-    """The ``(created_at, workflow_id)`` of a page's instances, from the listing indexes.
+_STATUS_RANGE = {
+    "=": "status = %s",
+    "<": "status < %s",
+    ">": "status > %s",
+    "><": "status > %s AND status < %s",
+}
 
-    Parameters, for each of ``max(statuses, 1)`` parts: the status (when ``statuses``), the
-    workflow name (when ``workflow``), the key's two fields (when ``keyed``), the limit;
-    then the limit again. Several statuses are one index range each, merged.
+
+def select_page_keys(
+    ranges: tuple[str, ...], workflow: bool, keyed: bool, newest_first: bool
+) -> str:
+    """The ``(created_at, workflow_id)`` of a page's instances, from the listing indexes:
+    one part per status range (``ranges``: operators of
+    :func:`runeflow.stores.listing.status_ranges`), merged.
+
+    Parameters, for each part: the workflow name (when ``workflow``), the range's statuses,
+    the key's two fields (when ``keyed``), the limit; then the limit again.
     """
     order = "DESC" if newest_first else "ASC"
-    conditions = ["status = %s"] if statuses else []
-    conditions += ["definition_name = %s"] if workflow else []
     side = "<" if newest_first else ">"
-    conditions += [f"(created_at, {_ID}) {side} (%s, %s)"] if keyed else []
-    where = " AND ".join(conditions) or "TRUE"
-    part = f"""(SELECT created_at, {_ID} AS workflow_id FROM {{schema}}.instances
-        WHERE {where} ORDER BY created_at {order}, {_ID} {order} LIMIT %s)"""
-    union = " UNION ALL ".join([part] * max(statuses, 1))
+    parts = []
+    for op in ranges:
+        conditions = ["definition_name = %s"] if workflow else []
+        conditions.append(_STATUS_RANGE[op])
+        conditions += [f"(created_at, {_ID}) {side} (%s, %s)"] if keyed else []
+        parts.append(
+            f"""(SELECT created_at, {_ID} AS workflow_id FROM {{schema}}.instances
+            WHERE {" AND ".join(conditions)}
+            ORDER BY created_at {order}, {_ID} {order} LIMIT %s)"""
+        )
+    union = " UNION ALL ".join(parts)
     return f"SELECT * FROM ({union}) AS page ORDER BY 1 {order}, 2 {order} LIMIT %s"
 
 

@@ -77,15 +77,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE runeflow_facts ADD COLUMN checksum INTEGER",
         "ALTER TABLE runeflow_snapshots ADD COLUMN checksum INTEGER",
     ),
-    # 5: listing a page at a time (Store.list_page, count_instances, workflow_names): one
-    # index per filter, each ending in the page order (created_at, workflow_id), so a page
-    # is read from an index wherever it starts. The status index is a prefix of one of them.
+    # 5: listing a page at a time (Store.list_page, count_instances, workflow_names): the
+    # status index gains the page order (created_at, workflow_id), and one more index serves
+    # the workflow filter. A page is read from a range of one of them per status, merged.
     (
-        "CREATE INDEX runeflow_instances_created ON runeflow_instances (created_at, workflow_id)",
         """CREATE INDEX runeflow_instances_status_created
             ON runeflow_instances (status, created_at, workflow_id)""",
-        """CREATE INDEX runeflow_instances_name_created
-            ON runeflow_instances (definition_name, created_at, workflow_id)""",
         """CREATE INDEX runeflow_instances_name_status_created
             ON runeflow_instances (definition_name, status, created_at, workflow_id)""",
         "DROP INDEX runeflow_instances_status",
@@ -187,24 +184,37 @@ CORRUPT_EVENT = """UPDATE runeflow_events SET data = substr(data, 1, length(data
 # --- listing a page at a time (schema 5) ----------------------------------------------------
 
 
-def select_page_keys(statuses: int, workflow: bool, keyed: bool, newest_first: bool) -> str:
-    """The ``(created_at, workflow_id)`` of a page's instances, from the listing indexes.
+_STATUS_RANGE = {
+    "=": "status = ?",
+    "<": "status < ?",
+    ">": "status > ?",
+    "><": "status > ? AND status < ?",
+}
 
-    Parameters, for each of ``max(statuses, 1)`` parts: the status (when ``statuses``), the
-    workflow name (when ``workflow``), the key's two fields (when ``keyed``), the limit;
-    then the limit again. Several statuses are one index range each, merged.
+
+def select_page_keys(
+    ranges: tuple[str, ...], workflow: bool, keyed: bool, newest_first: bool
+) -> str:
+    """The ``(created_at, workflow_id)`` of a page's instances, from the listing indexes:
+    one part per status range (``ranges``: operators of
+    :func:`runeflow.stores.listing.status_ranges`), merged.
+
+    Parameters, for each part: the workflow name (when ``workflow``), the range's statuses,
+    the key's two fields (when ``keyed``), the limit; then the limit again.
     """
     order = "DESC" if newest_first else "ASC"
-    conditions = ["status = ?"] if statuses else []
-    conditions += ["definition_name = ?"] if workflow else []
     side = "<" if newest_first else ">"
-    conditions += [f"(created_at, workflow_id) {side} (?, ?)"] if keyed else []
-    where = " AND ".join(conditions) or "1"
-    part = f"""SELECT created_at, workflow_id FROM (SELECT created_at, workflow_id
-        FROM runeflow_instances WHERE {where}
-        ORDER BY created_at {order}, workflow_id {order} LIMIT ?)"""
-    union = " UNION ALL ".join([part] * max(statuses, 1))
-    return f"{union} ORDER BY 1 {order}, 2 {order} LIMIT ?"
+    parts = []
+    for op in ranges:
+        conditions = ["definition_name = ?"] if workflow else []
+        conditions.append(_STATUS_RANGE[op])
+        conditions += [f"(created_at, workflow_id) {side} (?, ?)"] if keyed else []
+        parts.append(
+            f"""SELECT created_at, workflow_id FROM (SELECT created_at, workflow_id
+            FROM runeflow_instances WHERE {" AND ".join(conditions)}
+            ORDER BY created_at {order}, workflow_id {order} LIMIT ?)"""
+        )
+    return f"{' UNION ALL '.join(parts)} ORDER BY 1 {order}, 2 {order} LIMIT ?"
 
 
 def select_ids_by_prefix(bounded: bool, forward: bool) -> str:
@@ -220,6 +230,7 @@ def select_ids_by_prefix(bounded: bool, forward: bool) -> str:
 
 SELECT_INSTANCES_BY_ID = f"{_SELECT_META} WHERE i.workflow_id IN ({{marks}})"
 """The rows of the instances whose ids fill ``{marks}`` (any order)."""
+
 
 def count_instances(status: bool, workflow: bool) -> str:
     """How many instances have the status ``?`` (when ``status``) and the workflow ``?``

@@ -21,12 +21,14 @@ Python, which reads every instance.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from runeflow.errors import UsageError
 from runeflow.stores.base import InstanceMeta
+from runeflow.stores.integrity import STATUSES
 
 __all__ = [
     "COUNT_CAP",
@@ -41,6 +43,7 @@ __all__ = [
     "page_from_rows",
     "page_in_memory",
     "prefix_end",
+    "status_ranges",
 ]
 
 PageKey = tuple[Any, str]
@@ -138,6 +141,26 @@ def check_count_args(status: str | None, workflow: str | None, cap: int) -> None
         raise UsageError(f"cap must be a positive whole number, not {cap!r}")
 
 
+StatusRange = tuple[str, tuple[str, ...]]
+"""A range of the status index: ``("=", (s,))``, ``("<", (s,))``, ``(">", (s,))`` or
+``("><", (low, high))`` (strictly between)."""
+
+
+def status_ranges(statuses: tuple[str, ...]) -> list[StatusRange]:
+    """The ranges of the ``(status, ...)`` indexes a listing reads: one per status asked
+    for; with none, one per runeflow status and the gaps around them, where a status no
+    runeflow writes (a damaged row) would sit. Each range is read in page order and the
+    ranges merged, so no index in page order alone is needed (one index fewer to write)."""
+    if statuses:
+        return [("=", (s,)) for s in dict.fromkeys(statuses)]
+    known = sorted(STATUSES)
+    ranges: list[StatusRange] = [("=", (s,)) for s in known]
+    ranges.append(("<", (known[0],)))
+    ranges += [("><", (low, high)) for low, high in itertools.pairwise(known)]
+    ranges.append((">", (known[-1],)))
+    return ranges
+
+
 def prefix_end(prefix: str) -> str | None:
     """The smallest string above every string starting with ``prefix`` (``None``: no bound),
     so that ``prefix <= id < prefix_end(prefix)`` selects the ids with that prefix from an
@@ -232,7 +255,7 @@ def indexed_page(
     before: PageKey | None,
     limit: int,
     *,
-    select_page_keys: Callable[[int, bool, bool, bool], str],
+    select_page_keys: Callable[[tuple[str, ...], bool, bool, bool], str],
     select_ids_by_prefix: Callable[[bool, bool], str],
     fetch: Callable[[str, list[Any]], Sequence[Any]],
     rows_by_id: Callable[[list[Any]], list[InstanceMeta]],
@@ -242,8 +265,9 @@ def indexed_page(
 
     Args:
         where, after, before, limit: as for :meth:`~runeflow.stores.base.Store.list_page`.
-        select_page_keys: the store's statement for the keys of a page, given the number
-            of statuses, whether a workflow is given, whether a key is, and the direction.
+        select_page_keys: the store's statement for the keys of a page, given the status
+            ranges' operators (:func:`status_ranges`), whether a workflow is given, whether
+            a key is, and the direction.
         select_ids_by_prefix: the store's statement for ids in a prefix range, given
             whether the range has an upper bound, and the direction.
         fetch: runs a statement with its parameters and returns the rows.
@@ -254,12 +278,13 @@ def indexed_page(
     if where.id_prefix:
         return _page_by_id(where, after, before, limit, select_ids_by_prefix, fetch, rows_by_id)
     key = after if after is not None else before
-    statuses = tuple(dict.fromkeys(where.statuses))
+    ranges = status_ranges(where.statuses)
     query = select_page_keys(
-        len(statuses), where.workflow is not None, key is not None, before is None
+        tuple(op for op, _ in ranges), where.workflow is not None, key is not None, before is None
     )
-    part = [*([where.workflow] if where.workflow is not None else []), *(key or ()), limit + 1]
-    params = [p for s in statuses for p in (s, *part)] if statuses else part
+    rest = [*(key or ()), limit + 1]
+    name = [where.workflow] if where.workflow is not None else []
+    params = [p for _, values in ranges for p in (*name, *values, *rest)]
     keys = fetch(query, [*params, limit + 1])
     rows, following, previous = page_from_rows(
         keys, lambda r: (r[0], r[1]), limit=limit, after=after, before=before
