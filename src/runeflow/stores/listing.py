@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ __all__ = [
     "check_count_args",
     "check_page_args",
     "indexed_page",
+    "metas_in_order",
     "page_from_rows",
     "page_in_memory",
     "prefix_end",
@@ -173,6 +175,17 @@ def prefix_end(prefix: str) -> str | None:
         if code <= 0x10FFFF:
             return "".join(chars) + chr(code)
     return None
+
+
+def metas_in_order(rows: Iterable[Sequence[Any]], ids: Sequence[Any]) -> list[InstanceMeta]:
+    """Instance rows (as :func:`~runeflow.stores._rows.read_instance` reads them) in the
+    order of ``ids``; an id without a row (deleted meanwhile) is left out, a damaged row
+    comes flagged."""
+    from runeflow.stores._rows import read_instance
+
+    found = {row[0]: row for row in rows}
+    now = time.time()
+    return [read_instance(found[i], now)[0] for i in ids if i in found]
 
 
 def page_from_rows(

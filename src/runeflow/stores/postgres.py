@@ -53,6 +53,7 @@ from runeflow.stores.listing import (
     PageKey,
     check_count_args,
     indexed_page,
+    metas_in_order,
 )
 
 try:
@@ -659,9 +660,7 @@ class PostgresStore(Store):
         """The rows of ``ids`` in that order; an id deleted meanwhile is left out."""
         if not ids:
             return []
-        found = {row[0]: row for row in self._read(listing_sql.SELECT_INSTANCES_BY_ID, [ids])}
-        now = time.time()
-        return [read_instance(found[i], now)[0] for i in ids if i in found]
+        return metas_in_order(self._read(listing_sql.SELECT_INSTANCES_BY_ID, [ids]), ids)
 
     def count_instances(
         self, *, status: str | None = None, workflow: str | None = None, cap: int = COUNT_CAP

@@ -56,6 +56,7 @@ from runeflow.stores.listing import (
     PageKey,
     check_count_args,
     indexed_page,
+    metas_in_order,
 )
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -549,9 +550,7 @@ class SQLiteStore(Store):
         if not ids:
             return []
         query = q.SELECT_INSTANCES_BY_ID.format(marks=",".join("?" * len(ids)))
-        found = {row[0]: row for row in self._fetchall(query, ids)}
-        now = time.time()
-        return [read_instance(found[i], now)[0] for i in ids if i in found]
+        return metas_in_order(self._fetchall(query, ids), ids)
 
     def count_instances(
         self, *, status: str | None = None, workflow: str | None = None, cap: int = COUNT_CAP
