@@ -285,16 +285,19 @@ def test_actions_need_the_csrf_header_json_and_the_same_origin(client: TestClien
     assert error_of(bad)[:2] == (400, "UsageError")
 
 
+TOKEN = "test-token-0123456789"
+
+
 def test_token_is_checked_on_every_request(db: Path) -> None:
-    with client_for(db, token="s3cret") as c:
+    with client_for(db, token=TOKEN) as c:
         for path in ("/", "/api/instances", f"/instances/{IDS['idle']}", "/static/app.css"):
             assert c.get(path).status_code == 401, path
         assert "needs its access token" in c.get("/").text
         assert c.get("/api/instances", headers={"Authorization": "Bearer nope"}).status_code == 401
-        ok = c.get("/api/instances", headers={"Authorization": "Bearer s3cret"})
+        ok = c.get("/api/instances", headers={"Authorization": f"Bearer {TOKEN}"})
         assert ok.status_code == 200
         assert c.get("/?token=wrong", follow_redirects=False).status_code == 401
-        signed = c.get("/?token=s3cret&x=1", follow_redirects=False)
+        signed = c.get(f"/?token={TOKEN}&x=1", follow_redirects=False)
         assert signed.status_code == 303 and signed.headers["location"] == "/?x=1"
         assert "HttpOnly" in signed.headers["set-cookie"]
         assert "SameSite=Strict" in signed.headers["set-cookie"]
@@ -364,3 +367,45 @@ def test_summaries_fill_in_what_the_budget_left(db: Path) -> None:
             {k: v for k, v in dashboard.summaries(missing)["summaries"].items() if v is not None}
         )
     assert set(filled) == set(missing)
+
+
+@pytest.mark.parametrize("token", ["short", "has spaces in it here", "semi;colon-0123456789"])
+def test_weak_or_unusable_tokens_are_refused(token: str) -> None:
+    with pytest.raises(rf.UsageError, match="at least 16 characters"):
+        create_app(rf.MemoryStore(), token=token)
+
+
+def test_runeflow_ui_refuses_what_it_cannot_serve(
+    tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runeflow.cli import main
+
+    monkeypatch.delenv("RUNEFLOW_UI_TOKEN", raising=False)
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    assert main(["ui", "--store", missing, "--port", "0"]) == 2
+    assert "there is no store at" in capsys.readouterr().err
+    assert not (tmp_path / "missing.db").exists()
+    assert main(["ui", "--store", f"sqlite:///{db}", "--host", "0.0.0.0", "--token", "x"]) == 2
+    assert "--token: the dashboard's access token must be" in capsys.readouterr().err
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        assert main(["ui", "--store", f"sqlite:///{db}", "--port", port]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    assert main(["ui", "--store", f"sqlite:///{db}"]) == 2
+    assert 'the dashboard needs: pip install "runeflow[ui]"' in capsys.readouterr().err
+
+
+def test_a_body_too_large_is_refused_before_it_is_read(client: TestClient) -> None:
+    csrf = client.get("/api/session").json()["csrf"]
+    big = b'{"event": "' + b"x" * (1 << 20) + b'"}'
+    answer = client.post(
+        f"/api/resume/{IDS['waiting']}",
+        content=big,
+        headers={"X-Runeflow-CSRF": csrf, "content-type": "application/json"},
+    )
+    assert error_of(answer)[:2] == (400, "UsageError") and "1 MiB" in error_of(answer)[2]

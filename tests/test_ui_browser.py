@@ -273,7 +273,7 @@ def test_token_is_enforced_on_a_non_local_bind(page: Any, db: Path) -> None:
     assert "give --token TOKEN (or set RUNEFLOW_UI_TOKEN)" in refused.stderr
     server = subprocess.Popen(
         [*runeflow, "--host", "0.0.0.0", "--port", str(port)],
-        env={**env, "RUNEFLOW_UI_TOKEN": "s3cret-token"},
+        env={**env, "RUNEFLOW_UI_TOKEN": "test-token-0123456789"},
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -290,11 +290,11 @@ def test_token_is_enforced_on_a_non_local_bind(page: Any, db: Path) -> None:
                 time.sleep(0.1)
         response = page.request.get(f"{url}/api/instances")
         assert response.status == 401 and "access token" in response.json()["error"]["message"]
-        bearer = {"Authorization": "Bearer s3cret-token"}
+        bearer = {"Authorization": "Bearer test-token-0123456789"}
         assert page.request.get(f"{url}/api/instances", headers=bearer).status == 200
         page.goto(f"{url}/")
         assert "needs its access token" in page.locator("body").inner_text()
-        page.goto(f"{url}/?token=s3cret-token")
+        page.goto(f"{url}/?token=test-token-0123456789")
         assert page.url == f"{url}/"  # the token left the address bar
         assert IDS["failed"] in rows(page)
         assert re.search(r"rf_token", str(page.context.cookies()))

@@ -7,6 +7,7 @@ import os
 import socket
 
 from runeflow.cli.common import EXIT_OK, CliError, note, open_store, store_label
+from runeflow.errors import UsageError
 
 __all__ = ["TOKEN_ENV", "cmd_ui"]
 
@@ -21,7 +22,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from runeflow.ui import create_app
+        from runeflow.ui import check_token, create_app
         from runeflow.ui.security import LOCAL_HOSTS, is_local
     except ImportError as exc:
         raise CliError(
@@ -34,6 +35,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
             f"binding to {args.host} makes the dashboard reachable from other machines: give "
             f"--token TOKEN (or set {TOKEN_ENV}), which every request must then carry"
         )
+    if token is not None:
+        try:
+            check_token(token)
+        except UsageError as exc:
+            raise CliError(f"--token: {exc}") from None
     _check_port(args.host, args.port)
     store = open_store(args, create=False)
     if store is None:

@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from runeflow.errors import UsageError
 from runeflow.stores.base import Store
 
-__all__ = ["INSTALL_HINT", "create_app"]
+__all__ = ["INSTALL_HINT", "check_token", "create_app"]
 
 INSTALL_HINT = 'the dashboard needs: pip install "runeflow[ui]"'
 
@@ -59,7 +60,10 @@ def create_app(
 
     Raises:
         ImportError: Starlette is not installed (the message says how to install it).
+        UsageError: the token is too short or holds characters a cookie cannot carry.
     """
+    if token is not None:
+        check_token(token)
     try:
         from runeflow.ui.app import build_app
     except ImportError as exc:
@@ -68,3 +72,23 @@ def create_app(
         raise
     hosts = frozenset(allowed_hosts) if allowed_hosts is not None else None
     return build_app(store, read_only=read_only, token=token, hosts=hosts, csrf_secret=csrf_secret)
+
+
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+
+
+def check_token(token: str) -> None:
+    """Refuse an access token that is too weak to guard the dashboard, or that a cookie and
+    an ``Authorization`` header cannot carry as it is.
+
+    Raises:
+        UsageError: shorter than 16 characters, or holding anything but letters, digits and
+            ``-._~+/=`` (``python -c "import secrets; print(secrets.token_urlsafe())"``
+            makes a good one).
+    """
+    if len(token) < 16 or not set(token) <= _TOKEN_CHARS:
+        raise UsageError(
+            "the dashboard's access token must be at least 16 characters of letters, digits "
+            'and -._~+/= (make one with: python -c "import secrets; '
+            'print(secrets.token_urlsafe())")'
+        )

@@ -155,6 +155,8 @@ def _get(work: Callable[[Request], Any]) -> Callable[[Request], Response]:
             return _json(work(request))
         except RuneflowError as exc:
             return _error(exc)
+        except Exception as exc:
+            return _internal(exc)
 
     return endpoint
 
@@ -164,9 +166,7 @@ def _post(action: Callable[[str, Any], dict[str, Any]]) -> Callable[[Request], A
 
     async def endpoint(request: Request) -> Response:
         try:
-            raw: bytes = await request.body()
-            if len(raw) > _MAX_BODY:
-                raise UsageError("the request body is larger than 1 MiB")
+            raw = await _body(request)
             try:
                 body: Any = json.loads(raw or b"{}")
             except ValueError as exc:
@@ -175,8 +175,30 @@ def _post(action: Callable[[str, Any], dict[str, Any]]) -> Callable[[Request], A
             return _json(result)
         except RuneflowError as exc:
             return _error(exc)
+        except Exception as exc:
+            return _internal(exc)
 
     return endpoint
+
+
+async def _body(request: Request) -> bytes:
+    """The request's body, refused past :data:`_MAX_BODY` bytes (before reading it all)."""
+    if int(request.headers.get("content-length") or 0) > _MAX_BODY:
+        raise UsageError("the request body is larger than 1 MiB")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > _MAX_BODY:
+            raise UsageError("the request body is larger than 1 MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _internal(exc: Exception) -> Response:
+    """A bug, not a bad request: logged with its traceback, answered as JSON."""
+    log.exception("dashboard request failed")
+    message = f"internal error: {type(exc).__name__}: {exc} (the server's log has the traceback)"
+    return _json({"error": {"type": "InternalError", "message": message}}, 500)
 
 
 def _error(exc: RuneflowError) -> Response:
