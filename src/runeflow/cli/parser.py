@@ -40,9 +40,9 @@ _TRUST_HELP = (
 
 
 def _add_trust(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--trust", action="append", default=[], metavar="MODULE", help=_TRUST_HELP
-    )
+    p.add_argument("--trust", action="append", default=[], metavar="MODULE", help=_TRUST_HELP)
+
+
 _STATUSES = [s.value for s in Status]
 
 EPILOG = """\

@@ -525,9 +525,7 @@ class Join:
 # --- constructors -------------------------------------------------------------------------
 
 
-def step(
-    fn: Callable[..., Any], *, name: str | None = None, policy: Policy | None = None
-) -> Step:
+def step(fn: Callable[..., Any], *, name: str | None = None, policy: Policy | None = None) -> Step:
     """Wrap a function (plain or ``async def``) as a step.
 
     A step with one parent gets the parent's value; one that takes no parameters is called

@@ -290,9 +290,7 @@ class Graph:
         """True when neither the workflow nor any component declares a policy (cached)."""
         free = self.policy_free
         if free is None:
-            free = self.policies is None and all(
-                c.policy is None for c in self.components.values()
-            )
+            free = self.policies is None and all(c.policy is None for c in self.components.values())
             self.policy_free = free
         return free
 

@@ -18,7 +18,7 @@ from runeflow.runner.executors import Executor, make_executor
 from runeflow.runner.policies import DEFAULT_POLICY, Policies, Policy, resolve_policy
 from runeflow.runner.telemetry import Telemetry, TelemetryEvent
 from runeflow.runner.worker import Worker
-from runeflow.stores.base import Store
+from runeflow.stores.base import Store, Timer
 
 __all__ = ["Hosting"]
 
@@ -42,6 +42,16 @@ class Hosting:
         _slots: int
         _slot_lock: threading.Lock
         _starved: deque[Worker]
+
+    @property
+    def limits_concurrency(self) -> bool:
+        """True when runnables must take an execution slot (``max_concurrency``)."""
+        return self._max_concurrency is not None
+
+    def policy_free(self, wf: Workflow) -> bool:
+        """True when no policy applies to any component of ``wf``."""
+        graph = wf._g
+        return self._trivial_policies and bool(graph.policy_free or graph.is_policy_free())
 
     def policy_for(self, wf: Workflow, component: str) -> Policy | None:
         """The policy of a component, or ``None`` when no policy does anything."""
@@ -102,14 +112,20 @@ class Hosting:
             worker.kick()
 
     def append(
-        self, workflow_id: str, events: list[Event], status: str, token: int | None = None
+        self,
+        workflow_id: str,
+        events: list[Event],
+        status: str,
+        token: int | None = None,
+        timers: list[Timer] | tuple[()] = (),
+        done_timers: list[str] | tuple[()] = (),
     ) -> int:
         """Checkpoint through the store (fenced by ``token``), with telemetry."""
         if not self.telemetry.active:
-            return self.store.append(workflow_id, events, status=status, token=token)
+            return self._append(workflow_id, events, status, token, timers, done_timers)
         start = time.perf_counter()
         try:
-            cursor = self.store.append(workflow_id, events, status=status, token=token)
+            cursor = self._append(workflow_id, events, status, token, timers, done_timers)
         except Exception as exc:
             self._emit(
                 "store", "exception", "append", workflow_id, time.perf_counter() - start, str(exc)
@@ -124,6 +140,27 @@ class Hosting:
             attributes={"events": len(events), "cursor": cursor},
         )
         return cursor
+
+    def _append(
+        self,
+        workflow_id: str,
+        events: list[Event],
+        status: str,
+        token: int | None,
+        timers: list[Timer] | tuple[()],
+        done_timers: list[str] | tuple[()],
+    ) -> int:
+        if timers or done_timers:
+            return self.store.append(
+                workflow_id,
+                events,
+                status=status,
+                token=token,
+                timers=timers,
+                done_timers=done_timers,
+            )
+        # without timer changes, the arguments every store has always taken
+        return self.store.append(workflow_id, events, status=status, token=token)
 
     def _emit(
         self,

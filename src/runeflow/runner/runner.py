@@ -30,6 +30,7 @@ from runeflow.errors import (
 from runeflow.model.components import Component
 from runeflow.model.events import Event
 from runeflow.model.replay import load_definition
+from runeflow.model.runnable import Runnable
 from runeflow.model.workflow import Workflow
 from runeflow.recovery import Rehydration, load_workflow
 from runeflow.runner.definitions import Definitions
@@ -141,6 +142,7 @@ class Runner(Hosting, Serving, AsyncTwins):
         self._registry_lock = threading.RLock()
         self.definitions = Definitions(trusted_modules)
         self._unrecoverable: dict[str, str] = {}
+        self._checked_graph: object = None
         self._closed = False
         self._lateness: list[float] = []
         self._poll_interval = poll_interval
@@ -266,12 +268,15 @@ class Runner(Hosting, Serving, AsyncTwins):
         wf = self._instantiate(workflow)
         metadata: dict[str, Any] = {"definition": definition or _import_path(workflow)}
         fed = input is not _MISSING
+        ready: list[Runnable] = []
         if fed:
             data = encode_refusing(
                 self.store.codec, input, f"the input of new instance {workflow_id!r}"
             )
             metadata["input"] = content_hash(data)
             wf.plan_eagerly(input, run_context=run_context)
+            # dispatched in the create's transaction: the first cycle has nothing to write
+            ready = wf.prepare_for_dispatch()
         events = wf.uncommitted_events()
         status = Status.RUNNING if fed else Status.IDLE
         with self._registry_lock:
@@ -291,8 +296,10 @@ class Runner(Hosting, Serving, AsyncTwins):
             self._check_same_start(workflow_id, wf, metadata.get("input"))
             self._local_worker(workflow_id)
             return workflow_id
-        self._emit("workflow", "start", wf.name, workflow_id)
+        if self.telemetry.active:
+            self._emit("workflow", "start", wf.name, workflow_id)
         if fed:
+            worker.ready.extend(ready)
             worker.kick()
         return workflow_id
 
@@ -340,11 +347,15 @@ class Runner(Hosting, Serving, AsyncTwins):
         if isinstance(workflow, str):
             registered = self.definitions.get(workflow)
             workflow = registered if registered is not None else workflow
-        wf = load_definition(workflow).validate()
-        self._check_policies(wf)
+        wf = load_definition(workflow)
         if not wf._events:  # a definition: share its structure, never its state
             wf = wf.fresh()
-        self.definitions.setdefault(wf)
+        graph = wf._g
+        if self._checked_graph is not graph:  # checked once per definition, not per start
+            wf.validate()
+            self._check_policies(wf)
+            self.definitions.setdefault(wf)
+            self._checked_graph = graph
         return wf
 
     # --- feeding and reading --------------------------------------------------------------
@@ -601,7 +612,7 @@ class Runner(Hosting, Serving, AsyncTwins):
         """Seconds between each fired timer's due time and its firing, in firing order."""
         return list(self._lateness)
 
-    def fired(self, worker: Worker, timer: Any, now: float) -> None:
+    def fired(self, worker: object, timer: Any, now: float) -> None:
         """Bookkeeping when a worker fires a timer."""
         self._lateness.append(max(0.0, now - timer.fire_at))
 
@@ -777,7 +788,6 @@ class Runner(Hosting, Serving, AsyncTwins):
     def _check_open(self) -> None:
         if self._closed:
             raise InstanceStateError("this runner has been shut down; create a new one")
-
 
 
 def _import_path(obj: Any) -> str | None:

@@ -21,12 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from runeflow.errors import CodecError, InstanceStateError, LeaseLostError, StoreError
+from runeflow.errors import CodecError, LeaseLostError, StoreError
 from runeflow.model import events as ev
-from runeflow.model.hashing import short_id
 from runeflow.model.runnable import Runnable
-from runeflow.model.workflow import Wait, Workflow
-from runeflow.runner.inbox import encode_refusing
+from runeflow.model.workflow import Workflow
+from runeflow.runner.executors import InlineExecutor
 from runeflow.runner.info import (
     Checkpoint,
     Hooks,
@@ -38,6 +37,7 @@ from runeflow.runner.info import (
 )
 from runeflow.runner.telemetry import Telemetry, TelemetryEvent
 from runeflow.runner.timers import Clock, Scheduler
+from runeflow.runner.waiting import Waiting
 from runeflow.stores.base import Store, Timer
 
 if TYPE_CHECKING:
@@ -77,6 +77,15 @@ class WorkerHost(Protocol):
         """True once the host is shutting down."""
         ...
 
+    @property
+    def limits_concurrency(self) -> bool:
+        """True when runnables must take an execution slot (``max_concurrency``)."""
+        ...
+
+    def policy_free(self, wf: Workflow) -> bool:
+        """True when no policy applies to any component of ``wf``."""
+        ...
+
     def policy_for(self, wf: Workflow, component: str) -> Policy | None:
         """The policy of a component, or ``None`` when no policy does anything."""
         ...
@@ -98,9 +107,15 @@ class WorkerHost(Protocol):
         ...
 
     def append(
-        self, workflow_id: str, events: list[ev.Event], status: str, token: int | None
+        self,
+        workflow_id: str,
+        events: list[ev.Event],
+        status: str,
+        token: int | None,
+        timers: list[Timer],
+        done_timers: list[str],
     ) -> int:
-        """Checkpoint through the store (fenced by ``token``)."""
+        """Checkpoint through the store (fenced by ``token``), with timer changes."""
         ...
 
     def worker_crashed(self, worker: Worker, exc: Exception) -> None:
@@ -119,7 +134,7 @@ class WorkerHost(Protocol):
         """The instance settled (not ``running``)."""
         ...
 
-    def fired(self, worker: Worker, timer: Any, now: float) -> None:
+    def fired(self, worker: object, timer: Any, now: float) -> None:
         """Bookkeeping when a timer fires."""
         ...
 
@@ -132,7 +147,7 @@ class _Running:
     timer: int | None = None
 
 
-class Worker:
+class Worker(Waiting):
     """Drives one workflow instance (see the module docstring)."""
 
     def __init__(
@@ -174,9 +189,21 @@ class Worker:
         self.restarts: list[float] = []
         self.timer_handles: dict[str, int] = {}
         self.armed_waits: set[str] = set()
+        self.new_timers: list[Timer] = []
+        """Timers scheduled since the last checkpoint (stored by it, with their events)."""
         self.removals: list[str] = []
+        """Timers whose outcome is logged since the last checkpoint (removed by it)."""
         self.detached: str | None = None
         """Why the runner let go of this worker (``released``, ``lost``, ...), or ``None``."""
+        self.plain = (
+            hooks is None
+            and max_concurrency is None
+            and runner.policy_free(wf)
+            and not runner.limits_concurrency
+        )
+        """No hooks, policies or concurrency limits: runnables take the short path."""
+        self.inline = self.plain and isinstance(runner.executor_for(None), InlineExecutor)
+        """Runnables execute right here, in the cycle that dispatches them."""
 
     @property
     def settled(self) -> threading.Condition:
@@ -204,22 +231,26 @@ class Worker:
 
     def on_done(self, runnable: Runnable) -> None:
         """Executor callback: queue the executed runnable and drive."""
-        if self.runner.closed:
+        runner = self.runner
+        if runner.closed:
             return  # the runner shut down: the store may be closed; recovery redoes it
         with self.lock:
-            entry = self.running.get(runnable.id)
+            entry = self.running.pop(runnable.id, None)
             if entry is None or entry.runnable.attempt != runnable.attempt:
+                if entry is not None:  # another attempt of it runs: keep waiting for that
+                    self.running[runnable.id] = entry
                 return  # abandoned after a timeout, or the instance was stopped
-            del self.running[runnable.id]
-            if entry.timer is not None:
-                self.runner.scheduler.cancel(entry.timer)
-            self.runner.release_slot()
-            if self.runner.telemetry.active:
-                self._trace_runnable(runnable, entry.started)
             self.completions.append(runnable)
+            if not self.plain:
+                if entry.timer is not None:
+                    runner.scheduler.cancel(entry.timer)
+                runner.release_slot()
+            if entry.started:
+                self._trace_runnable(runnable, entry.started)
             if not self.driving:
                 self._guarded_drive()
-        self.runner.pump_starved()
+        if not self.plain:
+            runner.pump_starved()
 
     # --- the cycle ----------------------------------------------------------------------
 
@@ -274,12 +305,16 @@ class Worker:
 
     def _drive(self) -> None:
         self.driving = True
+        completions = self.completions
         try:
             while True:
-                applied = self._apply_completions()
+                applied = 0
+                while completions:
+                    self._complete(completions.popleft())
+                    applied += 1
                 if self.status is Status.STOPPED:
                     return
-                fresh = self._prepare() if not self.halted else []
+                fresh = self._prepare() if not self.halted else None
                 if self.wf._waits:
                     self._arm_waits()
                 self._settle()
@@ -287,20 +322,31 @@ class Worker:
                     self.advance_count += 1
                     self.cycles_since_checkpoint += 1
                 self._maybe_checkpoint()
-                self._dispatch_ready()
-                if not self.completions:
+                if self.inline and not self.runner.telemetry.active:
+                    self._execute_ready()
+                else:
+                    self._dispatch_ready()
+                if not completions:
                     break
-            if self.status.is_settled:
+            if self.status is not Status.RUNNING:
                 self._on_settled()
         finally:
             self.driving = False
 
-    def _apply_completions(self) -> int:
-        n = 0
-        while self.completions:
-            self._complete(self.completions.popleft())
-            n += 1
-        return n
+    def _execute_ready(self) -> None:
+        """Execute the ready runnables here, one after the other (the inline executor's
+        short path: no hand-off, nothing to track while they run)."""
+        ready, completions = self.ready, self.completions
+        while ready and self.status is not Status.STOPPED:
+            runnable = ready.popleft()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s: dispatch %s (attempt %d) to inline",
+                    self.id,
+                    runnable.component,
+                    runnable.attempt,
+                )
+            completions.append(runnable.execute())
 
     def _prepare(self) -> list[Runnable]:
         wf = self.wf
@@ -313,7 +359,7 @@ class Worker:
     def _complete(self, runnable: Runnable) -> None:
         if runnable.status == "completed" and type(runnable.result) not in _STORABLE_AS_IS:
             self._check_storable(runnable)
-        policy = self.runner.policy_for(self.wf, runnable.component)
+        policy = None if self.plain else self.runner.policy_for(self.wf, runnable.component)
         if runnable.status == "failed" and policy is not None:
             if runnable.attempt <= policy.max_retries:
                 self._retry(runnable, policy)
@@ -352,7 +398,7 @@ class Worker:
                 runnable.fail(exc)
                 return
         try:
-            self.runner.store.codec.encode(result)
+            self.runner.store.check_value(result)
         except CodecError as exc:
             failure = CodecError(
                 f"component {runnable.component!r} returned a value the store cannot keep "
@@ -405,18 +451,33 @@ class Worker:
 
     def _dispatch_ready(self) -> None:
         runner = self.runner
-        while self.ready and self.status is not Status.STOPPED:
+        ready = self.ready
+        if self.plain:
+            running = self.running
+            executor = runner.executor_for(None)
+            on_done = self.on_done
+            trace = runner.telemetry.active or log.isEnabledFor(logging.DEBUG)
+            while ready and self.status is not Status.STOPPED:
+                runnable = ready.popleft()
+                if trace:
+                    self._submit(runnable)
+                    continue
+                running[runnable.id] = _Running(runnable, executor, 0.0)
+                executor.submit(runnable, on_done)
+            return
+        while ready and self.status is not Status.STOPPED:
             if self.max_concurrency is not None and len(self.running) >= self.max_concurrency:
                 return
             if not runner.take_slot(self):
                 return
-            self._submit(self.ready.popleft())
+            self._submit(ready.popleft())
 
     def _submit(self, runnable: Runnable) -> None:
         runner = self.runner
         policy = runner.policy_for(self.wf, runnable.component)
         executor = runner.executor_for(policy)
-        entry = _Running(runnable, executor, time.perf_counter())
+        telemetry = runner.telemetry.active
+        entry = _Running(runnable, executor, time.perf_counter() if telemetry else 0.0)
         if policy is not None and policy.timeout is not None:
             rid, attempt, seconds = runnable.id, runnable.attempt, policy.timeout
             entry.timer = runner.scheduler.call_later(
@@ -433,7 +494,7 @@ class Worker:
             )
         if self.hooks and self.hooks.on_dispatch:
             self.hooks.on_dispatch(self.id, runnable)
-        if runner.telemetry.active:
+        if telemetry:
             runner.telemetry.emit(
                 TelemetryEvent(
                     subject="runnable",
@@ -513,21 +574,24 @@ class Worker:
             self.checkpoint()
 
     def checkpoint(self) -> int | None:
-        """Append new events (and the status) to the store; return the new cursor."""
+        """Append new events (and the status, and timer changes) to the store; return the
+        new cursor."""
         if self.detached is not None:
             return None  # the runner let go of it: whoever owns the instance now writes
         events = self.wf.uncommitted_events()
         status: str = self.status._value_  # a plain attribute: cheaper than .value
-        if not events and status == self.stored_status:
+        timers, removals = self.new_timers, self.removals
+        if not events and status == self.stored_status and not removals and not timers:
             return None
         token = self.token
+        runner = self.runner
         try:
-            cursor = self.runner.append(self.id, events, status, token)
+            cursor = runner.append(self.id, events, status, token, timers, removals)
         except LeaseLostError:
             if self.token == token:
                 raise
             # the lease was taken back under a new token meanwhile: nothing was written
-            cursor = self.runner.append(self.id, events, status, self.token)
+            cursor = runner.append(self.id, events, status, self.token, timers, removals)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s: checkpoint, %d event(s), %s, cursor %d", self.id, len(events), status, cursor
@@ -535,10 +599,10 @@ class Worker:
         self.cursor = cursor
         self.stored_status = status
         self.cycles_since_checkpoint = 0
-        if self.removals:  # timer outcomes are now in the log: drop the stored timers
-            for timer_id in self.removals:
-                self.runner.store.cancel_timer(timer_id)
-            self.removals.clear()
+        if timers:
+            self.new_timers = []
+        if removals:
+            self.removals = []
         return cursor
 
     def _on_settled(self) -> None:
@@ -602,127 +666,7 @@ class Worker:
             self.detached = why
             self.notify_settled()
 
-    # --- waits, events and timers (call with the lock held) ---------------------------
-
-    def _arm_waits(self) -> None:
-        """Arm a durable timer for every open wait that has a timeout and none yet."""
-        for wait in self.wf._waits.values():
-            if wait.timeout is None or wait.id in self.armed_waits:
-                continue
-            self.armed_waits.add(wait.id)
-            timer_id = short_id(wait.id, "timeout")
-            if timer_id in self.wf._timers:  # armed before a restart
-                continue
-            fire_at = self.runner.clock.now() + wait.timeout
-            self.schedule(timer_id, wait.component, fire_at, wait_id=wait.id)
-
-    def schedule(self, timer_id: str, step: str, fire_at: float, *, wait_id: str = "") -> None:
-        """Record a durable timer in the log and the store, and arm it here."""
-        event = ev.TimerScheduled(timer_id, wait_id, step, fire_at, "timeout")
-        self.wf.record(event)
-        self.runner.store.schedule_timer(
-            Timer(
-                timer_id=timer_id,
-                workflow_id=self.id,
-                fire_at=fire_at,
-                payload={"kind": "timer", "wait_id": wait_id, "step": step},
-            )
-        )
-        self.arm(event)
-
-    def arm(self, timer: ev.TimerScheduled) -> None:
-        """Have the scheduler fire ``timer`` at its time (idempotent)."""
-        if timer.timer_id in self.timer_handles:
-            return
-        tid = timer.timer_id
-        self.timer_handles[tid] = self.runner.scheduler.call_at(
-            timer.fire_at, lambda: self.fire_timer(tid)
-        )
-
-    def rearm(self) -> None:
-        """After loading from the store: arm every pending timer again."""
-        for timer in self.wf.pending_timers():
-            self.arm(timer)
-        self.armed_waits.update(t.wait_id for t in self.wf.pending_timers() if t.wait_id)
-
-    def fire_timer(self, timer_id: str) -> None:
-        """A timer is due: deliver its event if its wait is still open (one outcome only)."""
-        with self.lock:
-            self.timer_handles.pop(timer_id, None)
-            timer = self.wf._timers.get(timer_id)
-            if timer is None or self.status is Status.STOPPED or self.runner.closed:
-                return  # an event won the race, or the timer was cancelled
-            wait = self._wait_for_timer(timer)
-            self.wf.record(ev.TimerFired(timer_id))
-            self.removals.append(timer_id)
-            if wait is not None:
-                self.wf.deliver_event(timer.event, None, wait_id=wait.id, declared_only=False)
-                self.status = Status.RUNNING
-            else:
-                log.info(
-                    "timer %s of %r found no open wait on %r", timer_id, self.id, timer.component
-                )
-            self.runner.fired(self, timer, self.runner.clock.now())
-            self.checkpoint()
-            if not self.driving:
-                self._guarded_drive()
-
-    def _wait_for_timer(self, timer: ev.TimerScheduled) -> Wait | None:
-        waits = self.wf._waits
-        if timer.wait_id:
-            return waits.get(timer.wait_id)
-        for wait in waits.values():
-            if wait.component == timer.component:
-                return wait
-        return None
-
-    def deliver(self, event: str, payload: Any, step: str | None) -> Worker:
-        """Deliver an external event durably: in the store before this returns.
-
-        Returns:
-            The worker now running the instance (see :meth:`accept`).
-        """
-        if self.status.is_terminal:
-            raise InstanceStateError(
-                f"instance {self.id!r} is {self.status.value} and takes no more events",
-                workflow_id=self.id,
-                status=self.status.value,
-            )
-        try:
-            wait = self.wf.find_wait(event, step)
-        except InstanceStateError as exc:
-            raise InstanceStateError(
-                f"instance {self.id!r} ({self.status.value}): {exc}",
-                workflow_id=self.id,
-                status=self.status.value,
-            ) from None
-        encode_refusing(  # refuse unstorable payloads up front
-            self.runner.store.codec, payload, f"the payload of event {event!r} for {self.id!r}"
-        )
-        return self.accept(lambda: self._deliver(wait, event, payload))
-
-    def _deliver(self, wait: Wait, event: str, payload: Any) -> None:
-        for timer in list(self.wf._timers.values()):
-            if timer.wait_id == wait.id:
-                self.wf.record(ev.TimerCancelled(timer.timer_id))
-                handle = self.timer_handles.pop(timer.timer_id, None)
-                if handle is not None:
-                    self.runner.scheduler.cancel(handle)
-                self.removals.append(timer.timer_id)
-        self.wf.deliver_event(event, payload, wait_id=wait.id)
-        self.status = Status.RUNNING
-
-    def cancel_timer(self, timer_id: str) -> bool:
-        """Cancel a pending timer; return False if it is not pending."""
-        if timer_id not in self.wf._timers:
-            return False
-        self.wf.record(ev.TimerCancelled(timer_id))
-        handle = self.timer_handles.pop(timer_id, None)
-        if handle is not None:
-            self.runner.scheduler.cancel(handle)
-        self.removals.append(timer_id)
-        self.checkpoint()
-        return True
+    # --- reading --------------------------------------------------------------------
 
     def info(self) -> InstanceInfo:
         """Describe the instance now."""

@@ -81,7 +81,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE {schema}.facts ADD COLUMN checksum BIGINT",
         "ALTER TABLE {schema}.snapshots ADD COLUMN checksum BIGINT",
     ),
-    # 5: listing a page at a time (Store.list_page, count_instances, workflow_names): the
+    # 5: an append no longer writes the instance row (which serialised appends behind one
+    # row lock and left a dead row version per append): it takes a share lock on the row,
+    # enough to keep the fencing check atomic against a new grant, and writes its log row
+    # only. An instance's cursor is its log's last position and ``updated_at`` the later of
+    # the row's time and the last log row's ``at``; the ``cursor`` column is no longer kept.
+    ("ALTER TABLE {schema}.events ADD COLUMN at DOUBLE PRECISION",),
+    # 6: listing a page at a time (Store.list_page, count_instances, workflow_names): the
     # status index gains the page order (created_at, workflow_id), one more index serves the
     # workflow filter, and one the id prefix search (COLLATE "C": code point order, where a
     # prefix is a range whatever the database's collation). A page is read from a range of
@@ -101,45 +107,70 @@ _META = (
     "workflow_id, definition_name, definition_hash, status, created_at, updated_at, cursor, "
     "metadata"
 )
-_META_READ = f"{_META}, owner, lease_expires, epoch, error"
+_LAST_ROW = """LEFT JOIN LATERAL (SELECT e.last, e.at FROM {schema}.events e
+    WHERE e.workflow_id = i.workflow_id ORDER BY e.last DESC LIMIT 1) l ON true"""
+_META_READ = """i.workflow_id, i.definition_name, i.definition_hash, i.status, i.created_at,
+    GREATEST(i.updated_at, COALESCE(l.at, 0)), COALESCE(l.last, 0), i.metadata, i.owner,
+    i.lease_expires, i.epoch, i.error"""
 QUERIES: dict[str, str] = {
     "insert_instance": f"""INSERT INTO {{schema}}.instances
         ({_META}, owner, epoch, lease_expires)
         VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, %s) ON CONFLICT (workflow_id) DO NOTHING
         RETURNING workflow_id""",
-    "select_instance": f"SELECT {_META_READ} FROM {{schema}}.instances WHERE workflow_id = %s",
+    "select_instance": f"""SELECT {_META_READ} FROM {{schema}}.instances i {_LAST_ROW}
+        WHERE i.workflow_id = %s""",
     "set_error": "UPDATE {schema}.instances SET error = %s WHERE workflow_id = %s",
     "select_epoch": "SELECT epoch FROM {schema}.instances WHERE workflow_id = %s",
-    "select_instances": f"""SELECT {_META_READ} FROM {{schema}}.instances
-        WHERE %s::text[] IS NULL OR status = ANY(%s::text[])
-        ORDER BY created_at, workflow_id""",
-    "select_cursor": "SELECT cursor FROM {schema}.instances WHERE workflow_id = %s",
+    "select_instances": f"""SELECT {_META_READ} FROM {{schema}}.instances i {_LAST_ROW}
+        WHERE %s::text[] IS NULL OR i.status = ANY(%s::text[])
+        ORDER BY i.created_at, i.workflow_id""",
+    "select_cursor": f"""SELECT COALESCE(l.last, 0) FROM {{schema}}.instances i {_LAST_ROW}
+        WHERE i.workflow_id = %s""",
+    "select_epochs": """SELECT workflow_id, epoch FROM {schema}.instances
+        WHERE workflow_id = ANY(%s)""",
     "update_status": """UPDATE {schema}.instances SET status = %s, updated_at = %s
         WHERE workflow_id = %s""",
     "append": """WITH inst AS (
-            UPDATE {schema}.instances
-            SET cursor = cursor + %(n)s, updated_at = %(now)s,
-                status = COALESCE(%(status)s, status)
-            WHERE workflow_id = %(wid)s AND (%(token)s::bigint IS NULL OR epoch = %(token)s)
-            RETURNING cursor),
+            SELECT epoch, status FROM {schema}.instances WHERE workflow_id = %(wid)s
+            FOR SHARE),
+        pos AS (
+            SELECT COALESCE((SELECT last FROM {schema}.events WHERE workflow_id = %(wid)s
+                ORDER BY last DESC LIMIT 1), 0) AS cursor
+            FROM inst WHERE %(token)s::bigint IS NULL OR epoch = %(token)s),
+        st AS (
+            UPDATE {schema}.instances SET status = %(status)s, updated_at = %(now)s
+            WHERE workflow_id = %(wid)s AND %(status)s::text IS NOT NULL
+            AND status IS DISTINCT FROM %(status)s AND EXISTS (SELECT 1 FROM pos)),
         ev AS (
-            INSERT INTO {schema}.events (workflow_id, last, first, data, fact_ids, checksum)
-            SELECT %(wid)s, cursor, cursor - %(n)s + 1, %(data)s, %(fact_ids)s, %(crc)s
-            FROM inst WHERE %(n)s > 0),
+            INSERT INTO {schema}.events (workflow_id, last, first, data, fact_ids, checksum, at)
+            SELECT %(wid)s, cursor + %(n)s, cursor + 1, %(data)s, %(fact_ids)s, %(crc)s,
+                %(now)s
+            FROM pos WHERE %(n)s > 0),
         ct AS (
             INSERT INTO {schema}.contents (hash, data)
             SELECT h, d FROM unnest(%(hashes)s::text[], %(blobs)s::bytea[]) AS u (h, d)
-            WHERE EXISTS (SELECT 1 FROM inst)
+            WHERE EXISTS (SELECT 1 FROM pos)
             ON CONFLICT (hash) DO NOTHING),
         fa AS (
             INSERT INTO {schema}.facts (fact_id, hash, data, checksum)
             SELECT f, h, d, c FROM unnest(
                 %(fids)s::text[], %(fhashes)s::text[], %(fdata)s::bytea[], %(fcrcs)s::bigint[]
             ) AS u (f, h, d, c)
-            WHERE EXISTS (SELECT 1 FROM inst)
+            WHERE EXISTS (SELECT 1 FROM pos)
             ON CONFLICT (fact_id) DO UPDATE
-            SET hash = EXCLUDED.hash, data = EXCLUDED.data, checksum = EXCLUDED.checksum)
-        SELECT cursor FROM inst""",
+            SET hash = EXCLUDED.hash, data = EXCLUDED.data, checksum = EXCLUDED.checksum),
+        tm AS (
+            INSERT INTO {schema}.timers (timer_id, workflow_id, fire_at, payload)
+            SELECT t, w, f, p::jsonb FROM unnest(
+                %(tids)s::text[], %(twids)s::text[], %(tfire)s::float8[], %(tpay)s::text[]
+            ) AS u (t, w, f, p)
+            WHERE EXISTS (SELECT 1 FROM pos)
+            ON CONFLICT (timer_id) DO UPDATE SET workflow_id = EXCLUDED.workflow_id,
+            fire_at = EXCLUDED.fire_at, payload = EXCLUDED.payload),
+        td AS (
+            DELETE FROM {schema}.timers WHERE timer_id = ANY(%(done)s::text[])
+            AND EXISTS (SELECT 1 FROM pos))
+        SELECT cursor + %(n)s FROM pos""",
     "select_events": """SELECT first, data, fact_ids, last, checksum FROM {schema}.events
         WHERE workflow_id = %s AND last > %s ORDER BY last LIMIT %s""",
     "select_events_only": """SELECT first, data, NULL, last, checksum FROM {schema}.events
@@ -198,7 +229,7 @@ QUERIES: dict[str, str] = {
         SET owner = %(owner)s, lease_expires = %(until)s, epoch = i.epoch + 1
         FROM c WHERE i.workflow_id = c.workflow_id RETURNING i.workflow_id, i.epoch""",
     "stats": """SELECT (SELECT COUNT(*) FROM {schema}.instances),
-        (SELECT COALESCE(SUM(cursor), 0) FROM {schema}.instances),
+        (SELECT COALESCE(SUM(last - first + 1), 0) FROM {schema}.events),
         (SELECT COUNT(*) FROM {schema}.facts), (SELECT COUNT(*) FROM {schema}.contents)""",
     "corrupt_event": """UPDATE {schema}.events
         SET data = substring(data FROM 1 FOR length(data) / 2)
@@ -274,8 +305,8 @@ def count_instances(status: bool, workflow: bool) -> str:
     return f"SELECT COUNT(*) FROM (SELECT 1 FROM {{schema}}.instances WHERE {where} LIMIT %s) c"
 
 
-SELECT_INSTANCES_BY_ID = f"""SELECT {_META_READ} FROM {{schema}}.instances
-    WHERE workflow_id = ANY(%s)"""
+SELECT_INSTANCES_BY_ID = f"""SELECT {_META_READ} FROM {{schema}}.instances i {_LAST_ROW}
+    WHERE i.workflow_id = ANY(%s)"""
 """The rows of the instances whose ids are in the array ``%s`` (any order)."""
 SELECT_WORKFLOW_NAMES = """WITH RECURSIVE names (name) AS (
         SELECT MIN(definition_name) FROM {schema}.instances

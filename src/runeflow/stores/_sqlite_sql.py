@@ -3,7 +3,15 @@ statement it sends (all parameterised)."""
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION_TABLE"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION_TABLE",
+    "SELECT_INSTANCES_BY_ID",
+    "SELECT_WORKFLOW_NAMES",
+    "count_instances",
+    "select_ids_by_prefix",
+    "select_page_keys",
+]
 
 SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS runeflow_schema (version INTEGER NOT NULL)"
 
@@ -103,9 +111,11 @@ SELECT_INSTANCE = f"{_SELECT_META} WHERE i.workflow_id = ?"
 SELECT_INSTANCES = f"{_SELECT_META} ORDER BY i.created_at, i.workflow_id"
 SELECT_CURSOR = f"""SELECT COALESCE({_LAST_ROW}, 0), i.epoch FROM runeflow_instances i
     WHERE i.workflow_id = ?"""
+SELECT_APPEND_STATE = f"""SELECT i.workflow_id, COALESCE({_LAST_ROW}, 0), i.epoch, i.status
+    FROM runeflow_instances i WHERE i.workflow_id IN ({{marks}})"""
+"""``(workflow_id, last position, fencing token, status)`` of the instances a batch of
+appends writes to (read under the write lock)."""
 SET_ERROR = "UPDATE runeflow_instances SET error = ? WHERE workflow_id = ?"
-CHANGE_STATUS = """UPDATE runeflow_instances SET status = ?, updated_at = ?
-    WHERE workflow_id = ? AND status IS NOT ?"""
 UPDATE_STATUS = "UPDATE runeflow_instances SET status = ?, updated_at = ? WHERE workflow_id = ?"
 INSERT_EVENTS = """INSERT INTO runeflow_events
     (workflow_id, last, first, data, fact_ids, at, checksum) VALUES (?,?,?,?,?,?,?)"""

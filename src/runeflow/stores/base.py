@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import builtins
 import gc
-import hashlib
 import json
 import zlib
 from abc import ABC, abstractmethod
@@ -32,8 +31,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from runeflow.codec import Codec, JsonCodec, default_codec
-from runeflow.errors import CodecError, StoreError
+from runeflow.errors import CodecError, RuneflowError, StoreError, StoreUnavailableError
 from runeflow.model.events import Event
+from runeflow.stores.batching import Append
+from runeflow.stores.encoding import (
+    INLINE_VALUE_LIMIT,
+    AppendEncoding,
+    EncodedAppend,
+    content_hash,
+    content_key,
+)
 from runeflow.stores.integrity import (
     as_bytes,
     checksum,
@@ -47,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INLINE_VALUE_LIMIT",
+    "Append",
     "Capabilities",
     "EncodedAppend",
     "InstanceMeta",
@@ -120,30 +128,6 @@ class Timer:
     """JSON-compatible data for the runner, e.g. ``wait_id``, ``component``, ``event``."""
 
 
-@dataclass(kw_only=True, slots=True)  # not frozen: frozen dataclasses are slow to create
-class EncodedAppend:
-    """One ``append`` call, encoded before any lock is taken."""
-
-    blob: bytes
-    """The events, as one blob."""
-    count: int
-    """Number of events."""
-    fact_ids: tuple[str, ...]
-    """Ids of the facts whose values were kept out of the blob."""
-    contents: dict[str, bytes]
-    """Encoded fact values by content hash (each distinct value once)."""
-    fact_hashes: dict[str, str]
-    """Content hash of each fact id's value, for values kept in the content table."""
-    inline: dict[str, bytes] = field(default_factory=dict)
-    """Encoded values no longer than :data:`INLINE_VALUE_LIMIT`, by fact id; stores keep
-    them in the fact's own row instead of the content table."""
-
-    @property
-    def fact_ids_text(self) -> str | None:
-        """The fact ids as stored in a log row (``None`` when there are none)."""
-        return json.dumps(self.fact_ids, separators=(",", ":")) if self.fact_ids else None
-
-
 def json_text(obj: dict[str, Any] | None, what: str) -> str:
     """Return ``obj`` as JSON text for a metadata or payload column.
 
@@ -154,23 +138,6 @@ def json_text(obj: dict[str, Any] | None, what: str) -> str:
         return json.dumps(obj or {}, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise CodecError(f"{what} must be a JSON-compatible dict: {exc}") from None
-
-
-def content_hash(data: bytes) -> str:
-    """Return the content address of an encoded value (SHA-256, hex)."""
-    return hashlib.sha256(data).hexdigest()
-
-
-INLINE_VALUE_LIMIT = 64
-"""Encoded values up to this many bytes are kept in the fact's own row, not addressed by
-content: a content reference (a 64-character hash) would be no shorter than the value, so
-deduplicating them cannot save space, and skipping the content row makes a checkpoint one
-write cheaper. Longer values are stored once per distinct content."""
-
-
-def content_key(data: bytes) -> str | None:
-    """Return the content hash under which ``data`` is stored, or ``None`` to keep it inline."""
-    return None if len(data) <= INLINE_VALUE_LIMIT else content_hash(data)
 
 
 DECODE_BATCH = 256
@@ -230,7 +197,7 @@ _BLOB = itemgetter(1)
 _CHECKSUM = itemgetter(4)
 
 
-class Store(ABC):
+class Store(AppendEncoding, ABC):
     """Where workflow instances are persisted. Subclasses implement the abstract methods.
 
     Args:
@@ -245,13 +212,15 @@ class Store(ABC):
     def __init__(self, *, codec: Codec | None = None) -> None:
         self.codec: Codec = codec if codec is not None else default_codec
         self._events_codec = codec if isinstance(codec, JsonCodec) else default_codec
+        self._build_blobs: dict[int, tuple[tuple[Event, ...], bytes]] = {}
+        self._checked: dict[int, tuple[Any, bytes]] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    def setup(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+    def setup(self) -> None:
         """Create the schema or run pending migrations; safe to call again."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+    def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
 
     def __enter__(self) -> Self:
@@ -361,8 +330,14 @@ class Store(ABC):
         *,
         status: str | None = None,
         token: int | None = None,
+        timers: Sequence[Timer] = (),
+        done_timers: Sequence[str] = (),
     ) -> int:
         """Append ``events`` atomically (all or none) and return the new cursor.
+
+        Durable stores share one transaction between the appends that several threads make
+        at once (group commit, see :mod:`runeflow.stores.batching`); each append is still
+        atomic and refused on its own.
 
         Args:
             workflow_id: an instance created with :meth:`create`.
@@ -371,12 +346,50 @@ class Store(ABC):
             token: the writer's fencing token (from :meth:`acquire_lease`, :meth:`claim` or
                 a leased :meth:`create`). When given, the store refuses the append, in the
                 same transaction, unless the instance's token is still this one.
+            timers: timers to keep (replacing any with the same id) in the same
+                transaction, e.g. the one a ``TimerScheduled`` event among ``events`` arms.
+            done_timers: ids of timers to remove in the same transaction, e.g. those whose
+                ``TimerFired``/``TimerCancelled`` is among ``events`` or already logged.
 
         Raises:
-            LeaseLostError: ``token`` is stale: another owner took the instance over.
+            LeaseLostError: ``token`` is stale: another owner took the instance over
+                (nothing is written).
             StoreError: the instance does not exist, or the store failed.
             CodecError: an event holds a value the codec cannot encode (nothing is written).
         """
+
+    def append_many(self, appends: Sequence[Append]) -> builtins.list[int | Exception]:
+        """Write several appends, in one transaction where the store can, and return each
+        one's new cursor, or the error that refused it.
+
+        Each append is atomic and checked on its own, as :meth:`append` does: a stale token
+        (:class:`~runeflow.errors.LeaseLostError`), an unknown instance
+        (:class:`~runeflow.errors.StoreError`) or a value that cannot be encoded
+        (:class:`~runeflow.errors.CodecError`) refuses that append only, and is returned in
+        its place. Appends to one instance are applied in the order given.
+
+        Raises:
+            StoreError: the store failed as a whole; none of the appends was written (by
+                stores that write them in one transaction, as the built-in ones do).
+        """
+        results: builtins.list[int | Exception] = []
+        for a in appends:
+            try:
+                results.append(
+                    self.append(
+                        a.workflow_id,
+                        a.events,
+                        status=a.status,
+                        token=a.token,
+                        timers=a.timers,
+                        done_timers=a.done_timers,
+                    )
+                )
+            except StoreUnavailableError:
+                raise
+            except RuneflowError as exc:
+                results.append(exc)
+        return results
 
     @abstractmethod
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
@@ -599,39 +612,6 @@ class Store(ABC):
         return sorted({m.definition_name for m in self.list()})[:limit]
 
     # --- shared helpers ---------------------------------------------------------------------
-
-    def _encode_append(self, events: Sequence[Event]) -> EncodedAppend:
-        """Encode one append: the blob, and the fact values kept apart from it."""
-        if not self.capabilities.fact_store:
-            blob = self._events_codec.encode_events(events)
-            return EncodedAppend(
-                blob=blob, count=len(events), fact_ids=(), contents={}, fact_hashes={}
-            )
-        fact_hashes: dict[str, str] = {}
-        contents: dict[str, bytes] = {}
-        inline: dict[str, bytes] = {}
-        fact_ids: list[str] = []
-        encode = self.codec.encode
-
-        def keep(fact_id: str, value: Any) -> None:
-            data = encode(value)
-            fact_ids.append(fact_id)
-            digest = content_key(data)
-            if digest is None:
-                inline[fact_id] = data
-                return
-            fact_hashes[fact_id] = digest
-            contents[digest] = data
-
-        blob = self._events_codec.encode_events(events, fact_sink=keep)
-        return EncodedAppend(
-            blob=blob,
-            count=len(events),
-            fact_ids=tuple(fact_ids),
-            contents=contents,
-            fact_hashes=fact_hashes,
-            inline=inline,
-        )
 
     def _decode_rows(
         self,

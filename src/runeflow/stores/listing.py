@@ -25,7 +25,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from runeflow.errors import UsageError
 from runeflow.stores.base import InstanceMeta
@@ -35,8 +35,10 @@ __all__ = [
     "COUNT_CAP",
     "MAX_PAGE",
     "SCAN_LIMIT",
+    "IndexedListing",
     "InstanceFilter",
     "InstancePage",
+    "ListingStatements",
     "PageKey",
     "check_count_args",
     "check_page_args",
@@ -340,3 +342,72 @@ def _page_by_id(
     )
     metas = rows_by_id([r[0] for r in picked])
     return InstancePage(instances=metas, next=following, previous=previous)
+
+
+class ListingStatements(Protocol):
+    """A SQL store's listing statements (its SQL module: see ``_sqlite_sql``)."""
+
+    SELECT_WORKFLOW_NAMES: str
+    """The distinct workflow names, in order, at most ``limit`` (the only parameter)."""
+
+    def select_page_keys(
+        self, ranges: tuple[str, ...], workflow: bool, keyed: bool, newest_first: bool
+    ) -> str:
+        """The keys of a page: see :func:`indexed_page`."""
+
+    def select_ids_by_prefix(self, bounded: bool, forward: bool) -> str:
+        """Ids in a prefix range: see :func:`indexed_page`."""
+
+    def count_instances(self, status: bool, workflow: bool) -> str:
+        """A bounded count: the status and workflow when given, then the cap."""
+
+
+class IndexedListing:
+    """The listing methods of a SQL store (``list_page``, ``count_instances``,
+    ``workflow_names``) answered from its listing indexes. Put it before ``Store`` in the
+    store's bases and provide the three hooks."""
+
+    _listing_sql: ListingStatements
+    """The store's listing statements."""
+
+    def _listing_read(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        """Run a read-only statement; return its rows."""
+        raise NotImplementedError
+
+    def _rows_by_id(self, ids: list[Any]) -> list[InstanceMeta]:
+        """The instances with these ids, in this order (see :func:`metas_in_order`)."""
+        raise NotImplementedError
+
+    def list_page(
+        self,
+        where: InstanceFilter | None = None,
+        *,
+        after: PageKey | None = None,
+        before: PageKey | None = None,
+        limit: int = 50,
+    ) -> InstancePage:
+        """See :meth:`Store.list_page`: two indexed queries (the page's keys, then its rows)."""
+        return indexed_page(
+            where,
+            after,
+            before,
+            limit,
+            select_page_keys=self._listing_sql.select_page_keys,
+            select_ids_by_prefix=self._listing_sql.select_ids_by_prefix,
+            fetch=self._listing_read,
+            rows_by_id=lambda ids: self._rows_by_id(ids) if ids else [],
+        )
+
+    def count_instances(
+        self, *, status: str | None = None, workflow: str | None = None, cap: int = COUNT_CAP
+    ) -> int:
+        """See :meth:`Store.count_instances` (reads at most ``cap`` index entries)."""
+        check_count_args(status, workflow, cap)
+        query = self._listing_sql.count_instances(status is not None, workflow is not None)
+        params = [x for x in (status, workflow) if x is not None]
+        return int(self._listing_read(query, [*params, cap])[0][0])
+
+    def workflow_names(self, limit: int = 200) -> list[str]:
+        """See :meth:`Store.workflow_names` (one index probe per name)."""
+        rows = self._listing_read(self._listing_sql.SELECT_WORKFLOW_NAMES, [limit])
+        return [row[0] for row in rows if type(row[0]) is str]

@@ -2,7 +2,11 @@
 
 It keeps encoded bytes, not live objects: values go through the codec on ``append`` exactly
 as in a durable store, so an unencodable value fails the same way and mutating a value after
-appending it cannot change history. It is thread-safe (one lock) and lost with the process.
+appending it cannot change history. One exception, for speed: an append whose events carry
+only small immutable scalars (ints, finite floats, booleans, ``None``, short strings) or no
+values at all is kept as the event objects and encoded when first read. Such events cannot
+fail to encode nor change later, so what a reader gets is the same bytes, decoded the same
+way. It is thread-safe (one lock) and lost with the process.
 
 It keeps no checksums (unlike the durable stores, see :mod:`runeflow.stores.integrity`): its
 bytes never leave this process's memory, so no disk, copy or other program can damage them,
@@ -12,18 +16,23 @@ and the stream still checks that log rows follow each other and decode whole.
 from __future__ import annotations
 
 import builtins
+import heapq
 import json
+import math
 import threading
 import time
 from bisect import bisect_right
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from runeflow.codec import Codec
-from runeflow.errors import LeaseLostError, StoreError, WorkflowNotFoundError
+from runeflow.codec import Codec, JsonCodec
+from runeflow.errors import LeaseLostError, RuneflowError, StoreError, WorkflowNotFoundError
+from runeflow.model import events as ev
 from runeflow.model.events import Event
+from runeflow.model.facts import Fact
 from runeflow.stores.base import (
+    Append,
     Capabilities,
     EncodedAppend,
     InstanceMeta,
@@ -44,6 +53,68 @@ from runeflow.stores.listing import (
 __all__ = ["MemoryStore"]
 
 _BATCH = 256
+
+_VALUE_FREE: frozenset[type] = frozenset(
+    {
+        ev.WorkflowCreated,
+        ev.ComponentAdded,
+        ev.ConditionSatisfied,
+        ev.ConditionRejected,
+        ev.RunnableDispatched,
+        ev.RunnableCompleted,
+        ev.RunnableFailed,
+        ev.TimerScheduled,
+        ev.TimerFired,
+        ev.TimerCancelled,
+        ev.JoinFactReceived,
+        ev.JoinCompleted,
+        ev.FanOutEmitted,
+        ev.FanInCompleted,
+        ev.EventAwaited,
+        ev.DownstreamSkipped,
+    }
+)
+"""Event kinds whose fields are runeflow's own strings and numbers, never user values."""
+
+_SHORT_STR = 10
+"""Strings up to this length encode within :data:`INLINE_VALUE_LIMIT` whatever they hold."""
+
+
+def _small_scalar(value: Any) -> bool:
+    """An immutable value that encodes to a short JSON scalar and cannot fail to encode."""
+    cls = type(value)
+    if cls is int:
+        return bool(-(2**53) <= value <= 2**53)
+    if cls is str:
+        return len(value) <= _SHORT_STR
+    if cls is float:
+        return math.isfinite(value)
+    return cls is bool or value is None
+
+
+def _deferrable(events: Sequence[Event]) -> bool:
+    """Whether ``events`` may be kept as objects and encoded later (see the module doc)."""
+    for event in events:
+        cls = type(event)
+        if cls in _VALUE_FREE:
+            continue
+        if cls is not ev.FactProduced:
+            return False
+        fact = event.fact  # type: ignore[union-attr]
+        if type(fact) is not Fact or not _small_scalar(fact.value):
+            return False
+        scope = fact.scope
+        if scope and type(scope[0]) is not str:
+            return False
+    return True
+
+
+def _any_timer(timer: Timer) -> bool:
+    return True
+
+
+def _discard(fact_id: str, value: Any) -> None:
+    """A fact sink for deferred rows: their values are kept in the facts table already."""
 
 
 def _json_copy(obj: dict[str, Any] | None, what: str) -> dict[str, Any]:
@@ -113,12 +184,65 @@ class _Instance:
         self.owner, self.expires = owner, now + ttl
         return self.epoch
 
-    rows: list[tuple[int, bytes]] = field(default_factory=list)
-    """The log: one ``(first_cursor, encoded_events)`` row per append."""
+    rows: list[tuple[int, bytes | tuple[Event, ...]]] = field(default_factory=list)
+    """The log: one ``(first_cursor, encoded_events)`` row per append (the events
+    themselves for a deferred append, until first read)."""
     lasts: list[int] = field(default_factory=list)
     """Last cursor of each row (sorted; used to find where a stream starts)."""
     snapshot: tuple[int, bytes] | None = None
     """The latest snapshot."""
+    timer_ids: set[str] = field(default_factory=set)
+    """Ids of its pending timers."""
+
+
+class _Timers:
+    """Pending timers by id, with a heap of ``(fire_at, timer_id)`` for the due ones.
+
+    The heap is lazy: removing or rescheduling a timer leaves its old entry, skipped (and
+    dropped) when met; it is rebuilt when stale entries outnumber live ones. So scheduling,
+    removing and finding the next due timers cost O(log n) each, not a scan of all timers.
+    """
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, Timer] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def put(self, timer: Timer) -> None:
+        self.by_id[timer.timer_id] = timer
+        heapq.heappush(self._heap, (timer.fire_at, timer.timer_id))
+        if len(self._heap) > 2 * len(self.by_id) + 1024:
+            self._heap = [(t.fire_at, t.timer_id) for t in self.by_id.values()]
+            heapq.heapify(self._heap)
+
+    def pop(self, timer_id: str) -> Timer | None:
+        return self.by_id.pop(timer_id, None)
+
+    def due(self, now: float, keep: Callable[[Timer], bool], limit: int) -> list[Timer]:
+        """Up to ``limit`` timers due by ``now`` that ``keep`` accepts, earliest first."""
+        heap, by_id = self._heap, self.by_id
+        found: list[Timer] = []
+        seen: dict[str, float] = {}
+        while heap and heap[0][0] <= now and len(found) < limit:
+            fire_at, timer_id = heapq.heappop(heap)
+            timer = by_id.get(timer_id)
+            if timer is None or timer.fire_at != fire_at or timer_id in seen:
+                continue  # removed, rescheduled, or a duplicate entry: drop it
+            seen[timer_id] = fire_at
+            if keep(timer):
+                found.append(timer)
+        for timer_id, fire_at in seen.items():
+            heapq.heappush(heap, (fire_at, timer_id))
+        return found
+
+    def next_at(self) -> float | None:
+        heap, by_id = self._heap, self.by_id
+        while heap:
+            fire_at, timer_id = heap[0]
+            timer = by_id.get(timer_id)
+            if timer is not None and timer.fire_at == fire_at:
+                return fire_at
+            heapq.heappop(heap)
+        return None
 
 
 class MemoryStore(Store):
@@ -138,8 +262,10 @@ class MemoryStore(Store):
         self._lock = threading.RLock()
         self._instances: dict[str, _Instance] = {}
         self._facts: dict[str, str | bytes] = {}  # a content hash, or an inline value
+        self._scalars: dict[str, Any] = {}  # values of deferred appends (not encoded yet)
+        self._defer = isinstance(self.codec, JsonCodec)
         self._contents: dict[str, bytes] = {}
-        self._timers: dict[str, Timer] = {}
+        self._timers = _Timers()
 
     # --- instances --------------------------------------------------------------------------
 
@@ -157,7 +283,7 @@ class MemoryStore(Store):
         ttl: float = 0.0,
     ) -> bool:
         """See :meth:`Store.create`."""
-        encoded = self._encode_append(events) if events else None
+        encoded = self._encoded(events)
         copies = [self._timer_copy(t) for t in timers]
         now = time.time()
         meta = InstanceMeta(
@@ -181,7 +307,7 @@ class MemoryStore(Store):
             if encoded is not None:
                 self._write(inst, encoded)
             for timer in copies:
-                self._timers[timer.timer_id] = timer
+                self._put_timer(timer)
             return True
 
     def exists(self, workflow_id: str) -> bool:
@@ -216,9 +342,9 @@ class MemoryStore(Store):
     def delete(self, workflow_id: str) -> None:
         """See :meth:`Store.delete`."""
         with self._lock:
-            self._instances.pop(workflow_id, None)
-            for timer in self.timers(workflow_id):
-                del self._timers[timer.timer_id]
+            inst = self._instances.pop(workflow_id, None)
+            for timer_id in inst.timer_ids if inst is not None else ():
+                self._timers.pop(timer_id)
 
     def list_page(
         self,
@@ -263,27 +389,90 @@ class MemoryStore(Store):
         *,
         status: str | None = None,
         token: int | None = None,
+        timers: Sequence[Timer] = (),
+        done_timers: Sequence[str] = (),
     ) -> int:
         """See :meth:`Store.append`."""
-        encoded = self._encode_append(events) if events else None
+        encoded = self._encoded(events)
+        copies = [self._timer_copy(t) for t in timers] if timers else ()
         with self._lock:
-            inst = self._instances.get(workflow_id)
-            if inst is None:
-                raise StoreError(
-                    f"cannot append to unknown workflow {workflow_id!r}: create() it first",
-                    workflow_id=workflow_id,
-                )
-            if token is not None and token != inst.epoch:
-                raise LeaseLostError(workflow_id, token, f"; it is at {inst.epoch}")
-            if encoded is not None:
-                self._write(inst, encoded)
-            inst.updated_at = time.time()
-            if status is not None:
-                inst.status = status
-            return inst.cursor
+            return self._apply(workflow_id, encoded, status, token, copies, done_timers)
 
-    def _write(self, inst: _Instance, encoded: EncodedAppend) -> None:
-        """Add one encoded append to ``inst``'s log (hold the lock)."""
+    def append_many(self, appends: Sequence[Append]) -> builtins.list[int | Exception]:
+        """See :meth:`Store.append_many` (under one lock: all at once)."""
+        prepared: builtins.list[Any] = []
+        for a in appends:
+            try:
+                copies = [self._timer_copy(t) for t in a.timers]
+                prepared.append((a, self._encoded(a.events), copies))
+            except RuneflowError as exc:
+                prepared.append(exc)
+        results: builtins.list[int | Exception] = []
+        with self._lock:
+            for item in prepared:
+                if isinstance(item, Exception):
+                    results.append(item)
+                    continue
+                a, encoded, copies = item
+                try:
+                    cursor = self._apply(
+                        a.workflow_id, encoded, a.status, a.token, copies, a.done_timers
+                    )
+                except RuneflowError as exc:
+                    results.append(exc)
+                else:
+                    results.append(cursor)
+        return results
+
+    def _apply(
+        self,
+        workflow_id: str,
+        encoded: EncodedAppend | tuple[Event, ...] | None,
+        status: str | None,
+        token: int | None,
+        timers: Sequence[Timer],
+        done_timers: Sequence[str],
+    ) -> int:
+        """Apply one append (hold the lock); raise what refuses it, changing nothing."""
+        inst = self._instances.get(workflow_id)
+        if inst is None:
+            raise StoreError(
+                f"cannot append to unknown workflow {workflow_id!r}: create() it first",
+                workflow_id=workflow_id,
+            )
+        if token is not None and token != inst.epoch:
+            raise LeaseLostError(workflow_id, token, f"; it is at {inst.epoch}")
+        if encoded is not None:
+            self._write(inst, encoded)
+        inst.updated_at = time.time()
+        if status is not None:
+            inst.status = status
+        for timer in timers:
+            self._put_timer(timer)
+        for timer_id in done_timers:
+            self._drop_timer(timer_id)
+        return inst.cursor
+
+    def _encoded(self, events: Sequence[Event]) -> EncodedAppend | tuple[Event, ...] | None:
+        """The append encoded, or its events when they may be encoded later."""
+        if not events:
+            return None
+        if self._defer and _deferrable(events):
+            return tuple(events)
+        return self._encode_append(events)
+
+    def _write(self, inst: _Instance, encoded: EncodedAppend | tuple[Event, ...]) -> None:
+        """Add one append to ``inst``'s log (hold the lock)."""
+        if type(encoded) is tuple:
+            scalars = self._scalars
+            for event in encoded:
+                if type(event) is ev.FactProduced:
+                    scalars[event.fact.id] = event.fact.value
+            inst.rows.append((inst.cursor + 1, encoded))
+            inst.cursor += len(encoded)
+            inst.lasts.append(inst.cursor)
+            return
+        assert isinstance(encoded, EncodedAppend)
         if encoded.contents:
             self._contents.update(encoded.contents)
             self._facts.update(encoded.fact_hashes)
@@ -314,7 +503,12 @@ class MemoryStore(Store):
                     position = lasts[-1]
             if not batch:
                 return
-            for (first, blob), last in zip(batch, lasts, strict=True):
+            for (first, row), last in zip(batch, lasts, strict=True):
+                blob = (
+                    self._events_codec.encode_events(row, fact_sink=_discard)
+                    if isinstance(row, tuple)
+                    else row
+                )
                 yield first, blob, None, last, None
 
     def cursor(self, workflow_id: str) -> int:
@@ -355,6 +549,8 @@ class MemoryStore(Store):
     def _load_value(self, fact_id: str) -> Any:
         with self._lock:
             ref = self._facts.get(fact_id)
+            if ref is None and fact_id in self._scalars:
+                return self._scalars[fact_id]
             data = self._contents.get(ref) if isinstance(ref, str) else ref
         if data is None:
             raise StoreError(f"no value is stored for fact {fact_id!r}")
@@ -366,7 +562,7 @@ class MemoryStore(Store):
             return {
                 "instances": len(self._instances),
                 "events": sum(i.cursor for i in self._instances.values()),
-                "facts": len(self._facts),
+                "facts": len(self._facts.keys() | self._scalars.keys()),
                 "contents": len(self._contents),
             }
 
@@ -376,11 +572,31 @@ class MemoryStore(Store):
         """See :meth:`Store.schedule_timer`."""
         copy = self._timer_copy(timer)
         with self._lock:
-            self._timers[timer.timer_id] = copy
+            self._put_timer(copy)
 
     @staticmethod
     def _timer_copy(timer: Timer) -> Timer:
         return replace(timer, payload=_json_copy(timer.payload, "a timer payload"))
+
+    def _put_timer(self, timer: Timer) -> None:
+        """Keep a timer (hold the lock); one of an unknown instance is kept as well."""
+        old = self._timers.by_id.get(timer.timer_id)
+        if old is not None and old.workflow_id != timer.workflow_id:
+            self._drop_timer(timer.timer_id)
+        self._timers.put(timer)
+        inst = self._instances.get(timer.workflow_id)
+        if inst is not None:
+            inst.timer_ids.add(timer.timer_id)
+
+    def _drop_timer(self, timer_id: str) -> bool:
+        """Remove a timer (hold the lock); ``False`` if it was not pending."""
+        timer = self._timers.pop(timer_id)
+        if timer is None:
+            return False
+        inst = self._instances.get(timer.workflow_id)
+        if inst is not None:
+            inst.timer_ids.discard(timer_id)
+        return True
 
     def due_timers(
         self, now: float, limit: int = 100, *, owner: str | None = None
@@ -388,13 +604,11 @@ class MemoryStore(Store):
         """See :meth:`Store.due_timers`."""
         wall = time.time()
         with self._lock:
-            due = [
-                t
-                for t in self._timers.values()
-                if t.fire_at <= now
-                and (owner is None or self._owned_by(t.workflow_id, owner, wall))
-            ]
-        return sorted(due, key=lambda t: (t.fire_at, t.timer_id))[:limit]
+            if owner is None:
+                return self._timers.due(now, _any_timer, limit)
+            return self._timers.due(
+                now, lambda t: self._owned_by(t.workflow_id, owner, wall), limit
+            )
 
     def _owned_by(self, workflow_id: str, owner: str, now: float) -> bool:
         inst = self._instances.get(workflow_id)
@@ -403,18 +617,20 @@ class MemoryStore(Store):
     def cancel_timer(self, timer_id: str) -> bool:
         """See :meth:`Store.cancel_timer`."""
         with self._lock:
-            return self._timers.pop(timer_id, None) is not None
+            return self._drop_timer(timer_id)
 
     def timers(self, workflow_id: str) -> builtins.list[Timer]:
         """See :meth:`Store.timers`."""
         with self._lock:
-            mine = [t for t in self._timers.values() if t.workflow_id == workflow_id]
+            inst = self._instances.get(workflow_id)
+            ids = inst.timer_ids if inst is not None else ()
+            mine = [self._timers.by_id[timer_id] for timer_id in ids]
         return sorted(mine, key=lambda t: (t.fire_at, t.timer_id))
 
     def next_timer_at(self) -> float | None:
         """See :meth:`Store.next_timer_at`."""
         with self._lock:
-            return min((t.fire_at for t in self._timers.values()), default=None)
+            return self._timers.next_at()
 
     # --- leases -----------------------------------------------------------------------------
 
@@ -481,7 +697,10 @@ class MemoryStore(Store):
         now = time.time()
         dead = set(dead_owners)
         with self._lock:
-            due = {t.workflow_id for t in self._timers.values() if t.fire_at <= timers_due}
+            due = {
+                t.workflow_id
+                for t in self._timers.due(timers_due, _any_timer, len(self._timers.by_id))
+            }
             candidates = sorted(
                 (
                     inst
@@ -511,6 +730,8 @@ class MemoryStore(Store):
             inst = self._instance(workflow_id)
             row = bisect_right(inst.lasts, cursor - 1)
             first, blob = inst.rows[row]
+            if type(blob) is tuple:
+                blob = self._events_codec.encode_events(blob, fact_sink=_discard)
             inst.rows[row] = (first, blob[: len(blob) // 2])
 
     def _instance(self, workflow_id: str) -> _Instance:

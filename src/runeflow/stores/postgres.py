@@ -2,8 +2,10 @@
 
 All tables live in one schema (``runeflow`` by default), created and migrated by
 :meth:`PostgresStore.setup` under an advisory lock, so several processes may start at once.
-An append is one SQL statement: it advances the instance's cursor (locking its row, which
-serialises concurrent appends to one workflow) and writes the events and fact values.
+An append is one SQL statement: it takes a share lock on the instance's row (so that the
+fencing check cannot race a new grant, without writing the row) and writes the log row, fact
+values and timer changes. Appends that threads make at once share one transaction (group
+commit, see :mod:`runeflow.stores.batching`), so they share one WAL flush.
 Only parameterised SQL is sent; the schema name is checked and quoted as an identifier.
 """
 
@@ -21,6 +23,7 @@ from urllib.parse import unquote
 from runeflow.codec import Codec
 from runeflow.errors import (
     LeaseLostError,
+    RuneflowError,
     StoreError,
     StoreUnavailableError,
     UsageError,
@@ -37,6 +40,7 @@ from runeflow.stores._postgres_sql import (
 )
 from runeflow.stores._rows import instance_meta, read_instance, read_timer
 from runeflow.stores.base import (
+    Append,
     Capabilities,
     InstanceMeta,
     Store,
@@ -45,14 +49,13 @@ from runeflow.stores.base import (
     content_key,
     json_text,
 )
+from runeflow.stores.batching import GroupCommit, outcome
 from runeflow.stores.integrity import checksum, log_read_failed, verified_snapshot
 from runeflow.stores.listing import (
-    COUNT_CAP,
+    IndexedListing,
     InstanceFilter,
     InstancePage,
     PageKey,
-    check_count_args,
-    indexed_page,
     metas_in_order,
 )
 
@@ -173,7 +176,7 @@ def _check_connect(dsn: str, seconds: int) -> None:
         raise error from None
 
 
-class PostgresStore(Store):
+class PostgresStore(IndexedListing, Store):
     """A durable store in PostgreSQL, shared by any number of processes and machines.
 
     Args:
@@ -241,6 +244,7 @@ class PostgresStore(Store):
         self._pool: ConnectionPool = pool
         self._q = {name: _compose(text, schema) for name, text in QUERIES.items()}
         self._listing: dict[str, sql.Composed] = {}
+        self._commits: GroupCommit[dict[str, Any]] = GroupCommit(self._write_appends)
         if auto_setup:
             try:
                 self.setup()
@@ -404,22 +408,70 @@ class PostgresStore(Store):
         *,
         status: str | None = None,
         token: int | None = None,
+        timers: Sequence[Timer] = (),
+        done_timers: Sequence[str] = (),
     ) -> int:
-        """See :meth:`Store.append`."""
-        params = self._append_params(workflow_id, events, status, token)
-        row = self._fetchone("append", params)
-        if row is not None:
-            return int(row[0])
-        current = self._fetchone("select_epoch", (workflow_id,))
-        if current is not None and token is not None and current[0] != token:
-            raise LeaseLostError(workflow_id, token, f"; it is at {current[0]}")
-        raise StoreError(
-            f"cannot append to unknown workflow {workflow_id!r}: create() it first",
-            workflow_id=workflow_id,
-        )
+        """See :meth:`Store.append` (appends made at once share a transaction)."""
+        params = self._append_params(workflow_id, events, status, token, timers, done_timers)
+        return outcome(self._commits.submit(params))
+
+    def append_many(self, appends: Sequence[Append]) -> builtins.list[int | Exception]:
+        """See :meth:`Store.append_many` (one transaction)."""
+        refused: builtins.list[Exception | None] = []  # None: written below, in order
+        pending: builtins.list[dict[str, Any]] = []
+        for a in appends:
+            try:
+                params = self._append_params(
+                    a.workflow_id, a.events, a.status, a.token, a.timers, a.done_timers
+                )
+            except RuneflowError as exc:
+                refused.append(exc)
+                continue
+            refused.append(None)
+            pending.append(params)
+        written = iter(self._write_appends(pending) if pending else ())
+        return [next(written) if r is None else r for r in refused]
+
+    def _write_appends(
+        self, batch: builtins.list[dict[str, Any]]
+    ) -> builtins.list[int | Exception]:
+        """Write appends in one transaction (pipelined: one round trip); return each one's
+        cursor or refusal. Never retried: after a failed commit the outcome is unknown."""
+        statement = self._q["append"]
+        with self._connection() as conn:
+            if len(batch) == 1:  # autocommit: the statement is its own transaction
+                rows = [conn.execute(statement, batch[0]).fetchone()]
+            else:
+                with conn.pipeline(), conn.transaction():
+                    cursors = [conn.execute(statement, params) for params in batch]
+                rows = [cursor.fetchone() for cursor in cursors]
+        results: builtins.list[int | Exception] = []
+        refused = [p["wid"] for p, row in zip(batch, rows, strict=True) if row is None]
+        epochs = dict(self._fetchall("select_epochs", (refused,))) if refused else {}
+        for params, row in zip(batch, rows, strict=True):
+            if row is not None:
+                results.append(int(row[0]))
+                continue
+            wid, token = params["wid"], params["token"]
+            if wid in epochs and token is not None and epochs[wid] != token:
+                results.append(LeaseLostError(wid, token, f"; it is at {epochs[wid]}"))
+            else:
+                results.append(
+                    StoreError(
+                        f"cannot append to unknown workflow {wid!r}: create() it first",
+                        workflow_id=wid,
+                    )
+                )
+        return results
 
     def _append_params(
-        self, workflow_id: str, events: Sequence[Event], status: str | None, token: int | None
+        self,
+        workflow_id: str,
+        events: Sequence[Event],
+        status: str | None,
+        token: int | None,
+        timers: Sequence[Timer] = (),
+        done_timers: Sequence[str] = (),
     ) -> dict[str, Any]:
         """The parameters of the ``append`` statement (events encoded, values kept apart)."""
         encoded = self._encode_append(events) if events else None
@@ -429,6 +481,7 @@ class PostgresStore(Store):
         if encoded is not None:
             facts += [(fid, digest, None, None) for fid, digest in encoded.fact_hashes.items()]
             facts += [(fid, "", data, checksum(data)) for fid, data in encoded.inline.items()]
+        timer_rows = [_timer_params(t) for t in timers]
         return {
             "wid": workflow_id,
             "n": encoded.count if encoded else 0,
@@ -444,6 +497,11 @@ class PostgresStore(Store):
             "fhashes": [f[1] for f in facts],
             "fdata": [f[2] for f in facts],
             "fcrcs": [f[3] for f in facts],
+            "tids": [t[0] for t in timer_rows],
+            "twids": [t[1] for t in timer_rows],
+            "tfire": [t[2] for t in timer_rows],
+            "tpay": [t[3] for t in timer_rows],
+            "done": list(done_timers),
         }
 
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
@@ -631,7 +689,9 @@ class PostgresStore(Store):
         }
         return [(str(wid), int(epoch)) for wid, epoch in self._fetchall("claim", params)]
 
-    # --- listing (schema 5: see runeflow.stores.listing) ------------------------------------
+    # --- listing (schema 6: IndexedListing's methods, from runeflow.stores.listing) --------
+
+    _listing_sql = listing_sql
 
     def list_page(
         self,
@@ -641,39 +701,17 @@ class PostgresStore(Store):
         before: PageKey | None = None,
         limit: int = 50,
     ) -> InstancePage:
-        """See :meth:`Store.list_page`: two indexed queries (the page's keys, then its rows)."""
+        """See :meth:`Store.list_page` (``created_at`` is a number here: so is a key's)."""
         for key in (after, before):
             if key is not None and type(key[0]) not in (int, float):
                 raise UsageError(f"a page key's created_at must be a number, not {key[0]!r}")
-        return indexed_page(
-            where,
-            after,
-            before,
-            limit,
-            select_page_keys=listing_sql.select_page_keys,
-            select_ids_by_prefix=listing_sql.select_ids_by_prefix,
-            fetch=self._read,
-            rows_by_id=self._instances_by_id,
-        )
+        return super().list_page(where, after=after, before=before, limit=limit)
 
-    def _instances_by_id(self, ids: builtins.list[Any]) -> builtins.list[InstanceMeta]:
-        """The rows of ``ids`` in that order; an id deleted meanwhile is left out."""
-        if not ids:
-            return []
+    def _listing_read(self, statement: str, params: Sequence[Any]) -> builtins.list[Any]:
+        return self._read(statement, params)
+
+    def _rows_by_id(self, ids: builtins.list[Any]) -> builtins.list[InstanceMeta]:
         return metas_in_order(self._read(listing_sql.SELECT_INSTANCES_BY_ID, [ids]), ids)
-
-    def count_instances(
-        self, *, status: str | None = None, workflow: str | None = None, cap: int = COUNT_CAP
-    ) -> int:
-        """See :meth:`Store.count_instances` (reads at most ``cap`` index entries)."""
-        check_count_args(status, workflow, cap)
-        query = listing_sql.count_instances(status is not None, workflow is not None)
-        params = [x for x in (status, workflow) if x is not None]
-        return int(self._read(query, [*params, cap])[0][0])
-
-    def workflow_names(self, limit: int = 200) -> builtins.list[str]:
-        """See :meth:`Store.workflow_names` (one index probe per name)."""
-        return [str(r[0]) for r in self._read(listing_sql.SELECT_WORKFLOW_NAMES, [limit])]
 
     def _read(self, template: str, params: Sequence[Any]) -> builtins.list[Any]:
         """Run a read-only statement built at run time (``{schema}`` filled in and cached),

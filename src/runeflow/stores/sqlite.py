@@ -28,12 +28,19 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 from runeflow.codec import Codec
-from runeflow.errors import LeaseLostError, StoreError, StoreUnavailableError, WorkflowNotFoundError
+from runeflow.errors import (
+    LeaseLostError,
+    RuneflowError,
+    StoreError,
+    StoreUnavailableError,
+    WorkflowNotFoundError,
+)
 from runeflow.model.events import Event
 from runeflow.stores import _sqlite_sql as q
 from runeflow.stores._rows import instance_meta, read_instance, read_timer
 from runeflow.stores._sqlite_sql import MIGRATIONS
 from runeflow.stores.base import (
+    Append,
     Capabilities,
     EncodedAppend,
     InstanceMeta,
@@ -43,21 +50,14 @@ from runeflow.stores.base import (
     content_key,
     json_text,
 )
+from runeflow.stores.batching import GroupCommit, outcome
 from runeflow.stores.integrity import (
     RESTORE_ADVICE,
     checksum,
     log_read_failed,
     verified_snapshot,
 )
-from runeflow.stores.listing import (
-    COUNT_CAP,
-    InstanceFilter,
-    InstancePage,
-    PageKey,
-    check_count_args,
-    indexed_page,
-    metas_in_order,
-)
+from runeflow.stores.listing import IndexedListing, metas_in_order
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -67,7 +67,7 @@ _BATCH_ROWS = 512
 _MAX_PARAMS = 500
 
 
-class SQLiteStore(Store):
+class SQLiteStore(IndexedListing, Store):
     """A durable store in one SQLite file, shared safely by threads and processes.
 
     Args:
@@ -102,6 +102,7 @@ class SQLiteStore(Store):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._commits: GroupCommit[_Pending] = GroupCommit(self._write_appends)
         if auto_setup:
             self.setup()
 
@@ -253,7 +254,9 @@ class SQLiteStore(Store):
             if conn.execute(q.INSERT_INSTANCE, (*params, text, *lease)).rowcount != 1:
                 return False
             if encoded is not None:
-                _write_log(conn, workflow_id, 0, encoded, now)
+                log = _LogWrites()
+                log.add(workflow_id, 0, encoded, now)
+                log.write(conn)
             if timer_rows:
                 conn.executemany(q.UPSERT_TIMER, timer_rows)
             return True
@@ -308,30 +311,41 @@ class SQLiteStore(Store):
         *,
         status: str | None = None,
         token: int | None = None,
+        timers: Sequence[Timer] = (),
+        done_timers: Sequence[str] = (),
     ) -> int:
-        """See :meth:`Store.append`."""
-        encoded = self._encode_append(events) if events else None
-        now = time.time()
+        """See :meth:`Store.append` (appends made at once share a transaction)."""
+        pending = _Pending(
+            workflow_id,
+            self._encode_append(events) if events else None,
+            status,
+            token,
+            [_timer_params(t) for t in timers],
+            done_timers,
+        )
+        return outcome(self._commits.submit(pending))
 
-        def work(conn: sqlite3.Connection) -> int:
-            # BEGIN IMMEDIATE holds the write lock: neither the last position nor the fencing
-            # token can move under us.
-            row = conn.execute(q.SELECT_CURSOR, (workflow_id,)).fetchone()
-            if row is None:
-                raise StoreError(
-                    f"cannot append to unknown workflow {workflow_id!r}: create() it first",
-                    workflow_id=workflow_id,
-                )
-            cursor = _position(workflow_id, row[0])
-            if token is not None and token != row[1]:
-                raise LeaseLostError(workflow_id, token, f"; it is at {row[1]}")
-            if status is not None:  # writes nothing when the status is unchanged
-                conn.execute(q.CHANGE_STATUS, (status, now, workflow_id, status))
-            if encoded is None:
-                return cursor
-            return _write_log(conn, workflow_id, cursor, encoded, now)
+    def append_many(self, appends: Sequence[Append]) -> builtins.list[int | Exception]:
+        """See :meth:`Store.append_many` (one transaction)."""
+        refused: builtins.list[Exception | None] = []  # None: written below, in order
+        pending: builtins.list[_Pending] = []
+        for a in appends:
+            try:
+                encoded = self._encode_append(a.events) if a.events else None
+                timer_rows = [_timer_params(t) for t in a.timers]
+            except RuneflowError as exc:
+                refused.append(exc)
+                continue
+            refused.append(None)
+            pending.append(
+                _Pending(a.workflow_id, encoded, a.status, a.token, timer_rows, a.done_timers)
+            )
+        written = iter(self._write_appends(pending) if pending else ())
+        return [next(written) if r is None else r for r in refused]
 
-        return self._retry(work, write=True)
+    def _write_appends(self, batch: builtins.list[_Pending]) -> builtins.list[int | Exception]:
+        """Write appends in one transaction; return each one's cursor or refusal."""
+        return self._retry(lambda conn: _write_batch(conn, batch, time.time()), write=True)
 
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
         """See :meth:`Store.stream`."""
@@ -522,49 +536,16 @@ class SQLiteStore(Store):
 
         return self._retry(work, write=True)
 
-    # --- listing (schema 5: see runeflow.stores.listing) ------------------------------------
+    # --- listing (schema 5: IndexedListing's methods, from runeflow.stores.listing) --------
 
-    def list_page(
-        self,
-        where: InstanceFilter | None = None,
-        *,
-        after: PageKey | None = None,
-        before: PageKey | None = None,
-        limit: int = 50,
-    ) -> InstancePage:
-        """See :meth:`Store.list_page`: two indexed queries (the page's keys, then its rows)."""
-        return indexed_page(
-            where,
-            after,
-            before,
-            limit,
-            select_page_keys=q.select_page_keys,
-            select_ids_by_prefix=q.select_ids_by_prefix,
-            fetch=self._fetchall,
-            rows_by_id=self._instances_by_id,
-        )
+    _listing_sql = q
 
-    def _instances_by_id(self, ids: builtins.list[Any]) -> builtins.list[InstanceMeta]:
-        """The rows of ``ids`` in that order (flagged when damaged, as in :meth:`list`);
-        an id deleted meanwhile is left out."""
-        if not ids:
-            return []
+    def _listing_read(self, statement: str, params: Sequence[Any]) -> builtins.list[Any]:
+        return self._fetchall(statement, params)
+
+    def _rows_by_id(self, ids: builtins.list[Any]) -> builtins.list[InstanceMeta]:
         query = q.SELECT_INSTANCES_BY_ID.format(marks=",".join("?" * len(ids)))
         return metas_in_order(self._fetchall(query, ids), ids)
-
-    def count_instances(
-        self, *, status: str | None = None, workflow: str | None = None, cap: int = COUNT_CAP
-    ) -> int:
-        """See :meth:`Store.count_instances` (reads at most ``cap`` index entries)."""
-        check_count_args(status, workflow, cap)
-        query = q.count_instances(status is not None, workflow is not None)
-        params = [x for x in (status, workflow) if x is not None]
-        return int(self._fetchone(query, [*params, cap])[0])
-
-    def workflow_names(self, limit: int = 200) -> builtins.list[str]:
-        """See :meth:`Store.workflow_names` (one index probe per name)."""
-        rows = self._fetchall(q.SELECT_WORKFLOW_NAMES, (limit,))
-        return [row[0] for row in rows if type(row[0]) is str]
 
     # --- test hooks -------------------------------------------------------------------------
 
@@ -639,22 +620,115 @@ def _fact_ids(rows: builtins.list[Any]) -> builtins.list[str]:
     return [fid for ids in lists for fid in ids]
 
 
-def _write_log(
-    conn: sqlite3.Connection, workflow_id: str, cursor: int, encoded: EncodedAppend, now: float
-) -> int:
-    """Write one encoded append after position ``cursor``; return the new last position."""
-    first, cursor = cursor + 1, cursor + encoded.count
-    blob = encoded.blob
-    params = (workflow_id, cursor, first, blob, encoded.fact_ids_text, now, checksum(blob))
-    conn.execute(q.INSERT_EVENTS, params)
-    if encoded.inline:
-        conn.executemany(
-            q.UPSERT_INLINE_FACT, [(fid, d, checksum(d)) for fid, d in encoded.inline.items()]
+class _Pending:
+    """One append, encoded, waiting to be written."""
+
+    __slots__ = ("done", "encoded", "status", "timers", "token", "workflow_id")
+
+    def __init__(
+        self,
+        workflow_id: str,
+        encoded: EncodedAppend | None,
+        status: str | None,
+        token: int | None,
+        timers: builtins.list[tuple[str, str, float, str]],
+        done: Sequence[str],
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.encoded = encoded
+        self.status = status
+        self.token = token
+        self.timers = timers
+        self.done = done
+
+
+class _LogWrites:
+    """The rows that appends add: log rows and fact values, written with one
+    ``executemany`` per table."""
+
+    __slots__ = ("contents", "events", "fact_hashes", "inline")
+
+    def __init__(self) -> None:
+        self.events: builtins.list[tuple[Any, ...]] = []
+        self.inline: builtins.list[tuple[str, bytes, int]] = []
+        self.contents: dict[str, bytes] = {}
+        self.fact_hashes: builtins.list[tuple[str, str]] = []
+
+    def add(self, workflow_id: str, cursor: int, encoded: EncodedAppend, now: float) -> int:
+        """Add one encoded append after position ``cursor``; return the new last position."""
+        first, cursor = cursor + 1, cursor + encoded.count
+        blob = encoded.blob
+        self.events.append(
+            (workflow_id, cursor, first, blob, encoded.fact_ids_text, now, checksum(blob))
         )
-    if encoded.contents:
-        conn.executemany(q.INSERT_CONTENT, encoded.contents.items())
-        conn.executemany(q.UPSERT_FACT, encoded.fact_hashes.items())
-    return cursor
+        if encoded.inline:
+            self.inline += [(fid, d, checksum(d)) for fid, d in encoded.inline.items()]
+        if encoded.contents:
+            self.contents.update(encoded.contents)
+            self.fact_hashes += encoded.fact_hashes.items()
+        return cursor
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        """Insert the rows (in a write transaction)."""
+        if self.events:
+            conn.executemany(q.INSERT_EVENTS, self.events)
+        if self.inline:
+            conn.executemany(q.UPSERT_INLINE_FACT, self.inline)
+        if self.contents:
+            conn.executemany(q.INSERT_CONTENT, self.contents.items())
+            conn.executemany(q.UPSERT_FACT, self.fact_hashes)
+
+
+def _write_batch(
+    conn: sqlite3.Connection, batch: builtins.list[_Pending], now: float
+) -> builtins.list[int | Exception]:
+    """Write a batch of appends (under the write lock); each one is checked on its own."""
+    state: dict[str, builtins.list[Any]] = {}
+    ids = builtins.list(dict.fromkeys(p.workflow_id for p in batch))
+    for start in range(0, len(ids), _MAX_PARAMS):
+        chunk = ids[start : start + _MAX_PARAMS]
+        query = q.SELECT_APPEND_STATE.format(marks=",".join("?" * len(chunk)))
+        for wid, last, epoch, status in conn.execute(query, chunk):
+            state[wid] = [last, epoch, status]
+    log = _LogWrites()
+    statuses: dict[str, str] = {}
+    timers: dict[str, tuple[str, str, float, str] | None] = {}  # the last change wins
+    results: builtins.list[int | Exception] = []
+    for p in batch:
+        wid = p.workflow_id
+        st = state.get(wid)
+        if st is None:
+            results.append(
+                StoreError(
+                    f"cannot append to unknown workflow {wid!r}: create() it first",
+                    workflow_id=wid,
+                )
+            )
+            continue
+        try:
+            cursor = _position(wid, st[0])
+        except StoreError as exc:
+            results.append(exc)
+            continue
+        if p.token is not None and p.token != st[1]:
+            results.append(LeaseLostError(wid, p.token, f"; it is at {st[1]}"))
+            continue
+        if p.status is not None and p.status != st[2]:
+            statuses[wid] = st[2] = p.status
+        if p.encoded is not None:
+            cursor = st[0] = log.add(wid, cursor, p.encoded, now)
+        for row in p.timers:
+            timers[row[0]] = row
+        for timer_id in p.done:
+            timers[timer_id] = None
+        results.append(cursor)
+    log.write(conn)
+    if statuses:
+        conn.executemany(q.UPDATE_STATUS, [(st, now, wid) for wid, st in statuses.items()])
+    if timers:
+        conn.executemany(q.UPSERT_TIMER, [row for row in timers.values() if row is not None])
+        conn.executemany(q.DELETE_TIMER, [(tid,) for tid, row in timers.items() if row is None])
+    return results
 
 
 def _grant(

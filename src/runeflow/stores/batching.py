@@ -1,0 +1,159 @@
+"""Appends as data, and group commit: many threads' appends share one transaction.
+
+A durable store's append costs one transaction, and a transaction costs a commit: a write
+to the SQLite WAL, a WAL flush (an ``fdatasync``) on PostgreSQL. When many instances
+checkpoint at once (a runner with a thread pool, several timers firing), their appends are
+written together by :class:`GroupCommit`, so that they share one commit:
+
+* the first thread to append becomes the *leader* and writes its own append at once, in a
+  transaction of its own: a lone append waits for nothing;
+* appends arriving while a transaction is being written queue up; when it is done, the
+  leader hands over to the oldest of them, which writes all of them (up to ``max_batch``) in
+  the next transaction, and so on.
+
+So no append waits for more than the transaction in progress when it arrived plus its own,
+and the more appends arrive at once, the fewer commits they cost. Each append stays atomic
+and is refused on its own (a stale fencing token, an unknown instance) without failing the
+others; when the transaction itself fails, every append in it fails with that error and none
+was written.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from runeflow.errors import StoreError
+
+if TYPE_CHECKING:
+    from runeflow.model.events import Event
+    from runeflow.stores.base import Timer
+
+__all__ = ["Append", "GroupCommit", "outcome"]
+
+T = TypeVar("T")
+
+
+@dataclass(kw_only=True, slots=True)
+class Append:
+    """One instance's append, as :meth:`~runeflow.stores.base.Store.append_many` takes it.
+
+    The fields are :meth:`~runeflow.stores.base.Store.append`'s arguments.
+    """
+
+    workflow_id: str
+    """The instance (created with ``create``)."""
+    events: Sequence[Event] = ()
+    """The events, in order; may be empty."""
+    status: str | None = None
+    """When given, the instance's status is set in the same transaction."""
+    token: int | None = None
+    """The writer's fencing token: a stale one refuses the append (``LeaseLostError``)."""
+    timers: Sequence[Timer] = ()
+    """Timers to keep (replacing any with the same id), in the same transaction."""
+    done_timers: Sequence[str] = ()
+    """Ids of timers to remove in the same transaction: their outcome is in the log."""
+
+
+def outcome(result: int | Exception) -> int:
+    """An append's cursor, or raise the error that refused it."""
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+class _Waiter(Generic[T]):
+    """A queued item: woken when its result is in, or when it is to lead the next batch."""
+
+    __slots__ = ("failure", "gate", "item", "lead", "result")
+
+    def __init__(self, item: T) -> None:
+        self.item = item
+        self.result: int | Exception = 0
+        self.failure: BaseException | None = None
+        self.lead = False
+        self.gate = threading.Lock()
+        self.gate.acquire()
+
+
+class GroupCommit(Generic[T]):
+    """Writes the items that several threads submit at once in shared batches (see the
+    module docstring).
+
+    Args:
+        write: writes a batch in one transaction and returns each item's result (a cursor,
+            or the exception refusing that item); raising fails the whole batch.
+        max_batch: the most items one batch holds.
+    """
+
+    def __init__(
+        self, write: Callable[[list[T]], list[int | Exception]], max_batch: int = 256
+    ) -> None:
+        self._write = write
+        self.max_batch = max_batch
+        self._mutex = threading.Lock()
+        self._queue: deque[_Waiter[T]] = deque()
+        self._writing = False
+        self.batches = 0
+        """Transactions written so far (for tests and benchmarks)."""
+        self.items = 0
+        """Items written in them."""
+
+    def submit(self, item: T) -> int | Exception:
+        """Write ``item``, alone or with whatever else is queued; return its result.
+
+        Raises:
+            Exception: whatever writing its batch raised (then nothing of the batch was
+                written).
+        """
+        with self._mutex:
+            if not self._writing:
+                self._writing = True
+                waiter = None
+            else:
+                waiter = _Waiter(item)
+                self._queue.append(waiter)
+        if waiter is None:
+            return self._lead(item)
+        waiter.gate.acquire()  # released with the result, or to lead the next batch
+        if waiter.lead:
+            return self._lead(item)
+        if waiter.failure is not None:
+            raise waiter.failure
+        return waiter.result
+
+    def _lead(self, item: T) -> int | Exception:
+        """Write ``item`` with the queued ones, hand over to the next, deliver results."""
+        with self._mutex:
+            queue = self._queue
+            others = [queue.popleft() for _ in range(min(len(queue), self.max_batch - 1))]
+        items = [item, *(w.item for w in others)]
+        failure: BaseException | None = None
+        try:
+            results = self._write(items)
+        except BaseException as exc:
+            failure = exc
+        with self._mutex:
+            self.batches += 1
+            self.items += len(items)
+            if queue:
+                nxt = queue.popleft()
+                nxt.lead = True
+                nxt.gate.release()
+            else:
+                self._writing = False
+        if failure is not None:
+            shared = failure
+            if not isinstance(failure, Exception):  # interrupted: the others learn it so
+                shared = StoreError(f"a shared store transaction was interrupted ({failure!r})")
+            for waiter in others:
+                waiter.failure = shared
+                waiter.gate.release()
+            raise failure
+        for waiter, result in zip(others, results[1:], strict=True):
+            waiter.result = result
+            waiter.gate.release()
+        return results[0]
