@@ -20,7 +20,7 @@ request (the ASGI app in process, request to last byte), median and worst of ``-
   the same with a status filter (a bounded scan of at most 2,000 ids);
 * ``instance cold`` / ``instance warm``: one instance's page data.
 
-What the listing indexes (schema 5) cost SQLite writes is measured too, with and without
+What the listing indexes (SQLite schema 5) cost SQLite writes is measured too, with and without
 them in one run: instances created and given a status per second (the store alone), and
 two-step instances run to the end per second through a runner.
 """
@@ -291,7 +291,7 @@ def _instances(path: Path, count: int) -> float:
 
 
 def index_cost(tmp: Path, count: int, rounds: int = 3) -> None:
-    """What the listing indexes (schema 5) cost SQLite writes: instances created and given a
+    """What the listing indexes (SQLite schema 5) cost SQLite writes: instances created and given a
     status per second (the store alone), and two-step instances run to the end per second
     (through a runner), with and without them; each the best of ``rounds``, taking turns."""
     for case, work, n in (

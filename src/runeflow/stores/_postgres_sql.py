@@ -247,7 +247,7 @@ READS = frozenset(
 """Statements that only read, so that a failed attempt may be repeated."""
 
 
-# --- listing a page at a time (schema 5); ``{schema}`` as above ------------------------------
+# --- listing a page at a time (schema 6); ``{schema}`` as above ------------------------------
 
 _ID = 'workflow_id COLLATE "C"'
 

@@ -4,7 +4,8 @@ A store may hold hundreds of thousands of instances; a dashboard or a script tha
 through them must never make the store read them all. :meth:`Store.list_page
 <runeflow.stores.base.Store.list_page>` returns one page, newest first, and the positions
 (:data:`PageKey`) from which the pages around it start; the durable stores answer it from
-indexes (schema version 5), reading about as many rows as the page holds.
+indexes (schema version 5 on SQLite, 6 on PostgreSQL), reading about as many rows as the
+page holds.
 :meth:`~runeflow.stores.base.Store.count_instances` counts up to a cap, so a count costs at
 most that many index entries.
 
