@@ -244,9 +244,13 @@
     }
   }
 
+  let asked = 0;
+
   async function refresh() {
+    const mine = ++asked;  // an answer overtaken by a later request is dropped
     try {
       const data = await api(`/api/instances/${enc(id)}?since=${enc(version)}`);
+      if (mine !== asked) return;
       RF.showMessage(message, "");
       if (data.unchanged) return;
       version = data.version;
@@ -259,7 +263,7 @@
       renderFacts(data);
       await newEvents(data);
     } catch (err) {
-      RF.showMessage(message, RF.errorText(err));
+      if (mine === asked) RF.showMessage(message, RF.errorText(err));
     }
   }
 

@@ -128,13 +128,18 @@
     }
   }
 
+  let asked = 0;
+
   async function load() {
     writeUrl();
+    const mine = ++asked;  // an answer to an older request (filters changed since) is dropped
     try {
-      render(await api(`/api/instances?${query()}`));
+      const data = await api(`/api/instances?${query()}`);
+      if (mine !== asked) return;
+      render(data);
       RF.showMessage(message, "");
     } catch (err) {
-      RF.showMessage(message, RF.errorText(err));
+      if (mine === asked) RF.showMessage(message, RF.errorText(err));
     }
   }
 
