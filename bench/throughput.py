@@ -1,22 +1,25 @@
 """Runner throughput. Run ``python bench/throughput.py`` (``--quick`` for a short run,
-``--only CASE`` for one case).
+``--only CASE`` for some cases).
 
-Prints JSON lines; each figure is from this run, next to the model's own speed measured in
-the same run (``model_*``), so that a slower or faster machine shows in both. Cases:
+Prints JSON lines; each figure is from this run, next to what the model alone does in the
+same run (``model_*``), so that a slower or faster machine shows in both. To compare two
+versions of runeflow in one run, run this file twice back to back with ``PYTHONPATH``
+pointing at each version's ``src``. Cases:
 
-* ``fanout``: a 1,000-way fan-out + join through the runner (thread executor, MemoryStore),
-  µs per step, against the same workflow run inline by the model.
+* ``fanout``: a 1,000-way fan-out into a join through the runner (thread executor,
+  MemoryStore), µs per step, against the same workflow run inline by the model.
 * ``instances``: N instances of a three-step workflow through the runner, MemoryStore, on
   the inline and the thread executor; instances/s against the model's.
-* ``durable_instances``: the same on SQLite (``synchronous=NORMAL``: survives SIGKILL),
-  every step committed before its successor is dispatched; and with 8 threads each starting
-  instances (group commit shares their transactions).
+* ``durable_instances``: the same on SQLite (``synchronous=NORMAL``, which survives a
+  SIGKILL), every cycle committed before its successors are dispatched; started from one
+  thread, and from 8 threads at once (their appends share transactions).
 * ``durable_chain``: a 200-step chain on SQLite, every step committed (``NORMAL``); steps/s.
-* ``timers``: 10,000 waiting instances whose timeouts fall due over 1-3 s (MemoryStore and
-  SQLite): lateness of each firing (mean, p99, max); then 10,000 due at the same moment:
-  fires/s; then one due timer among 100,000 armed: its lateness.
-* ``pg_appends``: appends/s to PostgreSQL by 1 and by 8 threads, each to its own instance
-  (skipped with the reason when no server answers).
+* ``timers``: N waiting instances whose timeouts fall due over 1 to 3 s (MemoryStore and
+  SQLite): lateness of the firings (mean, p99, max); N timers due at the same moment
+  (a fake clock jumps): fires/s; one timer due among 100,000 armed: its lateness; and the
+  heap per waiting instance (tracemalloc).
+* ``pg_appends``: appends/s to PostgreSQL by 1 and by 8 threads, each appending to its own
+  instance (skipped, saying why, when no server answers).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +60,17 @@ def best_of(trials: int, work: Callable[[], float]) -> tuple[float, float]:
     return min(times), statistics.median(times)
 
 
+@contextmanager
+def sqlite_store() -> Iterator[rf.SQLiteStore]:
+    """A new SQLite store in a file of its own, removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = rf.SQLiteStore(Path(tmp) / f"{uuid.uuid4().hex}.db")
+        try:
+            yield store
+        finally:
+            store.close()
+
+
 def fan_workflow(n: int) -> rf.Workflow:
     wf = rf.workflow(name="fan")
     names = [f"s{i}" for i in range(n)]
@@ -76,10 +92,9 @@ def fanout(n: int, trials: int) -> None:
 
     model_best, _ = best_of(trials, model)
     with rf.Runner(executor="threads", recover=False) as runner:
-        counter = iter(range(10**9))
 
         def through_runner() -> float:
-            wid = f"fan{next(counter)}"
+            wid = uuid.uuid4().hex
             start = time.perf_counter()
             runner.start_instance(definition, 0, id=wid)
             runner.wait(wid)
@@ -87,6 +102,7 @@ def fanout(n: int, trials: int) -> None:
             assert runner.get_results(wid, components=["join"]) == {"join": n}
             return elapsed
 
+        through_runner()  # the pool's threads start
         best, median = best_of(trials, through_runner)
     steps = n + 1
     emit(
@@ -101,7 +117,7 @@ def fanout(n: int, trials: int) -> None:
     )
 
 
-def _model_instances(n: int, trials: int) -> float:
+def model_instances(n: int, trials: int) -> float:
     definition = three_step()
 
     def run() -> float:
@@ -114,40 +130,39 @@ def _model_instances(n: int, trials: int) -> float:
     return n / best
 
 
-def _run_instances(
-    runner: rf.Runner, definition: rf.Workflow, n: int, prefix: str, starters: int = 1
-) -> float:
+def run_instances(runner: rf.Runner, definition: rf.Workflow, n: int, starters: int) -> float:
+    """Start ``n`` instances (from ``starters`` threads) and wait for all; return seconds."""
+    prefix = uuid.uuid4().hex[:8]
     start = time.perf_counter()
     if starters == 1:
         for i in range(n):
-            runner.start_instance(definition, i, id=f"{prefix}{i}")
+            runner.start_instance(definition, i, id=f"{prefix}-{i}")
     else:
 
         def starter(k: int) -> None:
             for i in range(k, n, starters):
-                runner.start_instance(definition, i, id=f"{prefix}{i}")
+                runner.start_instance(definition, i, id=f"{prefix}-{i}")
 
         threads = [threading.Thread(target=starter, args=(k,)) for k in range(starters)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     for i in range(n):
-        runner.wait(f"{prefix}{i}")
+        runner.wait(f"{prefix}-{i}")
     elapsed = time.perf_counter() - start
-    assert runner.get_results(f"{prefix}{n - 1}") == [n, 2 * n, 2 * n - 1]
+    assert runner.get_results(f"{prefix}-{n - 1}") == [n, 2 * n, 2 * n - 1]
     return elapsed
 
 
 def instances(n: int, trials: int) -> None:
     definition = three_step()
-    model_rate = _model_instances(n, trials)
+    model_rate = model_instances(n, trials)
     for executor in ("inline", "threads"):
-        counter = iter(range(10**9))
 
-        def work(executor: str = executor, counter: Iterator[int] = counter) -> float:
+        def work(executor: str = executor) -> float:
             with rf.Runner(executor=executor, recover=False) as runner:
-                return _run_instances(runner, definition, n, f"r{next(counter)}-")
+                return run_instances(runner, definition, n, 1)
 
         best, median = best_of(trials, work)
         emit(
@@ -164,68 +179,63 @@ def instances(n: int, trials: int) -> None:
 
 def durable_instances(n: int, trials: int) -> None:
     definition = three_step()
-    with tempfile.TemporaryDirectory() as tmp:
-        for executor, starters in (("inline", 1), ("threads", 1), ("threads", 8)):
-            counter = iter(range(10**9))
+    for executor, starters in (("inline", 1), ("threads", 1), ("threads", 8)):
 
-            def work(
-                executor: str = executor, starters: int = starters, counter: Iterator[int] = counter
-            ) -> float:
-                path = Path(tmp) / f"d{next(counter)}.db"
-                store = rf.SQLiteStore(path)
-                with rf.Runner(store=store, executor=executor, recover=False) as runner:
-                    elapsed = _run_instances(runner, definition, n, "d", starters)
-                store.close()
+        def work(executor: str = executor, starters: int = starters) -> float:
+            with (
+                sqlite_store() as store,
+                rf.Runner(store=store, executor=executor, recover=False) as runner,
+            ):
+                elapsed = run_instances(runner, definition, n, starters)
+                assert len(store.list("idle")) == n
                 return elapsed
 
-            best, median = best_of(trials, work)
-            emit(
-                case="durable_instances",
-                n=n,
-                executor=executor,
-                starting_threads=starters,
-                store="sqlite",
-                synchronous="NORMAL",
-                best_per_s=round(n / best),
-                median_per_s=round(n / median),
-            )
+        best, median = best_of(trials, work)
+        emit(
+            case="durable_instances",
+            n=n,
+            executor=executor,
+            starting_threads=starters,
+            store="sqlite",
+            synchronous="NORMAL",
+            best_per_s=round(n / best),
+            median_per_s=round(n / median),
+        )
 
 
 def durable_chain(n: int, trials: int) -> None:
     definition = build_chain(n)
-    with tempfile.TemporaryDirectory() as tmp:
-        for executor in ("inline", "threads"):
-            counter = iter(range(10**9))
+    for executor in ("inline", "threads"):
 
-            def work(executor: str = executor, counter: Iterator[int] = counter) -> float:
-                store = rf.SQLiteStore(Path(tmp) / f"c{next(counter)}.db")
-                with rf.Runner(store=store, executor=executor, recover=False) as runner:
-                    start = time.perf_counter()
-                    runner.start_instance(definition, 0, id="chain")
-                    runner.wait("chain")
-                    elapsed = time.perf_counter() - start
-                    assert runner.get_results("chain", components=[f"s{n - 1}"]) == {
-                        f"s{n - 1}": n
-                    }
-                cursor = store.cursor("chain")
-                store.close()
-                assert cursor > n  # every step's result is in the log
+        def work(executor: str = executor) -> float:
+            with (
+                sqlite_store() as store,
+                rf.Runner(store=store, executor=executor, recover=False) as runner,
+            ):
+                start = time.perf_counter()
+                runner.start_instance(definition, 0, id="chain")
+                runner.wait("chain")
+                elapsed = time.perf_counter() - start
+                last = f"s{n - 1}"
+                assert runner.get_results("chain", components=[last]) == {last: n}
+                # every step's dispatch, result and completion is in the log
+                assert store.cursor("chain") >= 3 * n
                 return elapsed
 
-            best, median = best_of(trials, work)
-            emit(
-                case="durable_chain",
-                n=n,
-                executor=executor,
-                store="sqlite",
-                synchronous="NORMAL",
-                checkpoint="every_cycle",
-                best_steps_per_s=round(n / best),
-                median_steps_per_s=round(n / median),
-            )
+        best, median = best_of(trials, work)
+        emit(
+            case="durable_chain",
+            n=n,
+            executor=executor,
+            store="sqlite",
+            synchronous="NORMAL",
+            checkpoint="every_cycle",
+            best_steps_per_s=round(n / best),
+            median_steps_per_s=round(n / median),
+        )
 
 
-def _waiting(timeout: float) -> rf.Workflow:
+def waiting(timeout: float) -> rf.Workflow:
     return (
         rf.workflow(name="waiting")
         .add(rf.await_event(name="approval", events=["ok"], timeout=timeout))
@@ -233,87 +243,95 @@ def _waiting(timeout: float) -> rf.Workflow:
     )
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(int(len(ordered) * q) - 1, 0))]
 
 
-def _wait_fired(runner: rf.Runner, n: int, limit: float) -> list[float]:
+def wait_fired(runner: rf.Runner, n: int, limit: float) -> list[float]:
     deadline = time.monotonic() + limit
     while len(runner.timer_lateness()) < n and time.monotonic() < deadline:
-        time.sleep(0.01)
+        time.sleep(0.005)
     return runner.timer_lateness()
 
 
-def timers(n: int, store_kind: str) -> None:
-    """n timers due over 1-3 s; then n due at once (fires/s)."""
-    with tempfile.TemporaryDirectory() as tmp:
+def wait_settled(runner: rf.Runner, ids: list[str], limit: float) -> None:
+    deadline = time.monotonic() + limit
+    for wid in ids:
+        runner.wait(wid, timeout=max(deadline - time.monotonic(), 0.001))
 
-        def make_store(name: str) -> rf.Store:
-            if store_kind == "memory":
-                return rf.MemoryStore()
-            return rf.SQLiteStore(Path(tmp) / f"{name}.db")
 
-        # spread: timeouts of 1.00 .. 3.00 s, set when each instance is parked
-        definitions = [_waiting(round(1.0 + i / 100, 2)) for i in range(201)]
-        store = make_store("spread")
-        with rf.Runner(store=store, recover=False) as runner:
-            start = time.perf_counter()
-            for i in range(n):
-                runner.start_instance(definitions[i % 201], i, id=f"t{i}")
-            park_s = time.perf_counter() - start
-            late = _wait_fired(runner, n, 60)
-            outcomes = len(runner.list_workflows(status="idle"))
-        emit(
-            case="timers",
-            pattern="spread_1_to_3s",
-            store=store_kind,
-            timers=n,
-            park_s=round(park_s, 3),
-            fired=len(late),
-            settled_after_firing=outcomes,
-            mean_lateness_ms=round(statistics.mean(late) * 1000, 2) if late else None,
-            p99_lateness_ms=round(_percentile(late, 0.99) * 1000, 2) if late else None,
-            max_lateness_ms=round(max(late) * 1000, 2) if late else None,
-        )
-        # burst: every timer due at the same moment, two seconds after the first is parked
-        clock = rf.FakeClock(start=1_000_000.0)
-        burst = _waiting(10.0)
-        store = make_store("burst")
-        with rf.Runner(store=store, clock=clock, recover=False) as runner:
-            for i in range(n):
-                runner.start_instance(burst, i, id=f"b{i}")
-            start = time.perf_counter()
-            clock.advance(10.0)
-            late = _wait_fired(runner, n, 60)
-            elapsed = time.perf_counter() - start
-            while (
-                len(runner.list_workflows(status="idle")) < n and time.perf_counter() - start < 60
-            ):
-                time.sleep(0.01)
-            settled = time.perf_counter() - start
-        emit(
-            case="timers",
-            pattern="burst_all_due_at_once",
-            store=store_kind,
-            timers=n,
-            fired=len(late),
-            fires_per_s=round(len(late) / elapsed),
-            fired_and_settled_per_s=round(n / settled),
-        )
+@contextmanager
+def store_of(kind: str) -> Iterator[rf.Store]:
+    if kind == "memory":
+        yield rf.MemoryStore()
+    else:
+        with sqlite_store() as store:
+            yield store
+
+
+def timers_spread(n: int, kind: str) -> None:
+    """``n`` instances whose waits time out at 1.00 .. 3.00 s after they park."""
+    definitions = [waiting(round(1.0 + i / 100, 2)) for i in range(201)]
+    with store_of(kind) as store, rf.Runner(store=store, recover=False) as runner:
+        start = time.perf_counter()
+        for i in range(n):
+            runner.start_instance(definitions[i % 201], i, id=f"t{i}")
+        park_s = time.perf_counter() - start
+        late = wait_fired(runner, n, 60)
+        wait_settled(runner, [f"t{i}" for i in range(n)], 30)
+        idle = len(store.list("idle"))
+    emit(
+        case="timers",
+        pattern="spread_1_to_3s",
+        store=kind,
+        timers=n,
+        park_s=round(park_s, 3),
+        fired=len(late),
+        settled_idle=idle,
+        mean_lateness_ms=round(statistics.mean(late) * 1000, 2),
+        p99_lateness_ms=round(percentile(late, 0.99) * 1000, 2),
+        max_lateness_ms=round(max(late) * 1000, 2),
+    )
+
+
+def timers_burst(n: int, kind: str) -> None:
+    """``n`` timers due at the same moment: a fake clock jumps past them all."""
+    clock = rf.FakeClock(start=1_000_000.0)
+    definition = waiting(10.0)
+    ids = [f"b{i}" for i in range(n)]
+    with store_of(kind) as store, rf.Runner(store=store, clock=clock, recover=False) as runner:
+        for i, wid in enumerate(ids):
+            runner.start_instance(definition, i, id=wid)
+        start = time.perf_counter()
+        clock.advance(10.0)
+        fired = len(wait_fired(runner, n, 120))
+        fired_s = time.perf_counter() - start
+        wait_settled(runner, ids, 120)
+        settled_s = time.perf_counter() - start
+        idle = len(store.list("idle"))
+    emit(
+        case="timers",
+        pattern="burst_all_due_at_once",
+        store=kind,
+        timers=n,
+        fired=fired,
+        settled_idle=idle,
+        fires_per_s=round(fired / fired_s),
+        fired_and_settled_per_s=round(n / settled_s),
+    )
 
 
 def timers_armed(armed: int) -> None:
     """One timer due while ``armed`` others wait far in the future: its lateness."""
-    far = _waiting(3600.0)
-    near = _waiting(0.5)
+    far, near = waiting(3600.0), waiting(0.5)
     with rf.Runner(recover=False) as runner:
         start = time.perf_counter()
         for i in range(armed):
             runner.start_instance(far, i, id=f"f{i}")
         park_s = time.perf_counter() - start
         runner.start_instance(near, 0, id="near")
-        late = _wait_fired(runner, 1, 10)
+        late = wait_fired(runner, 1, 10)
     emit(
         case="timers",
         pattern="one_due_among_armed",
@@ -324,44 +342,67 @@ def timers_armed(armed: int) -> None:
     )
 
 
+def waiting_memory(n: int) -> None:
+    """Heap per waiting instance (tracemalloc: Python allocations), MemoryStore."""
+    import tracemalloc
+
+    definition = waiting(3600.0)
+    gc.collect()
+    tracemalloc.start()
+    with rf.Runner(recover=False) as runner:
+        runner.start_instance(definition, -1, id="warm")
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(n):
+            runner.start_instance(definition, i, id=f"w{i}")
+        parked = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        assert len(runner.list_workflows(status="waiting")) == n + 1
+    emit(
+        case="memory",
+        waiting_instances=n,
+        store="memory",
+        heap_kb_per_waiting_instance=round((parked - base) / 1024 / n, 2),
+    )
+
+
 def pg_appends(seconds: float) -> None:
     dsn = os.environ.get("RUNEFLOW_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
     try:
-        store = rf.PostgresStore(dsn, schema="bench_appends", connect_timeout=3, max_size=8)
+        store = rf.PostgresStore(dsn, schema=schema, connect_timeout=3, max_size=8)
     except Exception as exc:  # no server: say so
         emit(case="pg_appends", skipped=f"no PostgreSQL at {dsn}: {exc}")
         return
     try:
         for concurrency in (1, 8):
-            ids = [f"a{concurrency}-{k}-{time.time_ns()}" for k in range(concurrency)]
+            ids = [f"a{concurrency}-{k}" for k in range(concurrency)]
             for wid in ids:
                 store.create(wid, definition_name="bench", definition_hash="h", owner="o", ttl=600)
             counts = [0] * concurrency
             stop = threading.Event()
 
-            def appender(
-                k: int,
-                ids: list[str] = ids,
-                stop: threading.Event = stop,
-                counts: list[int] = counts,
-            ) -> None:
-                wid = ids[k]
+            def appender(k: int, wid: str, stop: threading.Event, counts: list[int]) -> None:
                 i = 0
                 while not stop.is_set():
-                    fact = rf.Fact(f"{k}-{i}", i, "s", "s", (), (f"{k}-{i}",))
+                    fact = rf.Fact(f"{wid}-{i}", i, "s", "s", (), (f"{wid}-{i}",))
                     store.append(wid, [ev.FactProduced(fact, None)], status="running", token=1)
                     i += 1
                 counts[k] = i
 
-            threads = [threading.Thread(target=appender, args=(k,)) for k in range(concurrency)]
+            threads = [
+                threading.Thread(target=appender, args=(k, wid, stop, counts))
+                for k, wid in enumerate(ids)
+            ]
             start = time.perf_counter()
-            for t in threads:
-                t.start()
+            for thread in threads:
+                thread.start()
             time.sleep(seconds)
             stop.set()
-            for t in threads:
-                t.join()
+            for thread in threads:
+                thread.join()
             elapsed = time.perf_counter() - start
+            for k, wid in enumerate(ids):
+                assert store.cursor(wid) == counts[k]
             emit(
                 case="pg_appends",
                 concurrent_instances=concurrency,
@@ -369,19 +410,12 @@ def pg_appends(seconds: float) -> None:
                 seconds=round(elapsed, 2),
             )
     finally:
-        with store._connection() as conn:  # a bench-only schema
-            conn.execute("DROP SCHEMA IF EXISTS bench_appends CASCADE")
+        with store._connection() as conn:  # the bench's own schema
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         store.close()
 
 
-CASES = (
-    "fanout",
-    "instances",
-    "durable_instances",
-    "durable_chain",
-    "timers",
-    "pg_appends",
-)
+CASES = ("fanout", "instances", "durable_instances", "durable_chain", "timers", "pg_appends")
 
 
 def main() -> None:
@@ -392,7 +426,7 @@ def main() -> None:
     quick = args.quick
     only = set(args.only or CASES)
     trials = 3 if quick else 5
-    emit(case="env", python=sys.version.split()[0], cpus=os.cpu_count())
+    emit(case="env", python=sys.version.split()[0], cpus=os.cpu_count(), runeflow=rf.__file__)
     if "fanout" in only:
         fanout(1000, trials)
     if "instances" in only:
@@ -403,9 +437,11 @@ def main() -> None:
         durable_chain(200, trials)
     if "timers" in only:
         n = 2000 if quick else 10_000
-        timers(n, "memory")
-        timers(n, "sqlite")
+        for kind in ("memory", "sqlite"):
+            timers_spread(n, kind)
+            timers_burst(n, kind)
         timers_armed(10_000 if quick else 100_000)
+        waiting_memory(2000 if quick else 10_000)
     if "pg_appends" in only:
         pg_appends(1.0 if quick else 3.0)
 

@@ -78,9 +78,7 @@ def test_an_unstorable_result_is_retried_and_falls_back_per_policy(tmp_path: Pat
             rf.step(
                 make,
                 name="make",
-                policy=rf.Policy(
-                    max_retries=2, backoff="none", fallback=lambda r, err: [err.type]
-                ),
+                policy=rf.Policy(max_retries=2, backoff="none", fallback=lambda r, err: [err.type]),
             )
         ],
     )

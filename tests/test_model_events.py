@@ -132,7 +132,7 @@ def test_build_records_never_hold_code() -> None:
     for event in wf.event_log():
         if isinstance(event, ev.ComponentAdded):
             record = ev.build_record(event)
-            assert set(record) == {"name", "component_kind", "parents", "hash", "kind"}
+            assert set(record) == {"name", "component_kind", "parents", "hash", "reads", "kind"}
             json.dumps(record)
 
 
@@ -179,7 +179,7 @@ def test_definition_by_import_path(tmp_path: Path) -> None:
             return rf.workflow(name="imported").add(rf.step(lambda x: x * 3, name="triple"))
     """)
     )
-    from runeflow.model.replay import load_definition
+    from runeflow.model.workflow import load_definition
 
     wf = load_definition(f"{module}:build").react_until_satisfied(2)
     stored = stored_form(wf.event_log())

@@ -101,3 +101,12 @@ def test_cli_graph_draws_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["graph", target, "--format", "svg"]) == 0
     root = ET.fromstring(capsys.readouterr().out)
     assert "manager" in {g.get("data-component") for g in root.iter(f"{SVG}g")}
+
+
+def test_svg_draws_what_rule_conditions_read() -> None:
+    from test_model_meta import build as budget
+
+    root = ET.fromstring(to_svg("budget", nodes_of(budget())))
+    dashed = [p for p in root.iter(f"{SVG}path") if p.get("stroke-dasharray") == "4 3"]
+    labels = {t.text for t in root.iter(f"{SVG}text")}
+    assert len(dashed) == 3 and {"state_of", "fact_count", "step_ran"} <= labels

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from runeflow.codec import JsonCodec, PickleCodec, register_type
 from runeflow.errors import (
+    ClusterUnavailableError,
     CodecError,
     DefinitionError,
     DefinitionMismatchError,
@@ -36,10 +37,13 @@ from runeflow.model.components import (
     Rule,
     StateMachine,
     Step,
-    accumulator,
-    await_event,
     context,
     halt,
+)
+from runeflow.model.constructors import (
+    accumulator,
+    await_event,
+    filter,
     map,
     reduce,
     rule,
@@ -48,7 +52,19 @@ from runeflow.model.components import (
 )
 from runeflow.model.events import ErrorInfo
 from runeflow.model.facts import ROOT, Fact, FactRef, Signal
+from runeflow.model.meta import fact_count, state_of, step_ran
 from runeflow.model.runnable import Runnable, execute_runnable
+from runeflow.model.saga import Saga, saga
+from runeflow.model.stateful import (
+    FSM,
+    Aggregate,
+    ProcessManager,
+    Rejection,
+    aggregate,
+    fsm,
+    process_manager,
+    reject,
+)
 from runeflow.model.workflow import Wait, Workflow, workflow
 from runeflow.runner import (
     Checkpoint,
@@ -68,18 +84,24 @@ from runeflow.runner import (
 from runeflow.stores import MemoryStore, SQLiteStore, Store, store_from_url
 
 if TYPE_CHECKING:
+    from runeflow.runner.dask_executor import DaskExecutor
+    from runeflow.runner.ray_executor import RayExecutor
     from runeflow.stores.postgres import PostgresStore
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FSM",
     "ROOT",
     "Accumulator",
+    "Aggregate",
     "AwaitEvent",
     "Checkpoint",
     "Client",
+    "ClusterUnavailableError",
     "CodecError",
     "Component",
+    "DaskExecutor",
     "DefinitionError",
     "DefinitionMismatchError",
     "DispatchError",
@@ -100,7 +122,10 @@ __all__ = [
     "PickleCodec",
     "Policy",
     "PostgresStore",
+    "ProcessManager",
+    "RayExecutor",
     "Reduce",
+    "Rejection",
     "Rule",
     "RunContextError",
     "RuneflowError",
@@ -109,6 +134,7 @@ __all__ = [
     "RunnerProtocol",
     "RuntimeFailure",
     "SQLiteStore",
+    "Saga",
     "Signal",
     "StateMachine",
     "Status",
@@ -126,27 +152,46 @@ __all__ = [
     "WorkflowNotFoundError",
     "__version__",
     "accumulator",
+    "aggregate",
     "await_event",
     "context",
     "events",
     "every_n",
     "execute_runnable",
+    "fact_count",
+    "filter",
+    "fsm",
     "halt",
     "map",
+    "process_manager",
     "reduce",
     "register_type",
+    "reject",
     "rule",
+    "saga",
     "state_machine",
+    "state_of",
     "step",
+    "step_ran",
     "store_from_url",
     "workflow",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Load :class:`PostgresStore` on first use: ``import runeflow`` never imports psycopg."""
-    if name == "PostgresStore":
-        from runeflow.stores.postgres import PostgresStore
+_LAZY = {
+    "PostgresStore": "runeflow.stores.postgres",
+    "DaskExecutor": "runeflow.runner.dask_executor",
+    "RayExecutor": "runeflow.runner.ray_executor",
+}
 
-        return PostgresStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    """Load optional back-ends on first use: ``import runeflow`` never imports psycopg, Dask
+    or Ray (each class raises an ImportError naming its extra when the package is missing).
+    """
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -3,8 +3,11 @@ drawing laid out here (the dashboard), all from the same description: the nodes 
 definition (:func:`nodes_of`) or of an instance's view (:meth:`InstanceView.nodes`).
 
 Each component kind has its own shape; the workflow's input is a circle. A join's edges are
-numbered with the argument position each parent fills. When the nodes carry an instance's
-state (``runeflow graph --id``), nodes are colored by it and labelled with its counts.
+numbered with the argument position each parent fills. What a rule's condition reads of the
+workflow (meta-conditions: ``rf.state_of``, ``rf.step_ran``, ``rf.fact_count``) is drawn as
+a dashed edge from the component read, labelled with the kind of read. When the nodes carry
+an instance's state (``runeflow graph --id``), nodes are colored by it and labelled with its
+counts.
 """
 
 from __future__ import annotations
@@ -58,7 +61,9 @@ _DOT_SHAPES: dict[str, str] = {
 def nodes_of(wf: Workflow) -> list[NodeInfo]:
     """The components of a workflow definition, without instance state."""
     return [
-        NodeInfo(name=c["name"], kind=c["kind"], parents=tuple(c["parents"]))
+        NodeInfo(
+            name=c["name"], kind=c["kind"], parents=tuple(c["parents"]), reads=tuple(c["reads"])
+        )
         for c in wf.graph.describe()["components"]
     ]
 
@@ -75,6 +80,8 @@ def to_mermaid(name: str, nodes: Sequence[NodeInfo]) -> str:
     for parent, child, position in _edges(nodes):
         arrow = f"-->|{position}|" if position else "-->"
         lines.append(f"    {ids[parent]} {arrow} {ids[child]}")
+    for source, rule, what in _reads(nodes, ids):
+        lines.append(f"    {ids[source]} -.->|{what}| {ids[rule]}")
     states = sorted({n.state for n in nodes if n.state is not None})
     for state in states:
         fill, stroke = STATE_STYLES[state]
@@ -107,6 +114,8 @@ def to_dot(name: str, nodes: Sequence[NodeInfo]) -> str:
     for parent, child, position in _edges(nodes):
         label = f' [label="{position}"]' if position else ""
         lines.append(f"    {ids[parent]} -> {ids[child]}{label};")
+    for source, rule, what in _reads(nodes, ids):
+        lines.append(f'    {ids[source]} -> {ids[rule]} [style=dashed, label="{what}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -125,6 +134,17 @@ def _edges(nodes: Sequence[NodeInfo]) -> list[tuple[str, str, int]]:
         join = len(node.parents) > 1
         for i, parent in enumerate(node.parents, start=1):
             out.append((parent, node.name, i if join else 0))
+    return out
+
+
+def _reads(nodes: Sequence[NodeInfo], ids: dict[str, str]) -> list[tuple[str, str, str]]:
+    """``(component read, rule, kind of read)`` for every meta-condition drawn."""
+    out = []
+    for node in nodes:
+        for read in node.reads:
+            what, _, source = read.partition(":")
+            if source in ids:
+                out.append((source, node.name, what))
     return out
 
 
@@ -187,6 +207,7 @@ def to_svg(name: str, nodes: Sequence[NodeInfo], *, legend: bool = True) -> str:
         'fill="#6b7280"/></marker></defs>',
     ]
     out += layout.edges_svg()
+    out += layout.reads_svg()
     out += layout.nodes_svg()
     if legend_h:
         out += _legend_svg(sorted({n.state for n in nodes if n.state}), height + 8)
@@ -320,6 +341,25 @@ class _Layout:
             for slot, i in enumerate(edges):
                 ends[i] = (cx - 2, cy + ch * (slot + 1) / (len(edges) + 1))
         return ends
+
+    def reads_svg(self) -> list[str]:
+        """Meta-conditions: a dashed edge from the component read to the rule reading it,
+        labelled with the kind of read (they take no part in the layout)."""
+        out = []
+        ids = {name: name for name in self.box if not name.startswith("\0")}
+        for source, rule, what in _reads(list(self.info.values()), ids):
+            sx, sy, sw, sh = self.box[source]
+            rx, ry, rw, _ = self.box[rule]
+            x1, y1, x2, y2 = sx + sw / 2, sy + sh, rx + rw / 2, ry
+            bend = max(30.0, abs(x2 - x1) / 3)
+            out.append(
+                f'<path d="M {x1:.1f} {y1:.1f} C {x1:.1f} {y1 + bend:.1f} {x2:.1f} '
+                f'{y2 - bend:.1f} {x2:.1f} {y2:.1f}" fill="none" stroke="#7c3aed" '
+                'stroke-width="1.2" stroke-dasharray="4 3" marker-end="url(#rf-arrow)"/>'
+                f'<text x="{(x1 + x2) / 2:.1f}" y="{(y1 + y2) / 2:.1f}" font-size="10" '
+                f'fill="#6d28d9" text-anchor="middle">{_xml(what)}</text>'
+            )
+        return out
 
     def nodes_svg(self) -> list[str]:
         out = []

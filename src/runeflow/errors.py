@@ -16,6 +16,7 @@ that cannot be read)::
         │   └── LeaseLostError          another runner owns the instance now (fenced)
         ├── RunContextError             a required run-context key is missing
         ├── DispatchError               a runnable cannot be sent to its executor
+        │   └── ClusterUnavailableError a Dask or Ray cluster cannot be reached
         ├── StoreError                  the store failed or holds unreadable data
         │   └── StoreUnavailableError   the store cannot be reached now (retried)
         └── CodecError                  a value cannot be encoded or decoded
@@ -27,6 +28,7 @@ their message says what to do about the problem.
 from __future__ import annotations
 
 __all__ = [
+    "ClusterUnavailableError",
     "CodecError",
     "DefinitionError",
     "DefinitionMismatchError",
@@ -203,6 +205,18 @@ class DispatchError(RuntimeFailure):
     def __init__(self, message: str, *, component: str | None = None) -> None:
         super().__init__(message)
         self.component = component
+
+
+class ClusterUnavailableError(DispatchError):
+    """A Dask scheduler or Ray cluster cannot be reached at the address given.
+
+    Attributes:
+        address: the address that was tried.
+    """
+
+    def __init__(self, message: str, *, address: str) -> None:
+        super().__init__(message)
+        self.address = address
 
 
 class StoreError(RuntimeFailure):

@@ -35,15 +35,8 @@ from runeflow.errors import (
 )
 from runeflow.model import events as ev
 from runeflow.model.facts import FactRef
-from runeflow.model.replay import load_definition
-from runeflow.model.snapshot import (
-    fold_events,
-    hot_fact_ids,
-    materialize,
-    restore_snapshot,
-    take_snapshot,
-)
-from runeflow.model.workflow import Workflow
+from runeflow.model.snapshot import fold_events, hot_fact_ids, materialize, take_snapshot
+from runeflow.model.workflow import Workflow, load_definition
 from runeflow.stores.base import Store
 
 __all__ = ["Rehydration", "load_workflow", "save_snapshot"]
@@ -150,7 +143,7 @@ def _from_snapshot(
         snapshot = store.codec.decode(data)
         if not isinstance(snapshot, Mapping):
             raise CodecError(f"expected a mapping, found {type(snapshot).__name__}")
-        wf = restore_snapshot(snapshot, defn, migrate=migrate, loader=store.load_fact)
+        wf = Workflow.from_snapshot(snapshot, defn, migrate=migrate, loader=store.load_fact)
     except DefinitionMismatchError:
         raise
     except (RuneflowError, KeyError, TypeError, ValueError, IndexError) as exc:

@@ -44,6 +44,9 @@ class NodeInfo:
     counts: dict[str, int] = field(default_factory=dict)
     """Non-zero counts behind the state: ``ran``, ``running``, ``waiting``, ``failed``,
     ``skipped``, and ``unmatched`` (inputs a rule's condition rejected)."""
+    reads: tuple[str, ...] = ()
+    """What a rule's condition reads of the workflow (meta-conditions), as
+    ``"<kind>:<component>"``; drawn as dashed edges."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -57,7 +60,9 @@ class InstanceView:
     outputs: dict[str, str] = field(default_factory=dict)
     """Output ports, ``port -> component``."""
     components: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
-    """``name -> (kind, parents)``, in insertion order."""
+    """``name -> (kind, parents)``, in insertion order (components removed are left out)."""
+    reads: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """``rule name -> meta-conditions its condition reads`` (``"state_of:cart"``)."""
     inputs: list[Any] = field(default_factory=list)
     """Input values fed so far."""
     productions: list[tuple[str, Any]] = field(default_factory=list)
@@ -141,6 +146,7 @@ class InstanceView:
                     parents=parents,
                     state=state,
                     counts={k: v for k, v in counts.items() if v},
+                    reads=self.reads.get(name, ()),
                 )
             )
         return out
@@ -200,6 +206,11 @@ def _fold(view: InstanceView, event: ev.Event) -> None:
         view.outputs = dict(event.outputs)
     elif isinstance(event, ev.ComponentAdded):
         view.components[event.name] = (event.component_kind, tuple(event.parents))
+        if event.reads:
+            view.reads[event.name] = tuple(event.reads)
+    elif isinstance(event, ev.ComponentRemoved):
+        view.components.pop(event.name, None)
+        view.reads.pop(event.name, None)
     elif isinstance(event, ev.FactProduced):
         _fold_fact(view, event.fact)
     elif isinstance(event, ev.RunnableDispatched):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 
@@ -17,8 +18,6 @@ TOKEN_ENV = "RUNEFLOW_UI_TOKEN"
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """``runeflow ui``: serve the dashboard until Ctrl-C (or SIGTERM)."""
-    from runeflow.cli.parser import verbosity  # here: the parser imports this module
-
     try:
         import uvicorn
 
@@ -52,14 +51,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if token is not None:
         note(f"open it once as http://{shown}:{args.port}/?token=TOKEN (the token you gave)")
     note("Ctrl-C stops it")
-    verbose = verbosity(args)
+    level = logging.getLogger("runeflow").getEffectiveLevel()  # as -v / -vv set it
     try:
         uvicorn.run(
             app,
             host=args.host,
             port=args.port,
-            log_level="info" if verbose else "warning",
-            access_log=verbose > 1,
+            log_level="info" if level <= logging.INFO else "warning",
+            access_log=level <= logging.DEBUG,
             server_header=False,
             lifespan="off",
         )

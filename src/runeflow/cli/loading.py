@@ -12,8 +12,7 @@ from typing import Any
 
 from runeflow.cli.common import CliError
 from runeflow.errors import WorkflowDefinitionError
-from runeflow.model.replay import load_definition
-from runeflow.model.workflow import Workflow
+from runeflow.model.workflow import Workflow, load_definition
 
 __all__ = ["load_target", "load_workflows"]
 

@@ -33,8 +33,9 @@ from runeflow.view import load_view
 
 __all__ = ["EXECUTORS", "cmd_resume", "cmd_run", "cmd_send", "cmd_worker", "print_results"]
 
-EXECUTORS = ("threads", "processes", "asyncio", "inline")
-"""The ``--executor`` choices."""
+EXECUTORS = ("threads", "processes", "asyncio", "inline", "dask", "ray")
+"""The ``--executor`` choices (``dask``/``ray`` reach $DASK_SCHEDULER_ADDRESS/$RAY_ADDRESS, else
+start a local cluster)."""
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -15,10 +15,13 @@ from runeflow.model.components import (
     Rule,
     StateMachine,
     Step,
-    accumulator,
-    await_event,
     context,
     halt,
+)
+from runeflow.model.constructors import (
+    accumulator,
+    await_event,
+    filter,
     map,
     reduce,
     rule,
@@ -26,12 +29,26 @@ from runeflow.model.components import (
     step,
 )
 from runeflow.model.facts import ROOT, Fact, FactRef, Signal
+from runeflow.model.meta import fact_count, state_of, step_ran
 from runeflow.model.runnable import Runnable, execute_runnable
+from runeflow.model.saga import Saga, saga
+from runeflow.model.stateful import (
+    FSM,
+    Aggregate,
+    ProcessManager,
+    Rejection,
+    aggregate,
+    fsm,
+    process_manager,
+    reject,
+)
 from runeflow.model.workflow import Wait, Workflow, workflow
 
 __all__ = [
+    "FSM",
     "ROOT",
     "Accumulator",
+    "Aggregate",
     "AwaitEvent",
     "Component",
     "Fact",
@@ -39,23 +56,35 @@ __all__ = [
     "Halt",
     "Join",
     "Map",
+    "ProcessManager",
     "Reduce",
+    "Rejection",
     "Rule",
     "Runnable",
+    "Saga",
     "Signal",
     "StateMachine",
     "Step",
     "Wait",
     "Workflow",
     "accumulator",
+    "aggregate",
     "await_event",
     "context",
     "execute_runnable",
+    "fact_count",
+    "filter",
+    "fsm",
     "halt",
     "map",
+    "process_manager",
     "reduce",
+    "reject",
     "rule",
+    "saga",
     "state_machine",
+    "state_of",
     "step",
+    "step_ran",
     "workflow",
 ]

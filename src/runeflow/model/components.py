@@ -1,21 +1,23 @@
 """Workflow components: steps, rules, maps, reduces, accumulators, state machines, waits.
 
-A component wraps plain Python functions. It knows how its function is called (its *call
-spec*: how many input values it takes, which parameters come from the run context) and it
-has a content hash (see :mod:`runeflow.model.hashing`). How facts reach a component and what
-it produces is the workflow's business (:mod:`runeflow.model.workflow`); a component only
-says how to turn its inputs into a :class:`~runeflow.model.runnable.Runnable` and how to
-read the result.
+The constructors users call (``rf.step``, ``rf.rule``...) are in
+:mod:`runeflow.model.constructors`. A component wraps plain Python functions. It knows how
+its function is called (its *call spec*: how many input values it takes, which parameters
+come from the run context) and it has a content hash (see :mod:`runeflow.model.hashing`).
+How facts reach a component and what it produces is the workflow's business
+(:mod:`runeflow.model.workflow`); a component only says how to turn its inputs into a
+:class:`~runeflow.model.runnable.Runnable` and how to read the result.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+import sys
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 from runeflow.errors import WorkflowDefinitionError
 from runeflow.model.hashing import callable_digest, digest, stable_repr
@@ -30,31 +32,35 @@ __all__ = [
     "Halt",
     "Join",
     "Map",
+    "MetaKind",
+    "MetaRef",
     "Reduce",
     "Rule",
     "StateMachine",
     "Step",
-    "accumulator",
-    "await_event",
     "context",
     "halt",
-    "map",
-    "reduce",
-    "rule",
-    "state_machine",
-    "step",
 ]
 
 _MISSING: Any = type("_Missing", (), {"__repr__": lambda self: "<missing>"})()
 _VARARGS = inspect.CO_VARARGS
+_FUNCTION = types.FunctionType
 
 
 class ContextValue:
-    """Marks a parameter to be filled from the run context (see :func:`context`)."""
+    """Marks a parameter to be filled from the run context (see :func:`context`).
+
+    Meta-conditions (:mod:`runeflow.model.meta`) are markers of the same family, filled from
+    the workflow's state instead; ``is_meta`` tells them apart.
+    """
 
     __slots__ = ("default", "key")
+    is_meta: ClassVar[bool] = False
+    """True for meta-condition markers (``rf.state_of``...), read from the workflow's state."""
 
     def __init__(self, key: str, default: Any = _MISSING) -> None:
+        if not isinstance(key, str) or not key:
+            raise WorkflowDefinitionError(f"rf.context() needs a non-empty key, got {key!r}")
         self.key = key
         self.default = default
 
@@ -64,7 +70,51 @@ class ContextValue:
         return self.default is _MISSING
 
     def __repr__(self) -> str:
-        return f"rf.context({self.key!r})"
+        """``rf.context('key')``, with the default when there is one: a component's hash
+        covers its functions' defaults through this text, so it covers the default too."""
+        if self.required:
+            return f"rf.context({self.key!r})"
+        return f"rf.context({self.key!r}, default={stable_repr(self.default)})"
+
+
+MetaKind = Literal["state_of", "step_ran", "fact_count"]
+"""``state_of``: a stateful component's state; ``step_ran``: whether a component has produced
+a value; ``fact_count``: how many it has produced."""
+
+_META_KINDS = ("state_of", "step_ran", "fact_count")
+
+
+class MetaRef(ContextValue):
+    """A rule-condition parameter filled from the workflow's state (``rf.state_of``...).
+
+    See :mod:`runeflow.model.meta`.
+    """
+
+    __slots__ = ("kind", "target")
+    is_meta: ClassVar[bool] = True
+
+    def __init__(self, kind: MetaKind, target: str) -> None:
+        if kind not in _META_KINDS:
+            raise WorkflowDefinitionError(
+                f"unknown meta-condition {kind!r}: use one of {_META_KINDS}"
+            )
+        if not isinstance(target, str) or not target:
+            raise WorkflowDefinitionError(
+                f"rf.{kind}() needs the name of a component, got {target!r}"
+            )
+        super().__init__(f"{kind}:{target}")
+        self.kind: MetaKind = kind
+        """What is read."""
+        self.target = target
+        """The component read."""
+
+    @property
+    def required(self) -> bool:
+        """Always resolved from the workflow: never a missing run-context key."""
+        return False
+
+    def __repr__(self) -> str:
+        return f"rf.{self.kind}({self.target!r})"
 
 
 def context(key: str, default: Any = _MISSING) -> Any:
@@ -164,26 +214,59 @@ def _fn_name(fn: Callable[..., Any] | None, fallback: str) -> str:
     return str(name)
 
 
+Hook = Callable[[Any], "Mapping[str, Any] | None"]
+"""A ``before``/``after`` hook: called with a :class:`~runeflow.model.runnable.Runnable`;
+may return a dict of annotations, which is logged."""
+
+
 class Component:
-    """Base of every component. Subclasses set ``kind`` and build their runnables."""
+    """Base of every component. Subclasses set ``kind`` and build their runnables.
+
+    A component is callable: calling it calls its function, so a function decorated with
+    ``@rf.step`` (or another constructor) can still be called, and unit-tested, directly.
+    """
 
     kind: ClassVar[str] = "component"
-    __slots__ = ("auto_named", "fn", "hash", "name", "policy", "spec")
+    __slots__ = ("after", "auto_named", "before", "fn", "hash", "name", "policy", "spec")
+    fn: Callable[..., Any] | None
 
     def __init__(self, fn: Callable[..., Any] | None, name: str | None, options: str = "") -> None:
-        if fn is not None and not callable(fn):
-            raise WorkflowDefinitionError(
-                f"{self.kind} expects a callable, got {type(fn).__name__}", component=name
-            )
+        if fn is None:
+            pass
+        elif type(fn) is not _FUNCTION:
+            if isinstance(fn, Component):  # rf.step(decorated_function, name=...)
+                fn = fn.fn
+            if fn is not None and not callable(fn):
+                raise WorkflowDefinitionError(
+                    f"{self.kind} expects a callable, got {type(fn).__name__}", component=name
+                )
+        elif fn.__qualname__ == fn.__name__ != "<lambda>":  # a module-level function
+            _keep_importable(fn)
         self.fn = fn
         self.policy: Policy | None = None
         """How runners run it (retries, timeout, fallback...); not part of its hash."""
+        self.before: Hook | None = None
+        """Called with each runnable as it is handed out (see :meth:`with_hooks`)."""
+        self.after: Hook | None = None
+        """Called with each executed runnable before its result is applied."""
         self.spec = _call_spec(fn) if fn is not None else CallSpec(1, 1, (), False)
         self.auto_named = name is None
         fn_digest = callable_digest(fn)
         self.name = name if name is not None else _fn_name(fn, f"{self.kind}_{fn_digest[:8]}")
         _check_name(self.name)
+        if self.spec.context:
+            _refuse_meta(self.spec, self.kind, self.name)
         self.hash = digest(self.kind, self.name, fn_digest, options)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the component's function directly, outside any workflow."""
+        if self.fn is None:
+            raise TypeError(f"{self.kind} {self.name!r} has no function to call")
+        return self.fn(*args, **kwargs)
+
+    def _rf_digest_parts(self) -> tuple[Any, ...]:
+        """A component captured by a function is hashed as its own content hash."""
+        return (self.hash,)
 
     def renamed(self, name: str) -> Component:
         """Return a copy of this component under another name (and so another hash)."""
@@ -219,9 +302,35 @@ class Component:
                 f"{self.kind} {self.name!r} cannot take an input", component=self.name
             )
 
+    def with_hooks(self, before: Hook | None = None, after: Hook | None = None) -> Self:
+        """Attach hooks that observe this component's runnables; return ``self``.
+
+        Both run on the workflow's side, never in the executor, one at a time: ``before``
+        with each runnable as it is handed out (``prepare_for_dispatch``), ``after`` with
+        each executed runnable when it comes back, before its result is applied. Either may
+        return a dict of annotations, logged as a ``runnable_annotated`` event (read them
+        with ``wf.annotations(runnable_id)``). A hook that raises fails that runnable with its
+        error. Hooks are not part of the component's hash.
+        """
+        for which, hook in (("before", before), ("after", after)):
+            if hook is not None and not callable(hook):
+                raise WorkflowDefinitionError(
+                    f"{which}= must be a function taking the runnable, got {type(hook).__name__}",
+                    component=self.name,
+                )
+        if before is not None:
+            self.before = before
+        if after is not None:
+            self.after = after
+        return self
+
     def context_keys(self) -> tuple[ContextValue, ...]:
-        """The run-context keys this component reads."""
-        return tuple(marker for _, marker in self.spec.context)
+        """The run-context keys this component's functions read."""
+        return tuple(marker for _, marker in self.spec.context if not marker.is_meta)
+
+    def meta_reads(self) -> tuple[MetaRef, ...]:
+        """The meta-conditions (``rf.state_of``...) this component reads (rules only)."""
+        return ()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -233,6 +342,30 @@ def _arity_text(spec: CallSpec) -> str:
     if spec.min_args == spec.max_args:
         return f"{spec.min_args} argument(s)"
     return f"{spec.min_args} to {int(spec.max_args)} arguments"
+
+
+def _keep_importable(fn: types.FunctionType) -> None:
+    """Keep a decorated module-level function reachable by name.
+
+    ``@rf.step`` replaces ``module.price`` by the component, so pickling the function by
+    name (``module.price``, for the ``processes`` executor) would find the component. Such a
+    function is renamed ``price.fn``, which is where it now lives; a function still bound
+    under its own name (``rf.step(price)``) is left alone.
+    """
+    module = sys.modules.get(fn.__module__)
+    if module is not None and vars(module).get(fn.__qualname__) is not fn:
+        fn.__qualname__ = f"{fn.__qualname__}.fn"
+
+
+def _refuse_meta(spec: CallSpec, kind: str, name: str) -> None:
+    for param, marker in spec.context:
+        if marker.is_meta:
+            raise WorkflowDefinitionError(
+                f"{kind} {name!r} declares {param}={marker!r}, but meta-conditions are read "
+                "only by rule conditions (they are decided while planning and logged): move "
+                "the check into a rule's condition",
+                component=name,
+            )
 
 
 def _check_name(name: str) -> None:
@@ -262,10 +395,13 @@ class Rule(Component):
 
     kind = "rule"
     __slots__ = ("condition", "condition_spec")
+    condition: Callable[..., Any]
 
     def __init__(
-        self, condition: Callable[..., Any], reaction: Callable[..., Any], name: str | None
+        self, condition: Callable[..., Any], reaction: Callable[..., Any] | None, name: str | None
     ) -> None:
+        if isinstance(condition, Rule) and condition.fn is None:  # rf.filter: its predicate
+            condition = condition.condition
         if not callable(condition):
             raise WorkflowDefinitionError("rule condition must be callable", component=name)
         if inspect.iscoroutinefunction(condition):
@@ -276,7 +412,25 @@ class Rule(Component):
             )
         self.condition = condition
         self.condition_spec = _call_spec(condition)
-        super().__init__(reaction, name, "cond:" + callable_digest(condition))
+        cond_digest = callable_digest(condition)
+        if reaction is None and name is None:  # a filter is named after its predicate
+            name = _fn_name(condition, f"filter_{cond_digest[:8]}")
+        super().__init__(reaction, name, "cond:" + cond_digest)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the reaction directly (for a filter, its predicate)."""
+        if self.fn is None:
+            return self.condition(*args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+    def context_keys(self) -> tuple[ContextValue, ...]:
+        """The run-context keys the condition and the reaction read."""
+        cond = tuple(m for _, m in self.condition_spec.context if not m.is_meta)
+        return cond + super().context_keys()
+
+    def meta_reads(self) -> tuple[MetaRef, ...]:
+        """The meta-conditions the condition reads (``rf.state_of``, ``rf.step_ran``...)."""
+        return tuple(m for _, m in self.condition_spec.context if isinstance(m, MetaRef))
 
 
 class Map(Component):
@@ -320,6 +474,9 @@ class Map(Component):
         super().__init__(composed, name or None, "map")
         if composed is None:
             self.spec = CallSpec(1, 1, (), False)
+        elif isinstance(composed, Pipeline):
+            self.spec = composed.spec()
+            _refuse_meta(self.spec, self.kind, self.name)
 
 
 def _require_fn(component: Component) -> Callable[..., Any]:
@@ -329,17 +486,38 @@ def _require_fn(component: Component) -> Callable[..., Any]:
 
 
 class Pipeline:
-    """Applies functions in order; picklable when its functions are."""
+    """Applies functions in order; picklable when its functions are.
 
-    __slots__ = ("fns",)
+    Run-context parameters of its functions are passed as ``"<index>:<parameter>"`` keyword
+    arguments (see :meth:`spec`), each handed to its own function.
+    """
+
+    __slots__ = ("fns", "params")
 
     def __init__(self, fns: Sequence[Callable[..., Any]]) -> None:
         self.fns = tuple(fns)
+        self.params = tuple(tuple(p for p, _ in _call_spec(fn).context) for fn in self.fns)
 
-    def __call__(self, value: Any) -> Any:
-        for fn in self.fns:
-            value = fn(value)
+    def spec(self) -> CallSpec:
+        """One input; the context parameters of every function, keyed by position."""
+        ctx = tuple(
+            (f"{i}:{param}", marker)
+            for i, fn in enumerate(self.fns)
+            for param, marker in _call_spec(fn).context
+        )
+        return CallSpec(1, 1, ctx, False)
+
+    def __call__(self, value: Any, **kwargs: Any) -> Any:
+        for i, fn in enumerate(self.fns):
+            params = self.params[i]
+            if params and kwargs:
+                value = fn(value, **{p: kwargs[f"{i}:{p}"] for p in params if f"{i}:{p}" in kwargs})
+            else:
+                value = fn(value)
         return value
+
+    def _rf_digest_parts(self) -> tuple[Any, ...]:
+        return self.fns
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Pipeline, (self.fns,))
@@ -396,10 +574,11 @@ class Fold:
     def __init__(self, reducer: Callable[..., Any]) -> None:
         self.reducer = reducer
 
-    def __call__(self, values: Sequence[Any], initial: Any) -> Any:
+    def __call__(self, values: Sequence[Any], initial: Any, **context: Any) -> Any:
         acc = initial
+        reducer = self.reducer
         for value in values:
-            acc = self.reducer(value, acc)
+            acc = reducer(value, acc, **context) if context else reducer(value, acc)
             if isinstance(acc, Halt):
                 return acc.value
         return acc
@@ -520,83 +699,3 @@ class Join:
     """The joining component."""
     parents: tuple[str, ...]
     """Its parents, in argument order."""
-
-
-# --- constructors -------------------------------------------------------------------------
-
-
-def step(fn: Callable[..., Any], *, name: str | None = None, policy: Policy | None = None) -> Step:
-    """Wrap a function (plain or ``async def``) as a step.
-
-    A step with one parent gets the parent's value; one that takes no parameters is called
-    without arguments; one that takes ``n > 1`` parameters under a single parent gets the
-    parent's value unpacked. Under a join it gets one value per parent. ``policy`` says how
-    runners run it (retries, timeout, fallback...), wherever the definition is run.
-    """
-    return Step(fn, name).with_policy(policy)
-
-
-def rule(
-    *,
-    condition: Callable[..., Any],
-    reaction: Callable[..., Any],
-    name: str | None = None,
-    policy: Policy | None = None,
-) -> Rule:
-    """Build a rule: ``reaction`` runs on inputs for which ``condition`` is true.
-
-    ``policy`` applies to the reaction (conditions run while planning).
-    """
-    return Rule(condition, reaction, name).with_policy(policy)
-
-
-def map(fn: Any = None, *, name: str | None = None, policy: Policy | None = None) -> Map:
-    """Fan out a collection: one fact per element, through ``fn`` (or a list of functions).
-
-    ``policy`` applies to each element's runnable.
-    """
-    return Map(fn, name).with_policy(policy)
-
-
-def reduce(
-    fn: Callable[..., Any],
-    initial: Any = None,
-    *,
-    map: str,
-    name: str | None = None,
-    policy: Policy | None = None,
-) -> Reduce:
-    """Fold the elements of a fan-out of the map named ``map``, in order."""
-    return Reduce(fn, initial, map, name).with_policy(policy)
-
-
-def accumulator(
-    reducer: Callable[..., Any],
-    *,
-    init: Any = None,
-    name: str | None = None,
-    policy: Policy | None = None,
-) -> Accumulator:
-    """Carry state across inputs: ``state = reducer(value, state)``."""
-    return Accumulator(reducer, init, name).with_policy(policy)
-
-
-def state_machine(
-    *,
-    init: Any,
-    reducer: Callable[..., Any],
-    reactors: Sequence[Component | Callable[..., Any]] = (),
-    name: str | None = None,
-    policy: Policy | None = None,
-) -> StateMachine:
-    """An accumulator plus reactor rules that see each new state.
-
-    ``policy`` applies to the reducer; give reactors their own with ``rf.rule(policy=...)``.
-    """
-    machine = StateMachine(reducer, init, reactors, name)
-    return machine.with_policy(policy)
-
-
-def await_event(*, name: str, events: Sequence[str], timeout: float | None = None) -> AwaitEvent:
-    """A step that waits for one of ``events`` (or for ``timeout`` seconds)."""
-    return AwaitEvent(name, events, timeout)

@@ -36,6 +36,7 @@ __all__ = [
     "EVENT_TYPES",
     "TRACE_KINDS",
     "ComponentAdded",
+    "ComponentRemoved",
     "ConditionRejected",
     "ConditionSatisfied",
     "DownstreamSkipped",
@@ -48,6 +49,7 @@ __all__ = [
     "FanOutEmitted",
     "JoinCompleted",
     "JoinFactReceived",
+    "RunnableAnnotated",
     "RunnableCompleted",
     "RunnableDispatched",
     "RunnableFailed",
@@ -109,7 +111,19 @@ class ComponentAdded:
     """The component's content hash."""
     component: Component | None = field(default=None, compare=False, repr=False)
     """The component itself; in memory only, never encoded."""
+    reads: tuple[str, ...] = ()
+    """What a rule's condition reads of the workflow (meta-conditions), as
+    ``"<kind>:<component>"`` (``"state_of:cart"``); empty for other components."""
     kind: Literal["component_added"] = "component_added"
+
+
+@dataclass(slots=True)
+class ComponentRemoved:
+    """A component was removed from the graph, with its edges (``wf.remove``)."""
+
+    name: str
+    """The removed component."""
+    kind: Literal["component_removed"] = "component_removed"
 
 
 # --- state events -------------------------------------------------------------------------
@@ -260,6 +274,21 @@ class TimerCancelled:
     kind: Literal["timer_cancelled"] = "timer_cancelled"
 
 
+@dataclass(slots=True)
+class RunnableAnnotated:
+    """A component's ``before`` or ``after`` hook returned annotations for a runnable."""
+
+    runnable_id: str
+    """The runnable."""
+    component: str
+    """Its component."""
+    hook: str
+    """``before`` (when it was handed out) or ``after`` (when its result came back)."""
+    annotations: dict[str, Any]
+    """What the hook returned."""
+    kind: Literal["runnable_annotated"] = "runnable_annotated"
+
+
 # --- trace events -------------------------------------------------------------------------
 
 
@@ -346,6 +375,7 @@ class DownstreamSkipped:
 Event: TypeAlias = (
     WorkflowCreated
     | ComponentAdded
+    | ComponentRemoved
     | FactProduced
     | ConditionSatisfied
     | ConditionRejected
@@ -357,6 +387,7 @@ Event: TypeAlias = (
     | TimerScheduled
     | TimerFired
     | TimerCancelled
+    | RunnableAnnotated
     | JoinFactReceived
     | JoinCompleted
     | FanOutEmitted

@@ -49,10 +49,31 @@ class Folding:
         _failures: dict[str, ev.RunnableFailed]
         _attempts: dict[str, int]
         _rejected: set[str]
+        _annotations: dict[str, dict[str, Any]]
         _events: list[Any]
         _inputs: int
         _replaying: bool
+        _committed: int
+        _build_committed: int
         step_count: int
+
+        @property
+        def name(self) -> str:
+            """The workflow's name (``Workflow.name``)."""
+
+        @property
+        def graph(self) -> Graph:
+            """The structure (``Workflow.graph``)."""
+
+        def definition_hash(self) -> str:
+            """See ``Workflow.definition_hash``."""
+
+        def set_fact_loader(self, loader: Callable[[str], Any] | None) -> None:
+            """See ``Workflow.set_fact_loader``."""
+
+        def _own_graph(self) -> None: ...
+
+        def _by_component(self) -> dict[str, list[Fact | FactRef]]: ...
 
         def _value(self, fact: Fact | FactRef) -> Any: ...
 
@@ -291,6 +312,13 @@ class Folding:
     def _fold_timer_end(self, event: ev.TimerFired | ev.TimerCancelled) -> None:
         self._timers.pop(event.timer_id, None)
 
+    def _fold_annotated(self, event: ev.RunnableAnnotated) -> None:
+        self._annotations.setdefault(event.runnable_id, {}).update(event.annotations)
+
+    def _fold_removed(self, event: ev.ComponentRemoved) -> None:
+        self._own_graph()
+        self._g.remove(event.name)
+
     def _fold_nothing(self, event: Any) -> None:
         return None
 
@@ -313,6 +341,8 @@ Folding._FOLD = {
     "timer_scheduled": Folding._fold_timer,
     "timer_fired": Folding._fold_timer_end,
     "timer_cancelled": Folding._fold_timer_end,
+    "runnable_annotated": Folding._fold_annotated,
+    "component_removed": Folding._fold_removed,
     **{kind: Folding._fold_nothing for kind in ev.TRACE_KINDS},
 }
 

@@ -40,6 +40,7 @@ class Graph:
         "_reordered",
         "children",
         "components",
+        "hooked",
         "join_index",
         "name",
         "outputs",
@@ -47,6 +48,7 @@ class Graph:
         "parents",
         "policies",
         "policy_free",
+        "readers",
         "shared",
         "stateful",
     )
@@ -74,6 +76,10 @@ class Graph:
         self.parents: dict[str, tuple[str, ...]] = {}
         self.join_index: dict[str, dict[str, int]] = {}
         self.stateful: set[str] = set()
+        self.hooked: set[str] = set()
+        """Components with ``before``/``after`` hooks."""
+        self.readers: dict[str, list[str]] = {}
+        """Component name -> the rules whose conditions read it (meta-conditions)."""
         self._build_cache: list[Event] | None = None
         self._definition_hash: str | None = None
         self._reordered = False
@@ -94,6 +100,8 @@ class Graph:
         g.parents = dict(self.parents)
         g.join_index = {k: dict(v) for k, v in self.join_index.items()}
         g.stateful = set(self.stateful)
+        g.hooked = set(self.hooked)
+        g.readers = {k: list(v) for k, v in self.readers.items()}
         g._build_cache = None
         g._definition_hash = None
         g._reordered = self._reordered
@@ -117,6 +125,8 @@ class Graph:
                 self._check_parents(component, parents)  # raises: a cycle
         else:
             self._check_parents(component, parents)
+        if type(component) is Rule and component.condition_spec.context:
+            self._check_reads(component)
         self._insert(component, parents)
         added = [component.name]
         if isinstance(component, StateMachine):
@@ -169,6 +179,26 @@ class Graph:
         if isinstance(component, Reduce):
             self._check_reduce(component, parents[0])
 
+    def _check_reads(self, rule: Rule) -> None:
+        for marker in rule.meta_reads():
+            target = marker.target
+            comp = self.components.get(target)
+            if comp is None:
+                known = ", ".join(sorted(self.components)) or "none yet"
+                raise WorkflowDefinitionError(
+                    f"the condition of rule {rule.name!r} reads {marker!r}, but there is no "
+                    f"component {target!r}: add it before the rule (known components: {known})",
+                    component=rule.name,
+                )
+            if marker.kind == "state_of" and not isinstance(comp, Accumulator):
+                raise WorkflowDefinitionError(
+                    f"the condition of rule {rule.name!r} reads {marker!r}, but {target!r} is a "
+                    f"{comp.kind}, which keeps no state: rf.state_of() reads accumulators, "
+                    "state machines and state-based components (use rf.step_ran or "
+                    "rf.fact_count for other components)",
+                    component=rule.name,
+                )
+
     def _check_reduce(self, component: Reduce, parent: str) -> None:
         target = self.components.get(component.map_name)
         if not isinstance(target, Map):
@@ -196,6 +226,11 @@ class Graph:
             self.join_index[name] = {p: i for i, p in enumerate(parents)}
         if isinstance(component, Accumulator):
             self.stateful.add(name)
+        if component.before is not None or component.after is not None:
+            self.hooked.add(name)
+        if type(component) is Rule and component.condition_spec.context:
+            for marker in component.meta_reads():
+                self.readers.setdefault(marker.target, []).append(name)
         if self._below:
             self._below.clear()
             self._reduces_below.clear()
@@ -205,7 +240,8 @@ class Graph:
     def component_added(self, name: str) -> ComponentAdded:
         """The build event describing component ``name`` as it stands."""
         comp = self.components[name]
-        return ComponentAdded(name, comp.kind, self.parents[name], comp.hash, comp)
+        reads = tuple(m.key for m in comp.meta_reads())
+        return ComponentAdded(name, comp.kind, self.parents[name], comp.hash, comp, reads)
 
     def build_events(self) -> list[Event]:
         """``WorkflowCreated`` then one ``ComponentAdded`` per component, parents first."""
@@ -257,6 +293,26 @@ class Graph:
         self._definition_hash = None
         self._reordered = True
         return self.component_added(child)
+
+    def remove(self, name: str) -> None:
+        """Take component ``name`` out, with its edges (``wf.remove`` checks it may go)."""
+        comp = self.components.pop(name)
+        for parent in self.parents.pop(name):
+            self.children[parent].remove(name)
+        del self.children[name]
+        self.join_index.pop(name, None)
+        self.stateful.discard(name)
+        self.hooked.discard(name)
+        for marker in comp.meta_reads():
+            readers = self.readers[marker.target]
+            readers.remove(name)
+            if not readers:
+                del self.readers[marker.target]
+        self.policy_free = None
+        self._below.clear()
+        self._reduces_below.clear()
+        self._build_cache = None
+        self._definition_hash = None
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -310,7 +366,7 @@ class Graph:
                     f"not one of its components ({known}): fix outputs=",
                     component=name if isinstance(name, str) else None,
                 )
-        self.outputs_checked = True  # components are never removed: it stays true
+        self.outputs_checked = True  # remove() refuses a component an output port names
 
     def sinks(self) -> list[str]:
         """Components without children, in insertion order."""
@@ -338,7 +394,13 @@ class Graph:
         return {
             "name": self.name,
             "components": [
-                {"name": n, "kind": c.kind, "parents": list(self.parents[n]), "hash": c.hash}
+                {
+                    "name": n,
+                    "kind": c.kind,
+                    "parents": list(self.parents[n]),
+                    "hash": c.hash,
+                    "reads": [m.key for m in c.meta_reads()],
+                }
                 for n, c in self.components.items()
             ],
             "outputs": dict(self.outputs),

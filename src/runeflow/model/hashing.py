@@ -6,6 +6,13 @@ layout), its default argument values, its closure values and any helper function
 same module it calls by name. Line numbers and file names are left out, so moving code does
 not change a hash; editing it does.
 
+A callable object (a class instance with ``__call__``) is hashed by its class and its
+``__call__`` code; one that holds functions or options says so with a ``_rf_digest_parts()``
+method returning them, and they are hashed too (runeflow's own pipelines, the functions of
+state-based components, and components themselves do). Markers such as
+``rf.context("key", default=...)`` are hashed through their ``repr``, which shows the key
+and the default.
+
 Hashes of code objects are cached, keyed by the object's identity, because workflows are
 often built from the same few functions many times over.
 """
@@ -130,10 +137,12 @@ def _callable_digest(fn: Any, depth: int, seen: frozenset[int]) -> str:
     if not isinstance(code, types.CodeType):
         inner = getattr(fn, "__func__", None) or vars(type(fn)).get("__call__")
         if inner is not None and getattr(inner, "__code__", None) is not None and inner is not fn:
+            own = getattr(fn, "_rf_digest_parts", None)  # what the object holds (its functions)
             return digest(
                 "callable",
                 f"{type(fn).__module__}.{type(fn).__qualname__}",
                 _callable_digest(inner, depth + 1, seen),
+                *([stable_repr(own(), depth + 1)] if own is not None else []),
             )
         name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
         return digest("builtin", str(getattr(fn, "__module__", "")), str(name))

@@ -66,7 +66,8 @@ class Policy:
     becomes the component's output instead of the failure."""
     executor: Any = None
     """Run this component on another executor: a name (``"inline"``, ``"threads"``,
-    ``"processes"``, ``"asyncio"``) or an :class:`~runeflow.runner.executors.Executor`."""
+    ``"processes"``, ``"asyncio"``, ``"dask"``, ``"ray"``) or an
+    :class:`~runeflow.runner.executors.Executor` such as ``rf.DaskExecutor(client)``."""
 
     def __post_init__(self) -> None:
         if type(self.max_retries) is not int or self.max_retries < 0:
@@ -172,6 +173,14 @@ class Policies:
             hit = self.lookup(*key) or DEFAULT_POLICY
             self._cache[key] = hit
         return hit
+
+    def table(self) -> dict[str, Policy]:
+        """The table as given: ``{name, pattern, "kind:<kind>" or "*": Policy}``."""
+        out: dict[str, Policy] = {**self._exact, **dict(self._patterns)}
+        out.update({f"kind:{kind}": policy for kind, policy in self._kinds.items()})
+        if self.default is not None:
+            out["*"] = self.default
+        return out
 
     def policies(self) -> list[Policy]:
         """Every policy in the table."""

@@ -2,7 +2,8 @@
 
 :class:`Preparing` is mixed into :class:`~runeflow.model.workflow.Workflow`: it turns a
 ready activation into a self-contained :class:`~runeflow.model.runnable.Runnable`, loads
-the values of facts recovered without them, and evaluates rule conditions.
+the values of facts recovered without them, evaluates rule conditions (with their run
+context and meta-conditions), and runs components' ``before``/``after`` hooks.
 """
 
 from __future__ import annotations
@@ -13,16 +14,42 @@ from typing import TYPE_CHECKING, Any
 
 from runeflow.errors import InstanceStateError, RunContextError
 from runeflow.model import events as ev
-from runeflow.model.components import _MISSING, Accumulator, Component, Fold, Map, Reduce, Rule
+from runeflow.model.components import (
+    _MISSING,
+    Accumulator,
+    CallSpec,
+    Component,
+    Fold,
+    Map,
+    MetaRef,
+    Reduce,
+    Rule,
+)
 from runeflow.model.facts import Fact, FactRef
 from runeflow.model.runnable import Runnable
 from runeflow.model.runstate import Activation
+
+if TYPE_CHECKING:
+    from runeflow.model.graph import Graph
 
 __all__ = ["Preparing"]
 
 _NO_KWARGS: dict[str, Any] = {}
 _SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError)
 _IMMUTABLE = (str, int, float, bool, bytes, type(None), frozenset)
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is plain data every store keeps (annotations are logged)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return True
+    if depth > 8:
+        return False
+    if isinstance(value, list | tuple):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _isolate(value: Any) -> Any:
@@ -41,6 +68,7 @@ class Preparing:
         _acc_state: dict[str, Any]
         _attempts: dict[str, int]
         _events: list[Any]
+        _g: Graph
         _run_context: Mapping[str, Mapping[str, Any]]
         _replaying: bool
         _loader: Callable[[str], Any] | None
@@ -51,7 +79,11 @@ class Preparing:
 
         def _fold_rejected(self, event: ev.ConditionRejected) -> None: ...
 
+        def _fold_annotated(self, event: ev.RunnableAnnotated) -> None: ...
+
         def _record_failure(self, runnable: Runnable, *, final: bool) -> None: ...
+
+        def _by_component(self) -> dict[str, list[Fact | FactRef]]: ...
 
     def _prepare(self, act: Activation) -> Runnable | None:
         comp = act.component
@@ -120,12 +152,14 @@ class Preparing:
             self._facts[fact.id] = fact.with_value(value)  # type: ignore[union-attr]
         return value
 
-    def _context_for(self, comp: Component) -> dict[str, Any]:
+    def _context_for(self, comp: Component, spec: CallSpec | None = None) -> dict[str, Any]:
         own = self._run_context.get(comp.name, {})
         glb = self._run_context.get("_global", {})
         out = {}
-        for param, marker in comp.spec.context:
-            if marker.key in own:
+        for param, marker in (spec or comp.spec).context:
+            if type(marker) is MetaRef:
+                out[param] = self._meta_value(marker)
+            elif marker.key in own:
                 out[param] = own[marker.key]
             elif marker.key in glb:
                 out[param] = glb[marker.key]
@@ -134,6 +168,15 @@ class Preparing:
             else:
                 raise RunContextError(component=comp.name, key=marker.key)
         return out
+
+    def _meta_value(self, marker: MetaRef) -> Any:
+        """Resolve a meta-condition from the state the workflow has now (see ``meta``)."""
+        if marker.kind == "state_of":
+            comp = self._g.components[marker.target]
+            assert isinstance(comp, Accumulator)
+            return _isolate(self._state_of(comp))
+        produced = self._by_component().get(marker.target, ())
+        return len(produced) if marker.kind == "fact_count" else bool(produced)
 
     def _state_of(self, comp: Accumulator) -> Any:
         state = self._acc_state.get(comp.name, _MISSING)
@@ -156,8 +199,13 @@ class Preparing:
         assert isinstance(comp, Rule)
         spec = comp.condition_spec
         try:
+            kwargs = self._context_for(comp, spec) if spec.context else _NO_KWARGS
+        except Exception as exc:  # a missing run-context key: not a question of shape
+            self._fail_unprepared(act, exc)
+            return
+        try:
             args = self._args(comp, act.facts, spec.max_args, spec.min_args)
-            matched = bool(comp.condition(*args))
+            matched = bool(comp.condition(*args, **kwargs))
         except _SHAPE_ERRORS:
             matched = False
         except Exception as exc:
@@ -174,6 +222,40 @@ class Preparing:
             event = ev.ConditionRejected(component=name, fact_id=fid, runnable_id=act.id)
             self._events.append(event)
             self._fold_rejected(event)
+
+    def _hook(self, runnable: Runnable, which: str) -> bool:
+        """Run a component's ``before``/``after`` hook; ``False`` when it failed the runnable.
+
+        Annotations it returns are logged; a hook that raises fails the runnable (at
+        ``before``, the failure is recorded at once: it is not handed out).
+        """
+        comp = self._g.components[runnable.component]
+        hook = comp.before if which == "before" else comp.after
+        if hook is None:
+            return True
+        try:
+            notes = hook(runnable)
+            if notes is not None and not isinstance(notes, Mapping):
+                raise TypeError(
+                    f"the {which} hook of {comp.name!r} returned {type(notes).__name__}: "
+                    "return a dict of annotations, or None"
+                )
+            if notes and not _plain(notes):
+                raise TypeError(
+                    f"the {which} hook of {comp.name!r} returned annotations that are not "
+                    "plain data (str keys; str, int, float, bool, None, lists and dicts of "
+                    f"them): {notes!r:.200}"
+                )
+        except Exception as exc:
+            runnable.fail(exc)
+            if which == "before":
+                self._record_failure(runnable, final=True)
+            return False
+        if notes:
+            event = ev.RunnableAnnotated(runnable.id, comp.name, which, dict(notes))
+            self._events.append(event)
+            self._fold_annotated(event)
+        return True
 
     def _fail_unprepared(self, act: Activation, exc: Exception) -> None:
         runnable = Runnable(

@@ -1,9 +1,14 @@
-"""Rebuilding a workflow from its event log, and finding a workflow's definition.
+"""Rebuilding a workflow from its event log, and importing a definition by path.
 
 An in-memory log carries its components; a stored log carries only names, kinds, parents
 and hashes, so the code comes from a *definition*: a Workflow, a builder returning one, or
-an import path. A component whose hash differs from the log's is refused with
-``DefinitionMismatchError`` unless the caller asks to migrate.
+an import path (``Workflow.from_events`` loads it with ``load_definition``, in
+:mod:`runeflow.model.workflow`). A component whose hash differs from the log's is refused
+with ``DefinitionMismatchError`` unless the caller asks to migrate.
+
+This module sits below :mod:`runeflow.model.workflow` and never imports it: it works on any
+:class:`~runeflow.model.folding.Folding` (the workflow's run state), given the class to
+build.
 """
 
 from __future__ import annotations
@@ -12,19 +17,19 @@ import copy
 import importlib
 import importlib.util
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from runeflow.errors import DefinitionMismatchError, WorkflowDefinitionError
 from runeflow.model import events as ev
 from runeflow.model.components import Component
+from runeflow.model.folding import Folding
 from runeflow.model.graph import Graph
 
-if TYPE_CHECKING:
-    from runeflow.model.workflow import Workflow
+__all__ = ["load_object", "rebuild"]
 
-__all__ = ["load_definition", "load_object", "rebuild"]
+W = TypeVar("W", bound=Folding)
 
 
 def load_object(path: str) -> Any:
@@ -62,34 +67,15 @@ def load_object(path: str) -> Any:
     return obj
 
 
-def load_definition(definition: Any) -> Workflow:
-    """Turn a Workflow, a builder or an import path into a Workflow."""
-    from runeflow.model.workflow import Workflow
-
-    obj = load_object(definition) if isinstance(definition, str) else definition
-    if isinstance(obj, Workflow):
-        return obj
-    if callable(obj):
-        built = obj()
-        if isinstance(built, Workflow):
-            return built
-        raise WorkflowDefinitionError(
-            f"the builder {obj!r} returned {type(built).__name__}, not a Workflow"
-        )
-    raise WorkflowDefinitionError(
-        f"a definition must be a Workflow, a function returning one, or an import path; "
-        f"got {type(obj).__name__}"
-    )
-
-
 def rebuild(
-    cls: type[Workflow],
+    cls: Callable[[str, Mapping[str, str]], W],
     events: Iterable[ev.Event],
-    definition: Any,
+    defn: Folding | None,
     *,
     migrate: bool,
-) -> Workflow:
-    """Fold ``events`` into a new workflow (see ``Workflow.from_events``)."""
+) -> W:
+    """Fold ``events`` into a new workflow of class ``cls`` (see ``Workflow.from_events``),
+    the code coming from the loaded definition ``defn`` when the log holds none."""
     it = iter(events)
     first = next(it, None)
     if not isinstance(first, ev.WorkflowCreated):
@@ -97,7 +83,6 @@ def rebuild(
             "an event log must start with a workflow_created event; "
             f"this one starts with {getattr(first, 'kind', first)!r}"
         )
-    defn = load_definition(definition) if definition is not None else None
     if defn is not None and defn.name != first.name:
         raise DefinitionMismatchError(
             f"the log is of workflow {first.name!r} but the definition is {defn.name!r}",
@@ -120,7 +105,7 @@ def rebuild(
 
 
 def _fold_all(
-    wf: Workflow, first: Any, rest: Iterable[ev.Event], defn: Workflow | None, migrate: bool
+    wf: Folding, first: Any, rest: Iterable[ev.Event], defn: Folding | None, migrate: bool
 ) -> None:
     fold = type(wf)._FOLD
     wf._replaying = True
@@ -154,7 +139,7 @@ def _chain(first: ev.Event, rest: Iterable[ev.Event]) -> Iterable[ev.Event]:
 def _graph_for(
     created: ev.WorkflowCreated,
     build: list[ev.ComponentAdded],
-    defn: Workflow | None,
+    defn: Folding | None,
     migrate: bool,
 ) -> Graph:
     if defn is not None and _same_build(build, defn.graph):
@@ -176,7 +161,7 @@ def _same_build(build: list[ev.ComponentAdded], graph: Graph) -> bool:
     )
 
 
-def _component_for(event: ev.ComponentAdded, defn: Workflow | None, migrate: bool) -> Component:
+def _component_for(event: ev.ComponentAdded, defn: Folding | None, migrate: bool) -> Component:
     if event.component is not None and defn is None:
         return event.component
     if defn is None:

@@ -58,6 +58,9 @@ class Runnable:
     """What went wrong, once failed."""
     duration: float = 0.0
     """Seconds spent executing."""
+    worker_address: str | None = None
+    """Where it executed, when an executor reports it: the address of the Dask or Ray worker
+    (carried by its telemetry); ``None`` for local executors."""
 
     def execute(self) -> Runnable:
         """Run the function, recording its result or error; return ``self``."""

@@ -9,13 +9,14 @@ the live event log keeps for its two most frequent events. The workflow
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 from runeflow.model import events as ev
 from runeflow.model.components import _MISSING, AwaitEvent, Component
 from runeflow.model.facts import ROOT, Fact, FactRef, Scope
 
-__all__ = ["Activation", "Wait"]
+__all__ = ["Activation", "EventBatch", "Wait"]
 
 
 class Activation:
@@ -101,3 +102,52 @@ def _expand(record: Any) -> ev.Event:
     if t is Fact or t is FactRef:
         return ev.FactProduced(record, None if record.component == ROOT else record.id)
     return record  # type: ignore[no-any-return]
+
+
+class EventBatch(Sequence[ev.Event]):
+    """The events a checkpoint writes, as a sequence whose events are made on first read.
+
+    It holds the build events (``head``, the first time only) and the live log's compact
+    records; a store that can keep the records as they are (the memory store) never
+    expands them, the others read it like a list.
+    """
+
+    __slots__ = ("_events", "head", "records")
+
+    def __init__(self, head: tuple[ev.Event, ...], records: tuple[Any, ...]) -> None:
+        self.head = head
+        """Build events first written with this batch (empty but for the first)."""
+        self.records = records
+        """Compact records of the live log (see :func:`_expand`)."""
+        self._events: list[ev.Event] | None = None
+
+    def events(self) -> list[ev.Event]:
+        """The events, made from the records the first time."""
+        if self._events is None:
+            self._events = [*self.head, *map(_expand, self.records)]
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self.records)
+
+    @overload
+    def __getitem__(self, index: int) -> ev.Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ev.Event]: ...
+
+    def __getitem__(self, index: int | slice) -> ev.Event | list[ev.Event]:
+        return self.events()[index]
+
+    def __iter__(self) -> Iterator[ev.Event]:
+        return iter(self.events())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EventBatch):
+            return self.events() == other.events()
+        return self.events() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"EventBatch({self.events()!r})"

@@ -20,17 +20,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from runeflow.errors import WorkflowDefinitionError
 from runeflow.model import events as ev
 from runeflow.model.components import _MISSING
 from runeflow.model.facts import Fact, FactRef, Scope
-from runeflow.model.replay import _fold_all, load_definition, rebuild
+from runeflow.model.folding import Folding
+from runeflow.model.replay import _fold_all, rebuild
 from runeflow.model.runstate import Activation, Wait, _FanIn, _JoinBuffer
-
-if TYPE_CHECKING:
-    from runeflow.model.workflow import Workflow
 
 __all__ = ["SNAPSHOT_FORMAT", "hot_fact_ids", "materialize", "restore_snapshot", "take_snapshot"]
 
@@ -38,9 +36,10 @@ SNAPSHOT_FORMAT = 1
 """Version of the snapshot layout; a snapshot with a higher version is refused."""
 
 AnyFact = Fact | FactRef
+W = TypeVar("W", bound=Folding)
 
 
-def take_snapshot(wf: Workflow, *, values: bool = True) -> dict[str, Any]:
+def take_snapshot(wf: Folding, *, values: bool = True) -> dict[str, Any]:
     """Return ``wf``'s structure and run state as plain data.
 
     Args:
@@ -99,24 +98,28 @@ def take_snapshot(wf: Workflow, *, values: bool = True) -> dict[str, Any]:
         ],
         "attempts": [[rid, n] for rid, n in wf._attempts.items()],
         "rejected": sorted(wf._rejected),
+        "annotations": [[rid, notes] for rid, notes in wf._annotations.items()],
         "input_count": wf._inputs,
         "step_count": wf.step_count,
     }
 
 
 def restore_snapshot(
+    cls: Callable[[str, Mapping[str, str]], W],
     snapshot: Mapping[str, Any],
-    definition: Any,
+    definition: Folding | None,
     events_after: Iterable[ev.Event] = (),
     *,
     migrate: bool = False,
     loader: Callable[[str], Any] | None = None,
-) -> Workflow:
-    """Rebuild a workflow from ``snapshot`` and the events logged after it.
+) -> W:
+    """Rebuild a workflow of class ``cls`` from ``snapshot`` and the events logged after it
+    (``Workflow.from_snapshot`` calls it).
 
     Args:
+        cls: the workflow class.
         snapshot: a dict from :func:`take_snapshot` (possibly encoded and decoded since).
-        definition: the code: a Workflow, a builder returning one, or ``"pkg.mod:attr"``.
+        definition: the code, a loaded Workflow.
         events_after: the events with a cursor after the snapshot's, in order.
         migrate: accept components whose hash differs from the snapshot's.
         loader: fetches values of facts recorded without one (set as the fact loader).
@@ -125,18 +128,16 @@ def restore_snapshot(
         DefinitionMismatchError: the definition does not match the snapshot's structure.
         WorkflowDefinitionError: the snapshot is not one this runeflow can read.
     """
-    from runeflow.model.workflow import Workflow
-
     version = snapshot.get("format")
     if not isinstance(version, int) or version > SNAPSHOT_FORMAT:
         raise WorkflowDefinitionError(
             f"snapshot format {version!r} is not one this runeflow reads "
             f"(up to {SNAPSHOT_FORMAT}): upgrade runeflow, or rebuild from the full log"
         )
-    defn = load_definition(definition) if definition is not None else None
+    defn = definition
     build: list[ev.Event] = [ev.WorkflowCreated(snapshot["workflow"], _pairs(snapshot["outputs"]))]
     build += [ev.ComponentAdded(n, k, tuple(p), h) for n, k, p, h in snapshot["components"]]
-    wf = rebuild(Workflow, build, defn, migrate=migrate)
+    wf = rebuild(cls, build, defn, migrate=migrate)
     wf.set_fact_loader(loader)
     _restore_state(wf, snapshot)
     fold_events(wf, events_after, defn, migrate=migrate)
@@ -144,7 +145,7 @@ def restore_snapshot(
 
 
 def fold_events(
-    wf: Workflow, events: Iterable[ev.Event], definition: Workflow | None, *, migrate: bool
+    wf: Folding, events: Iterable[ev.Event], definition: Folding | None, *, migrate: bool
 ) -> None:
     """Fold ``events`` into ``wf`` as replay does (components added mid-run included)."""
     it: Iterator[ev.Event] = iter(events)
@@ -153,7 +154,7 @@ def fold_events(
         _fold_all(wf, first, it, definition, migrate)
 
 
-def hot_fact_ids(wf: Workflow) -> list[str]:
+def hot_fact_ids(wf: Folding) -> list[str]:
     """Ids of facts whose values the workflow still needs to go on running.
 
     Inputs of pending, matching and in-flight activations and of queued accumulator
@@ -176,7 +177,7 @@ def hot_fact_ids(wf: Workflow) -> list[str]:
     return [fid for fid in ids if type(wf._facts.get(fid)) is FactRef]
 
 
-def materialize(wf: Workflow, values: Mapping[str, Any]) -> None:
+def materialize(wf: Folding, values: Mapping[str, Any]) -> None:
     """Give the facts listed in ``values`` their values, everywhere ``wf`` holds them."""
     if not values:
         return
@@ -230,7 +231,7 @@ def _act_out(act: Activation) -> list[Any]:
     return out
 
 
-def _state_out(wf: Workflow, name: str, state: Any) -> list[Any]:
+def _state_out(wf: Folding, name: str, state: Any) -> list[Any]:
     """``[name, "fact", fact_id]`` when the state is a fact's value, else ``[name, "value", v]``."""
     if type(state) is FactRef:
         return [name, "fact", state.id]
@@ -262,7 +263,7 @@ def _sharing() -> Callable[[Any], Any]:
     return lambda x: seen.setdefault(x, x)
 
 
-def _restore_state(wf: Workflow, snap: Mapping[str, Any]) -> None:
+def _restore_state(wf: Folding, snap: Mapping[str, Any]) -> None:
     facts: dict[str, AnyFact] = {}
     share = _sharing()  # equal names, hashes, parents and scopes: one object each
     for rec in snap["facts"]:
@@ -304,6 +305,7 @@ def _restore_state(wf: Workflow, snap: Mapping[str, Any]) -> None:
         wf._failures[rid] = ev.RunnableFailed(rid, comp, error, attempt, final, duration)
     wf._attempts = {rid: n for rid, n in snap["attempts"]}
     wf._rejected = set(snap["rejected"])
+    wf._annotations = {rid: dict(notes) for rid, notes in snap.get("annotations", ())}
     wf._inputs = snap["input_count"]
     wf.step_count = snap["step_count"]
 
@@ -313,7 +315,7 @@ def _state_in(fact: AnyFact) -> Any:
 
 
 def _activation_reader(
-    wf: Workflow, facts: Mapping[str, AnyFact]
+    wf: Folding, facts: Mapping[str, AnyFact]
 ) -> Callable[[list[Any]], Activation]:
     components = wf.graph.components
 

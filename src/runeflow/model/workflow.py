@@ -9,22 +9,27 @@ pending activations, joins and reduces live in dicts keyed by id, never scanned.
 
 The class is split by responsibility: the run state's records live in
 :mod:`runeflow.model.runstate`, routing facts and folding events in
-:mod:`runeflow.model.folding` (:class:`~runeflow.model.folding.Folding`), and turning
+:mod:`runeflow.model.folding` (:class:`~runeflow.model.folding.Folding`), turning
 activations into runnables in :mod:`runeflow.model.preparing`
-(:class:`~runeflow.model.preparing.Preparing`); the public methods are all here.
+(:class:`~runeflow.model.preparing.Preparing`), reading results in
+:mod:`runeflow.model.results` (:class:`~runeflow.model.results.Results`), merging and
+removing in :mod:`runeflow.model.compose`, replay in :mod:`runeflow.model.replay` and
+snapshots in :mod:`runeflow.model.snapshot` (both below this module: neither imports it).
 """
 
 from __future__ import annotations
 
+import copy
 import secrets
 import types
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from runeflow.errors import InstanceStateError, WorkflowDefinitionError
+from runeflow.errors import InstanceStateError, UsageError, WorkflowDefinitionError
+from runeflow.model import compose
 from runeflow.model import events as ev
-from runeflow.model.components import Component, Reduce, Step
+from runeflow.model.components import Component, Hook, Reduce, Step
 from runeflow.model.facts import ROOT, Fact, FactRef, Scope, Signal
 from runeflow.model.folding import Folding
 from runeflow.model.folding import _fold_replayed_fact as _fold_replayed_fact
@@ -32,18 +37,28 @@ from runeflow.model.graph import Graph
 from runeflow.model.hashing import short_id
 from runeflow.model.policy import Policies, Policy
 from runeflow.model.preparing import Preparing
+from runeflow.model.replay import load_object, rebuild
+from runeflow.model.results import ComponentRef, Results, _name_of
 from runeflow.model.runnable import Runnable
-from runeflow.model.runstate import _COMPLETED, _DISPATCHED, Activation, Wait, _expand
+from runeflow.model.runstate import (
+    _COMPLETED,
+    _DISPATCHED,
+    Activation,
+    EventBatch,
+    Wait,
+    _expand,
+)
 from runeflow.model.runstate import _FanIn as _FanIn
 from runeflow.model.runstate import _JoinBuffer as _JoinBuffer
+from runeflow.model.snapshot import restore_snapshot, take_snapshot
+from runeflow.model.stateful import Composite
 
-__all__ = ["Activation", "Wait", "Workflow", "workflow"]
+__all__ = ["Activation", "Wait", "Workflow", "load_definition", "workflow"]
 
 _NO_INPUT: Any = object()
-ComponentRef = str | Component
 
 
-class Workflow(Preparing, Folding):
+class Workflow(Preparing, Folding, Results):
     """A dataflow graph of components and the run state of one instance.
 
     Build one with :func:`workflow` and :meth:`add`; run it inline with
@@ -89,6 +104,8 @@ class Workflow(Preparing, Folding):
         self._run_context: Mapping[str, Mapping[str, Any]] = {}
         self._replaying = False
         self._loader: Callable[[str], Any] | None = None
+        self._annotations: dict[str, dict[str, Any]] = {}
+        self._removed: list[ev.ComponentAdded] = []  # build records of components removed mid-run
         self.step_count = 0
         """Runnables completed or failed (final) so far."""
 
@@ -129,11 +146,14 @@ class Workflow(Preparing, Folding):
         self._g.check_outputs()
         return self
 
-    def add(self, component: Component | Callable[..., Any], to: Any = None) -> Workflow:
+    def add(
+        self, component: Component | Composite | Callable[..., Any], to: Any = None
+    ) -> Workflow:
         """Add ``component`` under ``to`` and return ``self``.
 
         Args:
-            component: a component, or a plain function (wrapped with ``rf.step``).
+            component: a component, a state-based component (``rf.fsm``, ``rf.saga``...:
+                all its parts are added), or a plain function (wrapped with ``rf.step``).
             to: a parent name or component; a list of them makes a join (the child gets the
                 parents' values positionally, in this order); ``None`` means the input.
 
@@ -142,6 +162,8 @@ class Workflow(Preparing, Folding):
                 whose function cannot take its parents' values.
         """
         if not isinstance(component, Component):
+            if isinstance(component, Composite):
+                return self._add_composite(component, to)
             if not callable(component):
                 raise WorkflowDefinitionError(
                     f"add() expects a component or a function, got {type(component).__name__}"
@@ -153,15 +175,85 @@ class Workflow(Preparing, Folding):
         if self._g.shared:
             self._g = self._g.copy()
         added = self._g.add(component, parents)
-        if self._events:  # structure changed mid-run: keep the order in this log
+        if self._events or self._build_committed:  # the instance has a log: keep it whole
             self._events.extend(self._g.component_added(n) for n in added)
+        return self
+
+    def _add_composite(self, composite: Composite, to: Any) -> Workflow:
+        graph = self._g.copy()  # all parts or none
+        added: list[str] = []
+        for part, parents in composite.parts(_parent_names(to)):
+            added += graph.add(part, parents)
+        self._g = graph
+        if self._events or self._build_committed:
+            self._events.extend(graph.component_added(n) for n in added)
+        return self
+
+    def merge(self, other: Workflow) -> Workflow:
+        """Add ``other``'s components, edges, output ports and policies; return ``self``.
+
+        A component both have must be identical (same kind, code and parents) and is kept
+        once. Nothing changes unless everything merges.
+
+        Raises:
+            WorkflowDefinitionError: a same-named component differs, or an output port or a
+                policy key means different things in the two workflows.
+        """
+        if not isinstance(other, Workflow):
+            raise UsageError(f"merge() takes a Workflow, got {type(other).__name__}")
+        graph, added = compose.merged_graph(self._g, other.graph)
+        self._g = graph
+        if self._events or self._build_committed:
+            self._events.extend(graph.component_added(n) for n in added)
+        return self
+
+    def remove(self, *names: ComponentRef) -> Workflow:
+        """Remove components with their edges; return ``self``.
+
+        Components that something left in the graph depends on (a child, a rule whose
+        condition reads it, an output port) must be removed together, in one call.
+
+        Raises:
+            WorkflowDefinitionError: an unknown name, or a dependant left behind.
+            InstanceStateError: one of them has pending work (ready, running, waiting,
+                queued, or facts buffered at a join or fan-in): let it finish first.
+        """
+        order = compose.removal_order(self._g, [_name_of(n) for n in names])
+        compose.pending_work(self, order)
+        self._own_graph()
+        logged = bool(self._events or self._build_committed)
+        if logged:  # the log keeps the build records of what it removes (event_log())
+            mid = {e.name for e in self._events if isinstance(e, ev.ComponentAdded)}
+            added_first = [n for n in self._g.components if n in set(order) - mid]
+            self._removed += [self._g.component_added(n) for n in added_first]
+        for name in order:
+            self._g.remove(name)
+            if logged:
+                self._events.append(ev.ComponentRemoved(name))
+        return self
+
+    def hook(
+        self, component: ComponentRef, *, before: Hook | None = None, after: Hook | None = None
+    ) -> Workflow:
+        """Attach ``before``/``after`` hooks to a component already added (see
+        ``Component.with_hooks``); return ``self``.
+
+        Only this workflow changes (and the instances ``fresh()`` makes of it afterwards):
+        the component is copied, so other workflows using it are left as they are.
+        """
+        name = self._known(component)
+        hooked = copy.copy(self._g.components[name]).with_hooks(before, after)
+        self._own_graph()
+        self._g.components[name] = hooked
+        self._g.hooked.add(name)
+        self._g._build_cache = None
         return self
 
     def connect(self, parent: ComponentRef, child: ComponentRef) -> Workflow:
         """Add an edge between two existing components; refuses edges that make a cycle."""
         self._own_graph()
         added = self._g.connect(_name_of(parent), _name_of(child))
-        if self._events:
+        if self._events or self._build_committed:
             self._events.append(added)
         return self
 
@@ -170,10 +262,11 @@ class Workflow(Preparing, Folding):
             self._g = self._g.copy()
 
     def required_context_keys(self) -> dict[str, list[str]]:
-        """Run-context keys without a default, by component name."""
+        """Run-context keys without a default, by component name (rule conditions, map
+        pipelines, reducers and reactors included)."""
         out: dict[str, list[str]] = {}
         for name, comp in self._g.components.items():
-            keys = [m.key for m in comp.context_keys() if m.required]
+            keys = list(dict.fromkeys(m.key for m in comp.context_keys() if m.required))
             if keys:
                 out[name] = keys
         return out
@@ -200,11 +293,13 @@ class Workflow(Preparing, Folding):
         Args:
             input: a value for the workflow's root; omit it to re-plan from produced facts.
             run_context: values for ``rf.context`` parameters: ``{component: {key: value},
-                "_global": {key: value}}``. Kept in memory only, never logged.
+                "_global": {key: value}}``, merged per component and key into what earlier
+                calls gave (a key given again takes the new value). Kept in memory only,
+                never logged.
             key: an idempotency key for ``input`` (see :meth:`feed`).
         """
         if run_context is not None:
-            self._run_context = run_context
+            self._run_context = _merge_context(self._run_context, run_context)
         if input is not _NO_INPUT:
             self.feed(input, key=key)
         self._run_matches()
@@ -256,11 +351,14 @@ class Workflow(Preparing, Folding):
         self._pending = {}
         in_flight = self._in_flight
         append = self._events.append
+        hooked = self._g.hooked
         out = []
         for rid, act in pending.items():
             in_flight[rid] = act
             runnable = self._prepare(act)
             if runnable is not None:
+                if hooked and runnable.component in hooked and not self._hook(runnable, "before"):
+                    continue
                 append((_DISPATCHED, rid, runnable.component, runnable.attempt))
                 out.append(runnable)
         return out
@@ -284,6 +382,8 @@ class Workflow(Preparing, Folding):
                 f"{self.name!r}: apply only runnables returned by this workflow's "
                 "prepare_for_dispatch()"
             )
+        if self._g.hooked and runnable.component in self._g.hooked:
+            self._hook(runnable, "after")  # a hook that raises turns it into a failure
         status = runnable.status
         if status == "completed":
             comp = act.component
@@ -456,114 +556,6 @@ class Workflow(Preparing, Folding):
         """Set how values of not-yet-loaded facts (:class:`FactRef`) are fetched."""
         self._loader = loader
 
-    # --- results --------------------------------------------------------------------------
-
-    def raw_productions(self, component: ComponentRef | None = None) -> list[Any]:
-        """Values produced (inputs excluded), in order; only ``component``'s if given."""
-        facts = self.productions(component)
-        return [self._value(f) for f in facts]
-
-    def productions(self, component: ComponentRef | None = None) -> list[Fact | FactRef]:
-        """Facts produced (inputs excluded), in order; only ``component``'s if given."""
-        if component is None:
-            return list(self._produced)
-        return list(self._by_component().get(self._known(component), ()))
-
-    def _by_component(self) -> dict[str, list[Fact | FactRef]]:
-        """Productions grouped by component; built on first use, then kept up to date."""
-        if self._index is None:
-            index: dict[str, list[Fact | FactRef]] = {}
-            for fact in self._produced:
-                index.setdefault(fact.component, []).append(fact)
-            self._index = index
-        return self._index
-
-    def productions_by_component(self) -> dict[str, list[Any]]:
-        """Produced values grouped by component name."""
-        return {
-            name: [self._value(f) for f in facts] for name, facts in self._by_component().items()
-        }
-
-    def inputs(self) -> list[Any]:
-        """Input values fed so far."""
-        return [self._value(f) for f in self._input_facts]
-
-    def results(
-        self,
-        components: Sequence[ComponentRef] | None = None,
-        *,
-        facts: bool = False,
-        all: bool = False,
-    ) -> dict[str, Any]:
-        """Results by name.
-
-        Args:
-            components: component names to report; by default the workflow's output ports
-                (``outputs={"total": "price"}``), or its sink components if it has none.
-            facts: return :class:`Fact` objects instead of values.
-            all: return every production as a list instead of the last one (or ``None``).
-        """
-        if components is None:
-            ports = self._g.outputs or {n: n for n in self._g.sinks()}
-        else:
-            ports = {(n := _name_of(c)): n for c in components}
-        out: dict[str, Any] = {}
-        for port, name in ports.items():
-            produced = self._by_component().get(self._known(name), [])
-            items: list[Any] = (
-                [self._full(f) for f in produced] if facts else [self._value(f) for f in produced]
-            )
-            out[port] = items if all else (items[-1] if items else None)
-        return out
-
-    def _full(self, fact: Fact | FactRef) -> Fact:
-        self._value(fact)
-        full = self._facts[fact.id]
-        assert isinstance(full, Fact)
-        return full
-
-    def _known(self, component: ComponentRef) -> str:
-        name = _name_of(component)
-        if name != ROOT and name not in self._g.components:
-            raise WorkflowDefinitionError(
-                f"workflow {self.name!r} has no component {name!r} "
-                f"(components: {', '.join(self._g.components)})",
-                component=name,
-            )
-        return name
-
-    def fact(self, fact_id: str) -> Fact | FactRef:
-        """The fact with ``fact_id`` (``KeyError`` if unknown)."""
-        return self._facts[fact_id]
-
-    def facts(self) -> Mapping[str, Fact | FactRef]:
-        """Every fact by id, inputs included (read-only view)."""
-        return types.MappingProxyType(self._facts)
-
-    def failures(self) -> list[ev.RunnableFailed]:
-        """Final failures, in order."""
-        return list(self._failures.values())
-
-    def state_of(self, component: ComponentRef) -> Any:
-        """Current state of an accumulator or state machine (``None`` before any input)."""
-        name = self._known(component)
-        value = self._acc_state.get(name, None)
-        if type(value) is FactRef:
-            value = self._acc_state[name] = self._value(value)
-        return value
-
-    def counts(self) -> dict[str, int]:
-        """Sizes of the run state (facts, pending, in flight, waits, timers, failures)."""
-        return {
-            "facts": len(self._facts),
-            "pending": len(self._pending) + len(self._matches),
-            "in_flight": len(self._in_flight),
-            "waits": len(self._waits),
-            "timers": len(self._timers),
-            "failures": len(self._failures),
-            "steps": self.step_count,
-        }
-
     # --- the event log --------------------------------------------------------------------
 
     def event_log(self) -> list[ev.Event]:
@@ -571,23 +563,29 @@ class Workflow(Preparing, Folding):
         return [*self._initial_build(), *map(_expand, self._events)]  # build events first
 
     def _initial_build(self) -> list[ev.Event]:
-        """Build events, less components added mid-run (those sit in the runtime log)."""
+        """Build events, less components added mid-run (those sit in the runtime log), plus
+        those removed mid-run (their removal sits there)."""
         build = self._g.build_events()
         mid = {e.name for e in self._events if isinstance(e, ev.ComponentAdded)}
-        if not mid:
+        if not mid and not self._removed:
             return build
-        return [e for e in build if not (isinstance(e, ev.ComponentAdded) and e.name in mid)]
+        kept = [e for e in build if not (isinstance(e, ev.ComponentAdded) and e.name in mid)]
+        return kept + self._removed
 
     def uncommitted_events(self) -> list[ev.Event]:
         """Events produced since the previous call (build events included the first time)."""
-        out: list[ev.Event] = []
+        return self.uncommitted_batch().events()
+
+    def uncommitted_batch(self) -> EventBatch:
+        """:meth:`uncommitted_events` as an :class:`EventBatch`, whose events are made only
+        when read (what runners hand their stores)."""
+        head: tuple[ev.Event, ...] = ()
         if not self._committed and not self._build_committed:
-            build = self._initial_build()
-            out.extend(build)
-            self._build_committed = len(build)
-        out.extend(map(_expand, self._events[self._committed :]))
-        self._committed = len(self._events)
-        return out
+            head = tuple(self._initial_build())
+            self._build_committed = len(head)
+        committed, events = self._committed, self._events
+        self._committed = len(events)
+        return EventBatch(head, tuple(events[committed:]))
 
     def has_uncommitted(self) -> bool:
         """True when :meth:`uncommitted_events` would return something."""
@@ -618,9 +616,8 @@ class Workflow(Preparing, Folding):
             migrate: accept components whose hash differs from the log's (the code
                 changed); otherwise that is a ``DefinitionMismatchError``.
         """
-        from runeflow.model.replay import rebuild
-
-        return rebuild(cls, events, definition, migrate=migrate)
+        defn = load_definition(definition) if definition is not None else None
+        return rebuild(cls, events, defn, migrate=migrate)
 
     def __repr__(self) -> str:
         c = self.counts()
@@ -633,8 +630,6 @@ class Workflow(Preparing, Folding):
 
     def snapshot(self, *, values: bool = True) -> dict[str, Any]:
         """Return the structure and run state as plain data (see ``take_snapshot``)."""
-        from runeflow.model.snapshot import take_snapshot
-
         return take_snapshot(self, values=values)
 
     @classmethod
@@ -645,15 +640,54 @@ class Workflow(Preparing, Folding):
         events_after: Iterable[ev.Event] = (),
         *,
         migrate: bool = False,
+        loader: Callable[[str], Any] | None = None,
     ) -> Workflow:
         """Rebuild a workflow from a snapshot plus the events logged after it.
 
         The result equals ``from_events`` over the whole log. Arguments as in
-        :meth:`from_events`; ``events_after`` are the events after the snapshot's cursor.
+        :meth:`from_events`; ``events_after`` are the events after the snapshot's cursor;
+        ``loader`` fetches the values of facts the snapshot records without one.
         """
-        from runeflow.model.snapshot import restore_snapshot
+        defn = load_definition(definition) if definition is not None else None
+        return restore_snapshot(cls, snapshot, defn, events_after, migrate=migrate, loader=loader)
 
-        return restore_snapshot(snapshot, definition, events_after, migrate=migrate)
+
+def load_definition(definition: Any) -> Workflow:
+    """Turn a Workflow, a builder returning one or an import path into a Workflow.
+
+    Raises:
+        WorkflowDefinitionError: the path cannot be imported, or the object is not a
+            Workflow nor a function returning one.
+    """
+    obj = load_object(definition) if isinstance(definition, str) else definition
+    if isinstance(obj, Workflow):
+        return obj
+    if callable(obj):
+        built = obj()
+        if isinstance(built, Workflow):
+            return built
+        raise WorkflowDefinitionError(
+            f"the builder {obj!r} returned {type(built).__name__}, not a Workflow"
+        )
+    raise WorkflowDefinitionError(
+        f"a definition must be a Workflow, a function returning one, or an import path; "
+        f"got {type(obj).__name__}"
+    )
+
+
+def _merge_context(
+    old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Mapping[str, Any]]:
+    """``old`` updated with ``new``, per component and key."""
+    if not isinstance(new, Mapping) or not all(isinstance(v, Mapping) for v in new.values()):
+        raise UsageError(
+            "run_context must be a dict {component name or '_global': {key: value}}, got "
+            f"{new!r:.200}"
+        )
+    merged = dict(old)
+    for component, values in new.items():
+        merged[component] = {**merged.get(component, {}), **values}
+    return merged
 
 
 def _materialize(value: Any) -> Any:
@@ -661,14 +695,6 @@ def _materialize(value: Any) -> Any:
     if isinstance(value, types.GeneratorType):
         return list(value)
     return value
-
-
-def _name_of(ref: Any) -> str:
-    if isinstance(ref, Component):
-        return ref.name
-    if isinstance(ref, str):
-        return ref
-    raise WorkflowDefinitionError(f"expected a component or its name, got {type(ref).__name__}")
 
 
 def _parent_names(to: Any) -> tuple[str, ...]:
@@ -732,6 +758,6 @@ def _add_tree(wf: Workflow, item: Any, parent: str | None) -> None:
 
 
 def _tree_name(wf: Workflow, head: Any) -> str:
-    if isinstance(head, Component):
+    if isinstance(head, Component | Composite):
         return head.name
     return list(wf.graph.components)[-1]

@@ -15,8 +15,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from runeflow.errors import InstanceStateError, WorkflowDefinitionError
-from runeflow.model.replay import load_definition
-from runeflow.model.workflow import Workflow
+from runeflow.model.workflow import Workflow, load_definition
 from runeflow.runner.inbox import check_id, command_timer, encode_refusing
 from runeflow.runner.ownership import Ownership
 from runeflow.runner.stored import (

@@ -16,8 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from runeflow.errors import UntrustedDefinitionError, UsageError
-from runeflow.model.replay import load_definition
-from runeflow.model.workflow import Workflow
+from runeflow.model.workflow import Workflow, load_definition
 
 __all__ = ["Definitions", "UntrustedDefinitionError", "module_of"]
 

@@ -7,14 +7,20 @@ arrive, so an executor never blocks the runner.
 Implement :class:`Executor` to run work anywhere else (a cluster, a queue): ``submit`` must
 return at once and call ``done`` exactly once, from any thread, with the executed runnable
 (``runnable.execute()`` records errors itself).
+
+The names ``"dask"`` and ``"ray"`` (and ``"dask://HOST:PORT"``, ``"ray://HOST:PORT"``) make
+a :class:`~runeflow.runner.dask_executor.DaskExecutor` or
+:class:`~runeflow.runner.ray_executor.RayExecutor`, imported only then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import logging
 import os
 import pickle
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
@@ -33,6 +39,8 @@ __all__ = [
     "check_executor",
     "make_executor",
 ]
+
+log = logging.getLogger("runeflow.runner")
 
 Done = Callable[[Runnable], None]
 """Called once with the executed runnable."""
@@ -76,20 +84,26 @@ class InlineExecutor:
 
 
 class ThreadExecutor:
-    """Executes on a thread pool (the default; right for I/O-bound steps).
+    """Executes on a pool of threads (the default; right for I/O-bound steps).
 
-    When a pool thread, reporting a result, causes the next runnable to be submitted (a
-    chain), that runnable is kept for the same thread to execute next rather than queued:
-    the thread is free anyway, and a hand-off to another thread costs more than most steps.
-    Only one runnable is kept per thread; any others submitted meanwhile (a fan-out) go to
-    the queue, so siblings still run in parallel.
+    The pool is a queue and up to ``max_workers`` threads, started as work needs them: a
+    submit costs one queue put, with no future to make. When a pool thread, reporting a
+    result, causes the next runnable to be submitted (a chain), that runnable is kept for
+    the same thread to execute next rather than queued: the thread is free anyway, and a
+    hand-off to another thread costs more than most steps. Only one runnable is kept per
+    thread; any others submitted meanwhile (a fan-out) go to the queue, so siblings still
+    run in parallel.
     """
 
     name = "threads"
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers or min(64, (os.cpu_count() or 1) * 8)
-        self._pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="runeflow")
+        self._queue: queue.SimpleQueue[tuple[Runnable, Done] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0  # threads waiting for work and not yet promised any
+        self._lock = threading.Lock()
+        self._closed = False
         self._local = threading.local()
 
     def submit(self, runnable: Runnable, done: Done) -> None:
@@ -98,7 +112,34 @@ class ThreadExecutor:
         if getattr(local, "reporting", False) and local.next is None:
             local.next = (runnable, done)
             return
-        self._pool.submit(self._run, runnable, done)
+        self._put((runnable, done))
+
+    def _put(self, item: tuple[Runnable, Done]) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the thread executor is shut down")
+            if self._idle:
+                self._idle -= 1  # that thread takes it
+            elif len(self._threads) < self.max_workers:
+                thread = threading.Thread(
+                    target=self._work, name=f"runeflow-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        self._queue.put(item)
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is None:
+                return
+            try:
+                self._run(*item)
+            except Exception:  # a failing report must not cost the pool a thread
+                log.exception("a runnable's report failed on the thread executor")
+            with self._lock:
+                self._idle += 1
 
     def _run(self, runnable: Runnable, done: Done) -> None:
         local = self._local
@@ -112,17 +153,33 @@ class ThreadExecutor:
         finally:
             local.reporting = False
             if local.next is not None:  # done() raised after keeping one: do not lose it
-                runnable, done = local.next
-                local.next = None
-                self._pool.submit(self._run, runnable, done)
+                item, local.next = local.next, None
+                self._put(item)
 
     def cancel(self, runnable_id: str) -> bool:
         """Threads cannot be interrupted."""
         return False
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop the pool (waiting for running work when ``wait``)."""
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        """Stop the threads once the queued work is done (``wait``: block until then);
+        without ``wait``, queued runnables that no thread started are dropped."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            threads = list(self._threads)
+        if not wait:
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+        for _ in threads:
+            self._queue.put(None)
+        if wait:
+            for thread in threads:
+                if thread is not threading.current_thread():
+                    thread.join()
 
 
 class ProcessExecutor:
@@ -199,7 +256,9 @@ class AsyncioExecutor:
     def __init__(self, max_workers: int | None = None) -> None:
         self._loop = asyncio.new_event_loop()
         self._threads = ThreadExecutor(max_workers)
-        self._pool = self._threads._pool
+        self._pool = cf.ThreadPoolExecutor(  # for the loop's run_in_executor(None, ...)
+            self._threads.max_workers, thread_name_prefix="runeflow-asyncio"
+        )
         self._loop.set_default_executor(self._pool)
         self._tasks: dict[str, cf.Future[Any]] = {}
         self._lock = threading.Lock()
@@ -239,6 +298,19 @@ class AsyncioExecutor:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._threads.shutdown(wait=wait)
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def _cluster_executor(spec: str, max_workers: int | None) -> Executor:
+    """``"dask"``/``"ray"``: connect where the engine's settings say, or start locally."""
+    engine, _, address = spec.partition("://")
+    if engine == "dask":
+        from runeflow.runner.dask_executor import DaskExecutor
+
+        return DaskExecutor(address=f"tcp://{address}" if address else None, n_workers=max_workers)
+    from runeflow.runner.ray_executor import RayExecutor
+
+    return RayExecutor(address=spec if address else None, num_cpus=max_workers)
 
 
 _BUILTIN: dict[str, Callable[[int | None], Executor]] = {
@@ -246,11 +318,13 @@ _BUILTIN: dict[str, Callable[[int | None], Executor]] = {
     "threads": ThreadExecutor,
     "processes": ProcessExecutor,
     "asyncio": AsyncioExecutor,
+    "dask": lambda n: _cluster_executor("dask", n),
+    "ray": lambda n: _cluster_executor("ray", n),
 }
 
 
-EXECUTOR_NAMES: tuple[str, ...] = tuple(sorted(_BUILTIN))
-"""The names :func:`make_executor` accepts."""
+EXECUTOR_NAMES: tuple[str, ...] = (*sorted(set(_BUILTIN) - {"dask", "ray"}), "dask", "ray")
+"""The names :func:`make_executor` accepts: the local executors, then the clusters."""
 
 
 def check_executor(spec: object) -> None:
@@ -258,10 +332,10 @@ def check_executor(spec: object) -> None:
     if spec is None or isinstance(spec, Executor):
         return
     if isinstance(spec, str):
-        if spec not in _BUILTIN:
+        if spec not in _BUILTIN and not spec.startswith(("dask://", "ray://")):
             raise UsageError(
-                f"unknown executor {spec!r}: choose one of {', '.join(EXECUTOR_NAMES)}, "
-                "or pass an Executor instance"
+                f"unknown executor {spec!r}: choose one of {', '.join(EXECUTOR_NAMES)} "
+                "(or dask://HOST:PORT, ray://HOST:PORT), or pass an Executor instance"
             )
         return
     raise UsageError(
@@ -271,7 +345,7 @@ def check_executor(spec: object) -> None:
 
 
 def make_executor(spec: str | Executor, max_workers: int | None = None) -> Executor:
-    """Turn ``"inline"``, ``"threads"``, ``"processes"`` or ``"asyncio"`` into an executor.
+    """Turn a name (``"threads"``, ``"dask"``, ``"ray://head:10001"``...) into an executor.
 
     Raises:
         UsageError: an unknown name (the message lists the accepted ones) or another type.
@@ -279,4 +353,6 @@ def make_executor(spec: str | Executor, max_workers: int | None = None) -> Execu
     check_executor(spec)
     if not isinstance(spec, str):
         return spec
+    if "://" in spec:
+        return _cluster_executor(spec, max_workers)
     return _BUILTIN[spec](max_workers)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from runeflow.model.components import Component
 from runeflow.model.events import Event
 from runeflow.model.workflow import Workflow
-from runeflow.runner.executors import Executor, make_executor
+from runeflow.runner.executors import Executor, InlineExecutor, make_executor
 from runeflow.runner.policies import DEFAULT_POLICY, Policies, Policy, resolve_policy
 from runeflow.runner.telemetry import Telemetry, TelemetryEvent
 from runeflow.runner.worker import Worker
@@ -44,14 +45,16 @@ class Hosting:
         _starved: deque[Worker]
 
     @property
-    def limits_concurrency(self) -> bool:
-        """True when runnables must take an execution slot (``max_concurrency``)."""
-        return self._max_concurrency is not None
+    def inline(self) -> bool:
+        """True when the runner's executor is the inline one."""
+        return isinstance(self._executor, InlineExecutor)
 
-    def policy_free(self, wf: Workflow) -> bool:
-        """True when no policy applies to any component of ``wf``."""
+    def plain(self, wf: Workflow) -> bool:
+        """True when no policy applies to ``wf`` and the runner limits no concurrency."""
+        if self._max_concurrency is not None or not self._trivial_policies:
+            return False
         graph = wf._g
-        return self._trivial_policies and bool(graph.policy_free or graph.is_policy_free())
+        return bool(graph.policy_free or graph.is_policy_free())
 
     def policy_for(self, wf: Workflow, component: str) -> Policy | None:
         """The policy of a component, or ``None`` when no policy does anything."""
@@ -73,7 +76,12 @@ class Hosting:
         if policy is None or policy.executor is None:
             return self._executor
         spec = policy.executor
-        name = spec if isinstance(spec, str) else spec.name
+        if isinstance(spec, str):
+            name = spec
+        elif spec is self._executor:
+            name = spec.name
+        else:  # its own entry: two executors of one kind (two Dask clusters) stay apart
+            name = f"{spec.name}@{id(spec):x}"
         with self._executor_lock:
             executor = self._executors.get(name)
             if executor is None:
@@ -114,11 +122,11 @@ class Hosting:
     def append(
         self,
         workflow_id: str,
-        events: list[Event],
+        events: Sequence[Event],
         status: str,
         token: int | None = None,
-        timers: list[Timer] | tuple[()] = (),
-        done_timers: list[str] | tuple[()] = (),
+        timers: Sequence[Timer] = (),
+        done_timers: Sequence[str] = (),
     ) -> int:
         """Checkpoint through the store (fenced by ``token``), with telemetry."""
         if not self.telemetry.active:
@@ -144,11 +152,11 @@ class Hosting:
     def _append(
         self,
         workflow_id: str,
-        events: list[Event],
+        events: Sequence[Event],
         status: str,
         token: int | None,
-        timers: list[Timer] | tuple[()],
-        done_timers: list[str] | tuple[()],
+        timers: Sequence[Timer],
+        done_timers: Sequence[str],
     ) -> int:
         if timers or done_timers:
             return self.store.append(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from runeflow.errors import CodecError, UsageError
 from runeflow.stores.base import Timer
 
 __all__ = ["Command", "check_id", "command_timer", "encode_refusing", "read_command"]
+
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
 CommandKind = Literal["input", "event", "stop"]
 _KINDS = ("input", "event", "stop")
@@ -38,7 +41,7 @@ def check_id(workflow_id: object) -> None:
             f"an instance id must be a non-empty string, not {workflow_id!r}: pass id=... "
             "or leave it out to get a generated one"
         )
-    if len(workflow_id) > 255 or any(ord(ch) < 32 for ch in workflow_id):
+    if len(workflow_id) > 255 or _CONTROL.search(workflow_id):
         raise UsageError(
             f"instance id {workflow_id[:40]!r}... is not usable: keep it under 256 characters, "
             "without control characters"

@@ -29,14 +29,14 @@ from runeflow.errors import (
 )
 from runeflow.model.components import Component
 from runeflow.model.events import Event
-from runeflow.model.replay import load_definition
 from runeflow.model.runnable import Runnable
-from runeflow.model.workflow import Workflow
-from runeflow.recovery import Rehydration, load_workflow
+from runeflow.model.workflow import Workflow, load_definition
+from runeflow.recovery import Rehydration
 from runeflow.runner.definitions import Definitions
 from runeflow.runner.executors import Executor, check_executor, make_executor
 from runeflow.runner.hosting import Hosting
 from runeflow.runner.inbox import check_id, encode_refusing
+from runeflow.runner.loading import Loading
 from runeflow.runner.ownership import OwnedElsewhereError, Ownership
 from runeflow.runner.policies import Policies, Policy
 from runeflow.runner.serving import Serving
@@ -50,7 +50,6 @@ from runeflow.runner.worker import (
     InstanceInfo,
     Status,
     Worker,
-    failure_summary,
 )
 from runeflow.stores.base import Store, content_hash
 from runeflow.stores.memory import MemoryStore
@@ -62,7 +61,7 @@ log = logging.getLogger("runeflow.runner")
 _MISSING: Any = object()
 
 
-class Runner(Hosting, Serving, AsyncTwins):
+class Runner(Hosting, Loading, Serving, AsyncTwins):
     """Runs many workflow instances with parallel dispatch, policies and checkpoints.
 
     Args:
@@ -277,7 +276,7 @@ class Runner(Hosting, Serving, AsyncTwins):
             wf.plan_eagerly(input, run_context=run_context)
             # dispatched in the create's transaction: the first cycle has nothing to write
             ready = wf.prepare_for_dispatch()
-        events = wf.uncommitted_events()
+        events = wf.uncommitted_batch()
         status = Status.RUNNING if fed else Status.IDLE
         with self._registry_lock:
             created = self.store.create(
@@ -310,7 +309,7 @@ class Runner(Hosting, Serving, AsyncTwins):
         status: Status,
         hooks: Hooks | None,
         max_concurrency: int | None,
-        events: list[Event],
+        events: Sequence[Event],
     ) -> Worker:
         """Register the worker of an instance this runner just created (token 1)."""
         worker = Worker(
@@ -674,106 +673,6 @@ class Runner(Hosting, Serving, AsyncTwins):
                 log.warning("could not record why %r failed: %s", worker.id, exc)
         if self._poller is not None:
             self._wakeup.set()
-
-    # --- loading ----------------------------------------------------------------------------
-
-    def _local_worker(self, workflow_id: str) -> Worker | None:
-        """The instance's worker here, loading it when nobody owns it; ``None`` when a live
-        runner elsewhere owns it."""
-        worker = self._workers.get(workflow_id)
-        if worker is not None:
-            return worker
-        self._check_open()
-        try:
-            return self._load(workflow_id)
-        except OwnedElsewhereError:
-            return None
-
-    def _owned(self, workflow_id: str) -> Worker:
-        """The instance's worker here (loading it); an instance owned elsewhere raises."""
-        worker = self._workers.get(workflow_id)
-        if worker is not None:
-            return worker
-        self._check_open()
-        return self._load(workflow_id)
-
-    def _load(
-        self,
-        workflow_id: str,
-        *,
-        rehydration: Rehydration = "full",
-        migrate: bool = False,
-        token: int | None = None,
-    ) -> Worker:
-        with self._registry_lock:
-            worker = self._workers.get(workflow_id)
-            if worker is not None:
-                return worker
-            if token is None:
-                token = self.ownership.acquire(workflow_id)
-            try:
-                meta = self.store.get(workflow_id)
-                definition = self._definition_for(meta.definition_name, meta.metadata)
-                wf = self._load_workflow(workflow_id, definition, rehydration, migrate, meta.cursor)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    self.ownership.release(workflow_id)
-                raise
-            worker = Worker(
-                self, workflow_id, wf, hooks=self.hooks, token=token, cursor=meta.cursor
-            )
-            worker.stored_status = meta.status
-            self._workers[workflow_id] = worker
-        log.info(
-            "%s: loaded from the store (%s, cursor %d, fencing token %s)",
-            workflow_id,
-            meta.status,
-            meta.cursor,
-            token,
-        )
-        terminal = meta.status in (Status.STOPPED.value, Status.FAILED.value)
-        if not terminal and (meta.error is not None or workflow_id in self._unrecoverable):
-            self._unrecoverable.pop(workflow_id, None)
-            with contextlib.suppress(RuneflowError):
-                self.store.set_error(workflow_id, None)
-        with worker.lock:
-            if terminal:
-                worker.status = Status(meta.status)
-                worker.stored_error = meta.error
-                worker.error = meta.error or (
-                    failure_summary(wf) if wf.failures() else f"{meta.status} in the store"
-                )
-                return worker
-            wf.requeue_in_flight()
-            worker.rearm()
-            worker.status = Status.RUNNING
-            worker.kick()
-        return worker
-
-    def _load_workflow(
-        self,
-        workflow_id: str,
-        definition: Workflow,
-        rehydration: Rehydration,
-        migrate: bool,
-        cursor: int,
-    ) -> Workflow:
-        if cursor == 0:  # created (by a client) with no log yet
-            return definition.fresh()
-        return load_workflow(
-            self.store, workflow_id, definition, rehydration=rehydration, migrate=migrate
-        )
-
-    def _report_unloadable(self, workflow_id: str, exc: Exception) -> None:
-        """Leave an instance that cannot be loaded as it is, and say why (here and in the
-        store, for ``runeflow list``)."""
-        message = str(exc)
-        self._unrecoverable[workflow_id] = message
-        log.warning("instance %r not loaded, left as it is: %s", workflow_id, message)
-        with contextlib.suppress(RuneflowError):
-            self.store.set_error(workflow_id, message)
-        with contextlib.suppress(RuneflowError):
-            self.ownership.release(workflow_id)
 
     def _check_accepts(self, worker: Worker, what: str) -> None:
         if worker.status.is_terminal:

@@ -319,7 +319,7 @@ class Serving:
         worker.detach("restarting")
         self._spawn_restart(worker.id, recent)
 
-    def _spawn_restart(self, workflow_id: str, restarts: list[float]) -> None:
+    def _spawn_restart(self, workflow_id: str, restarts: list[float] | tuple[()]) -> None:
         threading.Thread(
             target=self._restart,
             args=(workflow_id, restarts),
@@ -327,7 +327,7 @@ class Serving:
             name=f"runeflow-restart-{workflow_id}",
         ).start()
 
-    def _restart(self, workflow_id: str, restarts: list[float]) -> None:
+    def _restart(self, workflow_id: str, restarts: list[float] | tuple[()]) -> None:
         """Load the instance again, waiting out a store outage (capped, jittered backoff)."""
         attempt = 0
         while not self._closed:

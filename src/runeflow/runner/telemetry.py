@@ -45,7 +45,8 @@ class TelemetryEvent:
     workflow_id: str | None = None
     """The instance concerned."""
     duration: float | None = None
-    """Seconds, on ``stop`` and ``exception``."""
+    """Seconds, on ``stop`` and ``exception``; for a workflow, from when it began its current
+    run of work (its start, an input, an event) until it settled."""
     error: str | None = None
     """What went wrong, on ``exception``."""
     attributes: dict[str, Any] = field(default_factory=dict)
@@ -125,7 +126,9 @@ class OpenTelemetryHandler:
     """Turns telemetry into OpenTelemetry spans (``pip install "runeflow[otel]"``).
 
     Each start opens a span, the matching stop or exception ends it (with an error status
-    on exception). Spans are keyed by subject, instance and name (plus the runnable id).
+    on exception) after adding its attributes (a runnable executed on Dask or Ray gets
+    ``runeflow.worker_address``). Spans are keyed by subject, instance and name (plus the
+    runnable id).
     """
 
     def __init__(self, tracer: Any = None) -> None:
@@ -156,6 +159,8 @@ class OpenTelemetryHandler:
             span = self._spans.pop(key, None)
         if span is None:
             return
+        if event.attributes:  # what is known only at the end (the cluster worker's address)
+            span.set_attributes({f"runeflow.{k}": str(v) for k, v in event.attributes.items()})
         if event.phase == "exception":
             span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, event.error or ""))
         span.end()

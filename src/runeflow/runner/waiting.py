@@ -36,6 +36,9 @@ log = logging.getLogger("runeflow.runner")
 class Waiting:
     """Waits, events and timers of one instance (see the module docstring)."""
 
+    if not TYPE_CHECKING:  # the worker's slots hold the state; mypy reads the names below
+        __slots__ = ()
+
     if TYPE_CHECKING:
         runner: WorkerHost
         id: str
@@ -44,9 +47,9 @@ class Waiting:
         status: Status
         driving: bool
         timer_handles: dict[str, int]
-        armed_waits: set[str]
-        new_timers: list[Timer]
-        removals: list[str]
+        armed_waits: set[str] | tuple[()]
+        new_timers: list[Timer] | tuple[()]
+        removals: list[str] | tuple[()]
 
         def checkpoint(self) -> int | None:
             """See :meth:`Worker.checkpoint`."""
@@ -61,26 +64,37 @@ class Waiting:
         for wait in self.wf._waits.values():
             if wait.timeout is None or wait.id in self.armed_waits:
                 continue
-            self.armed_waits.add(wait.id)
+            self._armed(wait.id)
             timer_id = short_id(wait.id, "timeout")
             if timer_id in self.wf._timers:  # armed before a restart
                 continue
             fire_at = self.runner.clock.now() + wait.timeout
             self.schedule(timer_id, wait.component, fire_at, wait_id=wait.id)
 
+    def _armed(self, wait_id: str) -> None:
+        if not self.armed_waits:
+            self.armed_waits = set()
+        assert isinstance(self.armed_waits, set)
+        self.armed_waits.add(wait_id)
+
+    def _remove_later(self, timer_id: str) -> None:
+        """Have the next checkpoint remove the stored timer (its outcome is logged)."""
+        self.removals = [*self.removals, timer_id]
+
     def schedule(self, timer_id: str, step: str, fire_at: float, *, wait_id: str = "") -> None:
         """Record a durable timer in the log, keep it for the next checkpoint (which stores
         it with the event), and arm it here."""
         event = ev.TimerScheduled(timer_id, wait_id, step, fire_at, "timeout")
         self.wf.record(event)
-        self.new_timers.append(
+        self.new_timers = [
+            *self.new_timers,
             Timer(
                 timer_id=timer_id,
                 workflow_id=self.id,
                 fire_at=fire_at,
                 payload={"kind": "timer", "wait_id": wait_id, "step": step},
-            )
-        )
+            ),
+        ]
         self.arm(event)
 
     def arm(self, timer: ev.TimerScheduled) -> None:
@@ -96,7 +110,9 @@ class Waiting:
         """After loading from the store: arm every pending timer again."""
         for timer in self.wf.pending_timers():
             self.arm(timer)
-        self.armed_waits.update(t.wait_id for t in self.wf.pending_timers() if t.wait_id)
+        for timer in self.wf.pending_timers():
+            if timer.wait_id:
+                self._armed(timer.wait_id)
 
     def fire_timer(self, timer_id: str) -> None:
         """A timer is due: deliver its event if its wait is still open (one outcome only).
@@ -111,7 +127,7 @@ class Waiting:
                 return  # an event won the race, or the timer was cancelled
             wait = self._wait_for_timer(timer)
             self.wf.record(ev.TimerFired(timer_id))
-            self.removals.append(timer_id)
+            self._remove_later(timer_id)
             if wait is not None:
                 self.wf.deliver_event(timer.event, None, wait_id=wait.id, declared_only=False)
                 self.status = Status.RUNNING
@@ -168,7 +184,7 @@ class Waiting:
                 handle = self.timer_handles.pop(timer.timer_id, None)
                 if handle is not None:
                     self.runner.scheduler.cancel(handle)
-                self.removals.append(timer.timer_id)
+                self._remove_later(timer.timer_id)
         self.wf.deliver_event(event, payload, wait_id=wait.id)
         self.status = Status.RUNNING
 
@@ -180,6 +196,6 @@ class Waiting:
         handle = self.timer_handles.pop(timer_id, None)
         if handle is not None:
             self.runner.scheduler.cancel(handle)
-        self.removals.append(timer_id)
+        self._remove_later(timer_id)
         self.checkpoint()
         return True

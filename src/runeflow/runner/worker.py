@@ -17,7 +17,7 @@ import threading
 import time
 import types
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,7 +25,6 @@ from runeflow.errors import CodecError, LeaseLostError, StoreError
 from runeflow.model import events as ev
 from runeflow.model.runnable import Runnable
 from runeflow.model.workflow import Workflow
-from runeflow.runner.executors import InlineExecutor
 from runeflow.runner.info import (
     Checkpoint,
     Hooks,
@@ -78,12 +77,12 @@ class WorkerHost(Protocol):
         ...
 
     @property
-    def limits_concurrency(self) -> bool:
-        """True when runnables must take an execution slot (``max_concurrency``)."""
+    def inline(self) -> bool:
+        """True when the runner's executor is the inline one."""
         ...
 
-    def policy_free(self, wf: Workflow) -> bool:
-        """True when no policy applies to any component of ``wf``."""
+    def plain(self, wf: Workflow) -> bool:
+        """True when no policy applies to ``wf`` and the runner limits no concurrency."""
         ...
 
     def policy_for(self, wf: Workflow, component: str) -> Policy | None:
@@ -109,11 +108,11 @@ class WorkerHost(Protocol):
     def append(
         self,
         workflow_id: str,
-        events: list[ev.Event],
+        events: Sequence[ev.Event],
         status: str,
         token: int | None,
-        timers: list[Timer],
-        done_timers: list[str],
+        timers: Sequence[Timer],
+        done_timers: Sequence[str],
     ) -> int:
         """Checkpoint through the store (fenced by ``token``), with timer changes."""
         ...
@@ -150,6 +149,42 @@ class _Running:
 class Worker(Waiting):
     """Drives one workflow instance (see the module docstring)."""
 
+    __slots__ = (
+        "_settled",
+        "advance_count",
+        "armed_waits",
+        "arrivals",
+        "busy_since",
+        "completions",
+        "cursor",
+        "cycles_since_checkpoint",
+        "detached",
+        "driving",
+        "error",
+        "gate",
+        "halted",
+        "hooks",
+        "id",
+        "inline",
+        "lock",
+        "max_concurrency",
+        "new_timers",
+        "plain",
+        "ready",
+        "removals",
+        "restarts",
+        "retrying",
+        "runner",
+        "running",
+        "status",
+        "stored_error",
+        "stored_status",
+        "timer_handles",
+        "token",
+        "waiting_since",
+        "wf",
+    )
+
     def __init__(
         self,
         runner: WorkerHost,
@@ -177,6 +212,11 @@ class Worker(Waiting):
         self.running: dict[str, _Running] = {}
         self.ready: deque[Runnable] = deque()
         self.completions: deque[Runnable] = deque()
+        """Executed runnables ready to apply."""
+        self.arrivals: deque[Runnable] = deque()
+        """Runnables executors handed back, not yet checked (see :meth:`on_done`)."""
+        self.gate = threading.Lock()
+        """Held by the thread driving what executors hand back (see :meth:`on_done`)."""
         self.retrying = 0
         self.driving = False
         self.halted = False
@@ -186,23 +226,22 @@ class Worker(Waiting):
         self.advance_count = 0
         self.cycles_since_checkpoint = 0
         self.waiting_since: float | None = None
-        self.restarts: list[float] = []
+        self.busy_since: float | None = None
+        """``perf_counter()`` when the instance began its current run of work (telemetry)."""
+        # Rarely used containers start as empty tuples (a list or set is one more object
+        # for the garbage collector to visit, for every instance a runner holds).
+        self.restarts: list[float] | tuple[()] = ()
         self.timer_handles: dict[str, int] = {}
-        self.armed_waits: set[str] = set()
-        self.new_timers: list[Timer] = []
+        self.armed_waits: set[str] | tuple[()] = ()
+        self.new_timers: list[Timer] | tuple[()] = ()
         """Timers scheduled since the last checkpoint (stored by it, with their events)."""
-        self.removals: list[str] = []
+        self.removals: list[str] | tuple[()] = ()
         """Timers whose outcome is logged since the last checkpoint (removed by it)."""
         self.detached: str | None = None
         """Why the runner let go of this worker (``released``, ``lost``, ...), or ``None``."""
-        self.plain = (
-            hooks is None
-            and max_concurrency is None
-            and runner.policy_free(wf)
-            and not runner.limits_concurrency
-        )
+        self.plain = hooks is None and max_concurrency is None and runner.plain(wf)
         """No hooks, policies or concurrency limits: runnables take the short path."""
-        self.inline = self.plain and isinstance(runner.executor_for(None), InlineExecutor)
+        self.inline = self.plain and runner.inline
         """Runnables execute right here, in the cycle that dispatches them."""
 
     @property
@@ -230,27 +269,49 @@ class Worker(Waiting):
                 self._guarded_drive()
 
     def on_done(self, runnable: Runnable) -> None:
-        """Executor callback: queue the executed runnable and drive."""
-        runner = self.runner
-        if runner.closed:
+        """Executor callback (any thread): hand the executed runnable in and drive.
+
+        It never waits for another thread that is driving this instance: the result goes
+        into :attr:`arrivals`, and whichever thread holds :attr:`gate` drives whatever
+        arrived (it looks again after letting go, so nothing is left behind).
+        """
+        if self.runner.closed:
             return  # the runner shut down: the store may be closed; recovery redoes it
-        with self.lock:
-            entry = self.running.pop(runnable.id, None)
+        arrivals = self.arrivals
+        arrivals.append(runnable)
+        gate = self.gate
+        while arrivals:
+            if not gate.acquire(blocking=False):
+                break  # the thread holding the gate drives what arrived
+            try:
+                with self.lock:
+                    if self.driving:  # this very thread drives (an inline executor)
+                        break
+                    self._guarded_drive()
+            finally:
+                gate.release()
+        if not self.plain:
+            self.runner.pump_starved()
+
+    def _take_arrivals(self) -> None:
+        """Move executed runnables into :attr:`completions`, dropping any that were
+        abandoned (timed out, or the instance stopped). Hold :attr:`lock`."""
+        arrivals, running, completions = self.arrivals, self.running, self.completions
+        runner = self.runner
+        while arrivals:
+            runnable = arrivals.popleft()
+            entry = running.pop(runnable.id, None)
             if entry is None or entry.runnable.attempt != runnable.attempt:
                 if entry is not None:  # another attempt of it runs: keep waiting for that
-                    self.running[runnable.id] = entry
-                return  # abandoned after a timeout, or the instance was stopped
-            self.completions.append(runnable)
+                    running[runnable.id] = entry
+                continue
+            completions.append(runnable)
             if not self.plain:
                 if entry.timer is not None:
                     runner.scheduler.cancel(entry.timer)
                 runner.release_slot()
             if entry.started:
                 self._trace_runnable(runnable, entry.started)
-            if not self.driving:
-                self._guarded_drive()
-        if not self.plain:
-            runner.pump_starved()
 
     # --- the cycle ----------------------------------------------------------------------
 
@@ -305,9 +366,13 @@ class Worker(Waiting):
 
     def _drive(self) -> None:
         self.driving = True
-        completions = self.completions
+        completions, arrivals = self.completions, self.arrivals
+        if self.busy_since is None:
+            self.busy_since = time.perf_counter()
         try:
             while True:
+                if arrivals:
+                    self._take_arrivals()
                 applied = 0
                 while completions:
                     self._complete(completions.popleft())
@@ -326,7 +391,7 @@ class Worker(Waiting):
                     self._execute_ready()
                 else:
                     self._dispatch_ready()
-                if not completions:
+                if not completions and not arrivals:
                     break
             if self.status is not Status.RUNNING:
                 self._on_settled()
@@ -578,7 +643,7 @@ class Worker(Waiting):
         new cursor."""
         if self.detached is not None:
             return None  # the runner let go of it: whoever owns the instance now writes
-        events = self.wf.uncommitted_events()
+        events = self.wf.uncommitted_batch()
         status: str = self.status._value_  # a plain attribute: cheaper than .value
         timers, removals = self.new_timers, self.removals
         if not events and status == self.stored_status and not removals and not timers:
@@ -600,9 +665,9 @@ class Worker(Waiting):
         self.stored_status = status
         self.cycles_since_checkpoint = 0
         if timers:
-            self.new_timers = []
+            self.new_timers = ()
         if removals:
-            self.removals = []
+            self.removals = ()
         return cursor
 
     def _on_settled(self) -> None:
@@ -610,6 +675,7 @@ class Worker(Waiting):
         self.runner.settled(self)
         if self.hooks and self.hooks.on_idle:
             self.hooks.on_idle(self.id, self.info())
+        busy_since, self.busy_since = self.busy_since, None
         if self.runner.telemetry.active:
             self.runner.telemetry.emit(
                 TelemetryEvent(
@@ -617,6 +683,7 @@ class Worker(Waiting):
                     phase="exception" if self.status is Status.FAILED else "stop",
                     name=self.wf.name,
                     workflow_id=self.id,
+                    duration=None if busy_since is None else time.perf_counter() - busy_since,
                     error=self.error,
                     attributes={"status": self.status.value, "steps": self.wf.step_count},
                 )
@@ -627,6 +694,9 @@ class Worker(Waiting):
         if not telemetry.active:
             return
         failed = runnable.status == "failed"
+        attributes: dict[str, Any] = {"runnable_id": runnable.id, "attempt": runnable.attempt}
+        if runnable.worker_address is not None:  # executed on a Dask or Ray worker
+            attributes["worker_address"] = runnable.worker_address
         telemetry.emit(
             TelemetryEvent(
                 subject="runnable",
@@ -635,7 +705,7 @@ class Worker(Waiting):
                 workflow_id=self.id,
                 duration=time.perf_counter() - started,
                 error=str(runnable.error) if failed else None,
-                attributes={"runnable_id": runnable.id, "attempt": runnable.attempt},
+                attributes=attributes,
             )
         )
 
@@ -651,6 +721,7 @@ class Worker(Waiting):
         self.running.clear()
         self.ready.clear()
         self.completions.clear()
+        self.arrivals.clear()
         for handle in self.timer_handles.values():
             self.runner.scheduler.cancel(handle)
         self.timer_handles.clear()

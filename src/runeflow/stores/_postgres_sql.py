@@ -112,6 +112,56 @@ _LAST_ROW = """LEFT JOIN LATERAL (SELECT e.last, e.at FROM {schema}.events e
 _META_READ = """i.workflow_id, i.definition_name, i.definition_hash, i.status, i.created_at,
     GREATEST(i.updated_at, COALESCE(l.at, 0)), COALESCE(l.last, 0), i.metadata, i.owner,
     i.lease_expires, i.epoch, i.error"""
+_APPEND = """WITH inst AS (
+            SELECT epoch, status FROM {schema}.instances WHERE workflow_id = %(wid)s
+            FOR SHARE),
+        pos AS (
+            SELECT COALESCE((SELECT last FROM {schema}.events WHERE workflow_id = %(wid)s
+                ORDER BY last DESC LIMIT 1), 0) AS cursor
+            FROM inst WHERE %(token)s::bigint IS NULL OR epoch = %(token)s),
+        st AS (
+            UPDATE {schema}.instances SET status = %(status)s, updated_at = %(now)s
+            WHERE workflow_id = %(wid)s AND %(status)s::text IS NOT NULL
+            AND status IS DISTINCT FROM %(status)s AND EXISTS (SELECT 1 FROM pos)),
+        ev AS (
+            INSERT INTO {schema}.events (workflow_id, last, first, data, fact_ids, checksum, at)
+            SELECT %(wid)s, cursor + %(n)s, cursor + 1, %(data)s, %(fact_ids)s, %(crc)s,
+                %(now)s
+            FROM pos WHERE %(n)s > 0),
+        fa AS (
+            INSERT INTO {schema}.facts (fact_id, hash, data, checksum)
+            SELECT f, h, d, c FROM unnest(
+                %(fids)s::text[], %(fhashes)s::text[], %(fdata)s::bytea[], %(fcrcs)s::bigint[]
+            ) AS u (f, h, d, c)
+            WHERE EXISTS (SELECT 1 FROM pos)
+            ON CONFLICT (fact_id) DO UPDATE
+            SET hash = EXCLUDED.hash, data = EXCLUDED.data, checksum = EXCLUDED.checksum)"""
+"""One append (fenced by a share lock on the instance row, see migration 5): its log row and
+fact rows. Ends with the appends' ``SELECT``; :data:`_APPEND_ALL` adds contents and timers."""
+
+_APPEND_ALL = (
+    _APPEND
+    + """,
+        ct AS (
+            INSERT INTO {schema}.contents (hash, data)
+            SELECT h, d FROM unnest(%(hashes)s::text[], %(blobs)s::bytea[]) AS u (h, d)
+            WHERE EXISTS (SELECT 1 FROM pos)
+            ON CONFLICT (hash) DO NOTHING),
+        tm AS (
+            INSERT INTO {schema}.timers (timer_id, workflow_id, fire_at, payload)
+            SELECT t, w, f, p::jsonb FROM unnest(
+                %(tids)s::text[], %(twids)s::text[], %(tfire)s::float8[], %(tpay)s::text[]
+            ) AS u (t, w, f, p)
+            WHERE EXISTS (SELECT 1 FROM pos)
+            ON CONFLICT (timer_id) DO UPDATE SET workflow_id = EXCLUDED.workflow_id,
+            fire_at = EXCLUDED.fire_at, payload = EXCLUDED.payload),
+        td AS (
+            DELETE FROM {schema}.timers WHERE timer_id = ANY(%(done)s::text[])
+            AND EXISTS (SELECT 1 FROM pos))"""
+)
+_APPEND += "\n        SELECT cursor + %(n)s FROM pos"
+_APPEND_ALL += "\n        SELECT cursor + %(n)s FROM pos"
+
 QUERIES: dict[str, str] = {
     "insert_instance": f"""INSERT INTO {{schema}}.instances
         ({_META}, owner, epoch, lease_expires)
@@ -130,47 +180,8 @@ QUERIES: dict[str, str] = {
         WHERE workflow_id = ANY(%s)""",
     "update_status": """UPDATE {schema}.instances SET status = %s, updated_at = %s
         WHERE workflow_id = %s""",
-    "append": """WITH inst AS (
-            SELECT epoch, status FROM {schema}.instances WHERE workflow_id = %(wid)s
-            FOR SHARE),
-        pos AS (
-            SELECT COALESCE((SELECT last FROM {schema}.events WHERE workflow_id = %(wid)s
-                ORDER BY last DESC LIMIT 1), 0) AS cursor
-            FROM inst WHERE %(token)s::bigint IS NULL OR epoch = %(token)s),
-        st AS (
-            UPDATE {schema}.instances SET status = %(status)s, updated_at = %(now)s
-            WHERE workflow_id = %(wid)s AND %(status)s::text IS NOT NULL
-            AND status IS DISTINCT FROM %(status)s AND EXISTS (SELECT 1 FROM pos)),
-        ev AS (
-            INSERT INTO {schema}.events (workflow_id, last, first, data, fact_ids, checksum, at)
-            SELECT %(wid)s, cursor + %(n)s, cursor + 1, %(data)s, %(fact_ids)s, %(crc)s,
-                %(now)s
-            FROM pos WHERE %(n)s > 0),
-        ct AS (
-            INSERT INTO {schema}.contents (hash, data)
-            SELECT h, d FROM unnest(%(hashes)s::text[], %(blobs)s::bytea[]) AS u (h, d)
-            WHERE EXISTS (SELECT 1 FROM pos)
-            ON CONFLICT (hash) DO NOTHING),
-        fa AS (
-            INSERT INTO {schema}.facts (fact_id, hash, data, checksum)
-            SELECT f, h, d, c FROM unnest(
-                %(fids)s::text[], %(fhashes)s::text[], %(fdata)s::bytea[], %(fcrcs)s::bigint[]
-            ) AS u (f, h, d, c)
-            WHERE EXISTS (SELECT 1 FROM pos)
-            ON CONFLICT (fact_id) DO UPDATE
-            SET hash = EXCLUDED.hash, data = EXCLUDED.data, checksum = EXCLUDED.checksum),
-        tm AS (
-            INSERT INTO {schema}.timers (timer_id, workflow_id, fire_at, payload)
-            SELECT t, w, f, p::jsonb FROM unnest(
-                %(tids)s::text[], %(twids)s::text[], %(tfire)s::float8[], %(tpay)s::text[]
-            ) AS u (t, w, f, p)
-            WHERE EXISTS (SELECT 1 FROM pos)
-            ON CONFLICT (timer_id) DO UPDATE SET workflow_id = EXCLUDED.workflow_id,
-            fire_at = EXCLUDED.fire_at, payload = EXCLUDED.payload),
-        td AS (
-            DELETE FROM {schema}.timers WHERE timer_id = ANY(%(done)s::text[])
-            AND EXISTS (SELECT 1 FROM pos))
-        SELECT cursor + %(n)s FROM pos""",
+    "append": _APPEND,
+    "append_all": _APPEND_ALL,
     "select_events": """SELECT first, data, fact_ids, last, checksum FROM {schema}.events
         WHERE workflow_id = %s AND last > %s ORDER BY last LIMIT %s""",
     "select_events_only": """SELECT first, data, NULL, last, checksum FROM {schema}.events

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import Any, ClassVar, Self
 
 from runeflow.codec import Codec, JsonCodec, default_codec
 from runeflow.errors import CodecError, RuneflowError, StoreError, StoreUnavailableError
@@ -48,9 +48,14 @@ from runeflow.stores.integrity import (
     row_checksum_mismatch,
     verified_values,
 )
-
-if TYPE_CHECKING:
-    from runeflow.stores.listing import InstanceFilter, InstancePage, PageKey
+from runeflow.stores.listing import (
+    InstanceFilter,
+    InstancePage,
+    PageKey,
+    check_count_args,
+    check_page_args,
+    page_in_memory,
+)
 
 __all__ = [
     "INLINE_VALUE_LIMIT",
@@ -570,13 +575,6 @@ class Store(AppendEncoding, ABC):
         Raises:
             UsageError: both ``after`` and ``before``, a malformed key or limit.
         """
-        from runeflow.stores.listing import (
-            InstanceFilter,
-            InstancePage,
-            check_page_args,
-            page_in_memory,
-        )
-
         where = where if where is not None else InstanceFilter()
         check_page_args(where, after, before, limit)
         metas, following, previous = page_in_memory(
@@ -600,8 +598,6 @@ class Store(AppendEncoding, ABC):
         Raises:
             UsageError: a status or workflow that is not text, a cap below 1.
         """
-        from runeflow.stores.listing import check_count_args
-
         check_count_args(status, workflow, cap)
         metas = self.list(status)
         return min(cap, sum(workflow is None or m.definition_name == workflow for m in metas))

@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from runeflow.errors import UsageError
-from runeflow.stores.base import InstanceMeta
 from runeflow.stores.integrity import STATUSES
+
+if TYPE_CHECKING:
+    from runeflow.stores.base import InstanceMeta
 
 __all__ = [
     "COUNT_CAP",
@@ -44,7 +45,6 @@ __all__ = [
     "check_count_args",
     "check_page_args",
     "indexed_page",
-    "metas_in_order",
     "page_from_rows",
     "page_in_memory",
     "prefix_end",
@@ -178,17 +178,6 @@ def prefix_end(prefix: str) -> str | None:
         if code <= 0x10FFFF:
             return "".join(chars) + chr(code)
     return None
-
-
-def metas_in_order(rows: Iterable[Sequence[Any]], ids: Sequence[Any]) -> list[InstanceMeta]:
-    """Instance rows (as :func:`~runeflow.stores._rows.read_instance` reads them) in the
-    order of ``ids``; an id without a row (deleted meanwhile) is left out, a damaged row
-    comes flagged."""
-    from runeflow.stores._rows import read_instance
-
-    found = {row[0]: row for row in rows}
-    now = time.time()
-    return [read_instance(found[i], now)[0] for i in ids if i in found]
 
 
 def page_from_rows(
@@ -376,7 +365,8 @@ class IndexedListing:
         raise NotImplementedError
 
     def _rows_by_id(self, ids: list[Any]) -> list[InstanceMeta]:
-        """The instances with these ids, in this order (see :func:`metas_in_order`)."""
+        """The instances with these ids, in this order (see
+        :func:`runeflow.stores._rows.metas_in_order`)."""
         raise NotImplementedError
 
     def list_page(

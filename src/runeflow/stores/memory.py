@@ -31,6 +31,7 @@ from runeflow.errors import LeaseLostError, RuneflowError, StoreError, WorkflowN
 from runeflow.model import events as ev
 from runeflow.model.events import Event
 from runeflow.model.facts import Fact
+from runeflow.model.runstate import EventBatch
 from runeflow.stores.base import (
     Append,
     Capabilities,
@@ -92,19 +93,22 @@ def _small_scalar(value: Any) -> bool:
     return cls is bool or value is None
 
 
-def _deferrable(events: Sequence[Event]) -> bool:
-    """Whether ``events`` may be kept as objects and encoded later (see the module doc)."""
-    for event in events:
-        cls = type(event)
-        if cls in _VALUE_FREE:
+def _deferrable(batch: EventBatch) -> bool:
+    """Whether a batch may be kept as its records and encoded later (see the module doc)."""
+    for event in batch.head:
+        if type(event) not in _VALUE_FREE:
+            return False
+    for record in batch.records:
+        cls = type(record)
+        if cls is tuple:  # a dispatch or completion: runeflow's own strings and numbers
             continue
-        if cls is not ev.FactProduced:
-            return False
-        fact = event.fact  # type: ignore[union-attr]
-        if type(fact) is not Fact or not _small_scalar(fact.value):
-            return False
-        scope = fact.scope
-        if scope and type(scope[0]) is not str:
+        if cls is Fact:
+            if not _small_scalar(record.value):
+                return False
+            scope = record.scope
+            if scope and type(scope[0]) is not str:
+                return False
+        elif cls not in _VALUE_FREE:
             return False
     return True
 
@@ -119,16 +123,33 @@ def _discard(fact_id: str, value: Any) -> None:
 
 def _json_copy(obj: dict[str, Any] | None, what: str) -> dict[str, Any]:
     """Return a private copy of ``obj`` as a durable store would give it back."""
+    if not obj:
+        return {}
+    if all(type(k) is str and type(v) in _FLAT for k, v in obj.items()):
+        return dict(obj)  # flat strings, ints and booleans: JSON gives back equal values
     copy: dict[str, Any] = json.loads(json_text(obj, what))
     return copy
+
+
+_FLAT = frozenset({str, int, bool, type(None)})
 
 
 @dataclass(kw_only=True, slots=True)
 class _Instance:
     """One instance's state (mutable, guarded by the store's lock)."""
 
-    meta: InstanceMeta
-    """Its metadata as last built by :meth:`current` (the fields below are newer)."""
+    workflow_id: str
+    """Its id."""
+    definition_name: str
+    """Its workflow's name."""
+    definition_hash: str
+    """Its definition's hash."""
+    created_at: float
+    """When it was created."""
+    metadata: dict[str, Any]
+    """Its metadata (a private copy)."""
+    meta: InstanceMeta | None = None
+    """Its metadata as last built by :meth:`current` (the fields above are newer)."""
     status: str
     """Its status."""
     cursor: int = 0
@@ -149,7 +170,21 @@ class _Instance:
         """Return the metadata with the current status, cursor, update time and lease."""
         meta = self.meta
         owner = self.live_owner(time.time())
-        if (meta.status, meta.cursor, meta.updated_at, meta.owner, meta.epoch, meta.error) != (
+        if meta is None:
+            meta = self.meta = InstanceMeta(
+                workflow_id=self.workflow_id,
+                definition_name=self.definition_name,
+                definition_hash=self.definition_hash,
+                status=self.status,
+                created_at=self.created_at,
+                updated_at=self.updated_at,
+                cursor=self.cursor,
+                metadata=self.metadata,
+                owner=owner,
+                epoch=self.epoch,
+                error=self.error,
+            )
+        elif (meta.status, meta.cursor, meta.updated_at, meta.owner, meta.epoch, meta.error) != (
             self.status,
             self.cursor,
             self.updated_at,
@@ -184,14 +219,14 @@ class _Instance:
         self.owner, self.expires = owner, now + ttl
         return self.epoch
 
-    rows: list[tuple[int, bytes | tuple[Event, ...]]] = field(default_factory=list)
+    rows: list[tuple[int, bytes | EventBatch]] = field(default_factory=list)
     """The log: one ``(first_cursor, encoded_events)`` row per append (the events
     themselves for a deferred append, until first read)."""
     lasts: list[int] = field(default_factory=list)
     """Last cursor of each row (sorted; used to find where a stream starts)."""
     snapshot: tuple[int, bytes] | None = None
     """The latest snapshot."""
-    timer_ids: set[str] = field(default_factory=set)
+    timer_ids: set[str] | None = None
     """Ids of its pending timers."""
 
 
@@ -284,23 +319,20 @@ class MemoryStore(Store):
     ) -> bool:
         """See :meth:`Store.create`."""
         encoded = self._encoded(events)
-        copies = [self._timer_copy(t) for t in timers]
+        copies = [self._timer_copy(t) for t in timers] if timers else ()
+        copy = _json_copy(metadata, "metadata")
         now = time.time()
-        meta = InstanceMeta(
-            workflow_id=workflow_id,
-            definition_name=definition_name,
-            definition_hash=definition_hash,
-            status=status,
-            created_at=now,
-            updated_at=now,
-            cursor=0,
-            metadata=_json_copy(metadata, "metadata"),
-        )
         with self._lock:
             if workflow_id in self._instances:
                 return False
             inst = self._instances[workflow_id] = _Instance(
-                meta=meta, status=status, updated_at=now
+                workflow_id=workflow_id,
+                definition_name=definition_name,
+                definition_hash=definition_hash,
+                created_at=now,
+                metadata=copy,
+                status=status,
+                updated_at=now,
             )
             if owner is not None:
                 inst.grant(owner, ttl, now, None)
@@ -343,7 +375,7 @@ class MemoryStore(Store):
         """See :meth:`Store.delete`."""
         with self._lock:
             inst = self._instances.pop(workflow_id, None)
-            for timer_id in inst.timer_ids if inst is not None else ():
+            for timer_id in (inst.timer_ids or ()) if inst is not None else ():
                 self._timers.pop(timer_id)
 
     def list_page(
@@ -363,8 +395,8 @@ class MemoryStore(Store):
         def matches(inst: _Instance) -> bool:
             return (
                 (not statuses or inst.status in statuses)
-                and (name is None or inst.meta.definition_name == name)
-                and inst.meta.workflow_id.startswith(prefix)
+                and (name is None or inst.definition_name == name)
+                and inst.workflow_id.startswith(prefix)
             )
 
         with self._lock:
@@ -374,7 +406,7 @@ class MemoryStore(Store):
                 after=after,
                 before=before,
                 limit=limit,
-                key_of=lambda i: (i.meta.created_at, i.meta.workflow_id),
+                key_of=lambda i: (i.created_at, i.workflow_id),
                 matches=matches,
             )
             metas = [inst.current() for inst in page]
@@ -427,7 +459,7 @@ class MemoryStore(Store):
     def _apply(
         self,
         workflow_id: str,
-        encoded: EncodedAppend | tuple[Event, ...] | None,
+        encoded: EncodedAppend | EventBatch | None,
         status: str | None,
         token: int | None,
         timers: Sequence[Timer],
@@ -453,21 +485,21 @@ class MemoryStore(Store):
             self._drop_timer(timer_id)
         return inst.cursor
 
-    def _encoded(self, events: Sequence[Event]) -> EncodedAppend | tuple[Event, ...] | None:
-        """The append encoded, or its events when they may be encoded later."""
+    def _encoded(self, events: Sequence[Event]) -> EncodedAppend | EventBatch | None:
+        """The append encoded, or the batch itself when it may be encoded later."""
         if not events:
             return None
-        if self._defer and _deferrable(events):
-            return tuple(events)
+        if self._defer and type(events) is EventBatch and _deferrable(events):
+            return events
         return self._encode_append(events)
 
-    def _write(self, inst: _Instance, encoded: EncodedAppend | tuple[Event, ...]) -> None:
+    def _write(self, inst: _Instance, encoded: EncodedAppend | EventBatch) -> None:
         """Add one append to ``inst``'s log (hold the lock)."""
-        if type(encoded) is tuple:
+        if type(encoded) is EventBatch:
             scalars = self._scalars
-            for event in encoded:
-                if type(event) is ev.FactProduced:
-                    scalars[event.fact.id] = event.fact.value
+            for record in encoded.records:
+                if type(record) is Fact:
+                    scalars[record.id] = record.value
             inst.rows.append((inst.cursor + 1, encoded))
             inst.cursor += len(encoded)
             inst.lasts.append(inst.cursor)
@@ -506,7 +538,7 @@ class MemoryStore(Store):
             for (first, row), last in zip(batch, lasts, strict=True):
                 blob = (
                     self._events_codec.encode_events(row, fact_sink=_discard)
-                    if isinstance(row, tuple)
+                    if isinstance(row, EventBatch)
                     else row
                 )
                 yield first, blob, None, last, None
@@ -586,6 +618,8 @@ class MemoryStore(Store):
         self._timers.put(timer)
         inst = self._instances.get(timer.workflow_id)
         if inst is not None:
+            if inst.timer_ids is None:
+                inst.timer_ids = set()
             inst.timer_ids.add(timer.timer_id)
 
     def _drop_timer(self, timer_id: str) -> bool:
@@ -594,7 +628,7 @@ class MemoryStore(Store):
         if timer is None:
             return False
         inst = self._instances.get(timer.workflow_id)
-        if inst is not None:
+        if inst is not None and inst.timer_ids:
             inst.timer_ids.discard(timer_id)
         return True
 
@@ -623,7 +657,7 @@ class MemoryStore(Store):
         """See :meth:`Store.timers`."""
         with self._lock:
             inst = self._instances.get(workflow_id)
-            ids = inst.timer_ids if inst is not None else ()
+            ids = inst.timer_ids or () if inst is not None else ()
             mine = [self._timers.by_id[timer_id] for timer_id in ids]
         return sorted(mine, key=lambda t: (t.fire_at, t.timer_id))
 
@@ -719,7 +753,7 @@ class MemoryStore(Store):
                 inst.owner, inst.expires = None, 0.0
                 token = inst.grant(owner, ttl, now, None)
                 assert token is not None
-                claimed.append((inst.meta.workflow_id, token))
+                claimed.append((inst.workflow_id, token))
             return claimed
 
     # --- test hooks -------------------------------------------------------------------------
@@ -730,7 +764,7 @@ class MemoryStore(Store):
             inst = self._instance(workflow_id)
             row = bisect_right(inst.lasts, cursor - 1)
             first, blob = inst.rows[row]
-            if type(blob) is tuple:
+            if isinstance(blob, EventBatch):
                 blob = self._events_codec.encode_events(blob, fact_sink=_discard)
             inst.rows[row] = (first, blob[: len(blob) // 2])
 

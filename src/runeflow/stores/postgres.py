@@ -38,7 +38,7 @@ from runeflow.stores._postgres_sql import (
     SCHEMA_VERSION_TABLE,
     TABLES,
 )
-from runeflow.stores._rows import instance_meta, read_instance, read_timer
+from runeflow.stores._rows import instance_meta, metas_in_order, read_instance, read_timer
 from runeflow.stores.base import (
     Append,
     Capabilities,
@@ -56,7 +56,6 @@ from runeflow.stores.listing import (
     InstanceFilter,
     InstancePage,
     PageKey,
-    metas_in_order,
 )
 
 try:
@@ -242,7 +241,8 @@ class PostgresStore(IndexedListing, Store):
                 timeout=connect_timeout,
             )
         self._pool: ConnectionPool = pool
-        self._q = {name: _compose(text, schema) for name, text in QUERIES.items()}
+        # rendered once: composing a statement at every call costs more than sending it
+        self._q = {name: _compose(text, schema).as_bytes(None) for name, text in QUERIES.items()}
         self._listing: dict[str, sql.Composed] = {}
         self._commits: GroupCommit[dict[str, Any]] = GroupCommit(self._write_appends)
         if auto_setup:
@@ -360,7 +360,7 @@ class PostgresStore(IndexedListing, Store):
             if conn.execute(self._q["insert_instance"], params).fetchone() is None:
                 return False
             if append is not None:
-                conn.execute(self._q["append"], append)
+                conn.execute(self._q[append["_statement"]], append)
             if timer_rows:
                 conn.cursor().executemany(self._q["upsert_timer"], timer_rows)
         return True
@@ -437,13 +437,14 @@ class PostgresStore(IndexedListing, Store):
     ) -> builtins.list[int | Exception]:
         """Write appends in one transaction (pipelined: one round trip); return each one's
         cursor or refusal. Never retried: after a failed commit the outcome is unknown."""
-        statement = self._q["append"]
+        q = self._q
         with self._connection() as conn:
             if len(batch) == 1:  # autocommit: the statement is its own transaction
-                rows = [conn.execute(statement, batch[0]).fetchone()]
+                params = batch[0]
+                rows = [conn.execute(q[params["_statement"]], params).fetchone()]
             else:
                 with conn.pipeline(), conn.transaction():
-                    cursors = [conn.execute(statement, params) for params in batch]
+                    cursors = [conn.execute(q[p["_statement"]], p) for p in batch]
                 rows = [cursor.fetchone() for cursor in cursors]
         results: builtins.list[int | Exception] = []
         refused = [p["wid"] for p, row in zip(batch, rows, strict=True) if row is None]
@@ -481,8 +482,8 @@ class PostgresStore(IndexedListing, Store):
         if encoded is not None:
             facts += [(fid, digest, None, None) for fid, digest in encoded.fact_hashes.items()]
             facts += [(fid, "", data, checksum(data)) for fid, data in encoded.inline.items()]
-        timer_rows = [_timer_params(t) for t in timers]
-        return {
+        params: dict[str, Any] = {
+            "_statement": "append",
             "wid": workflow_id,
             "n": encoded.count if encoded else 0,
             "now": time.time(),
@@ -491,18 +492,24 @@ class PostgresStore(IndexedListing, Store):
             "data": encoded.blob if encoded else None,
             "crc": checksum(encoded.blob) if encoded else None,
             "fact_ids": list(encoded.fact_ids) if encoded and encoded.fact_ids else None,
-            "hashes": list(encoded.contents) if encoded else [],
-            "blobs": list(encoded.contents.values()) if encoded else [],
             "fids": [f[0] for f in facts],
             "fhashes": [f[1] for f in facts],
             "fdata": [f[2] for f in facts],
             "fcrcs": [f[3] for f in facts],
-            "tids": [t[0] for t in timer_rows],
-            "twids": [t[1] for t in timer_rows],
-            "tfire": [t[2] for t in timer_rows],
-            "tpay": [t[3] for t in timer_rows],
-            "done": list(done_timers),
         }
+        if (encoded is not None and encoded.contents) or timers or done_timers:
+            timer_rows = [_timer_params(t) for t in timers]
+            params.update(
+                _statement="append_all",
+                hashes=list(encoded.contents) if encoded else [],
+                blobs=list(encoded.contents.values()) if encoded else [],
+                tids=[t[0] for t in timer_rows],
+                twids=[t[1] for t in timer_rows],
+                tfire=[t[2] for t in timer_rows],
+                tpay=[t[3] for t in timer_rows],
+                done=list(done_timers),
+            )
+        return params
 
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
         """See :meth:`Store.stream`."""

@@ -37,7 +37,7 @@ from runeflow.errors import (
 )
 from runeflow.model.events import Event
 from runeflow.stores import _sqlite_sql as q
-from runeflow.stores._rows import instance_meta, read_instance, read_timer
+from runeflow.stores._rows import instance_meta, metas_in_order, read_instance, read_timer
 from runeflow.stores._sqlite_sql import MIGRATIONS
 from runeflow.stores.base import (
     Append,
@@ -57,7 +57,7 @@ from runeflow.stores.integrity import (
     log_read_failed,
     verified_snapshot,
 )
-from runeflow.stores.listing import IndexedListing, metas_in_order
+from runeflow.stores.listing import IndexedListing
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
