@@ -1,9 +1,13 @@
 """A read-only view of a stored instance, folded from its event log (no code, no lease).
 
-``runeflow show``, ``runeflow list`` and ``runeflow graph --id`` must not run anything, take
-no lease, and work even when the workflow's code is not importable here. The stored log is
-enough: build events give the graph (names, kinds, parents), runtime events give what ran,
-what failed, what is in flight, the open waits and the pending timers.
+``runeflow show``, ``runeflow list``, ``runeflow graph --id`` and the dashboard must not run
+anything, take no lease, and work even when the workflow's code is not importable here. The
+stored log is enough: build events give the graph (names, kinds, parents), runtime events
+give what ran, what failed, what is in flight, the open waits and the pending timers.
+
+A view folds the log once; :func:`refresh_view` folds only the events appended since, so a
+page that follows a running instance reads each event once. Without values
+(``load_view(..., values=False)``) facts stay references, their values loaded on demand.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runeflow.model import events as ev
-from runeflow.model.facts import ROOT, Fact
+from runeflow.model.facts import ROOT, Fact, FactRef
 from runeflow.stores.base import InstanceMeta, Store
 
-__all__ = ["ComponentState", "InstanceView", "NodeInfo", "load_view"]
+__all__ = ["ComponentState", "InstanceView", "NodeInfo", "load_view", "refresh_view"]
 
 ComponentState = Literal["ran", "running", "waiting", "failed", "skipped", "pending"]
 """How a component stands in an instance, worst news first when several apply:
@@ -83,6 +87,19 @@ class InstanceView:
     """Times each component was skipped because something upstream failed."""
     unmatched: Counter[str] = field(default_factory=Counter)
     """Inputs each rule's condition rejected."""
+    facts: list[FactRef] = field(default_factory=list)
+    """Every fact (inputs included) without its value, in order of production."""
+    cursor: int = 0
+    """How many events of the log are folded in (the position to read on from)."""
+    values: bool = True
+    """Whether fact values were read (``inputs`` and ``productions`` hold ``None`` else)."""
+    keep_events: bool = True
+    """Whether :attr:`events` keeps the log (a summary needs only the folded state)."""
+
+    @property
+    def fact_ids(self) -> set[str]:
+        """The ids of the instance's facts."""
+        return {f.id for f in self.facts}
 
     def results(self) -> dict[str, Any]:
         """The last value of each output port (or, without ports, of each sink component)."""
@@ -138,18 +155,50 @@ class InstanceView:
 _PRIORITY: tuple[ComponentState, ...] = ("failed", "running", "waiting", "ran", "skipped")
 
 
-def load_view(store: Store, workflow_id: str) -> InstanceView:
+def load_view(
+    store: Store, workflow_id: str, *, values: bool = True, events: bool = True
+) -> InstanceView:
     """Fold the stored log of ``workflow_id`` into an :class:`InstanceView`.
+
+    Args:
+        store: where the instance is.
+        workflow_id: the instance.
+        values: read fact values (else they stay references: see :attr:`InstanceView.facts`).
+        events: keep the log in :attr:`InstanceView.events`.
 
     Raises:
         WorkflowNotFoundError: no instance has that id.
         StoreError: the log cannot be read.
     """
-    view = InstanceView(meta=store.get(workflow_id))
-    for event in store.stream(workflow_id):
-        view.events.append(event)
-        _fold(view, event)
+    view = InstanceView(meta=store.get(workflow_id), values=values, keep_events=events)
+    _fold_from(store, view)
     return view
+
+
+def refresh_view(store: Store, view: InstanceView) -> InstanceView:
+    """Bring ``view`` up to date: fold the events appended since it was read, and the
+    instance's current metadata. Returns ``view`` itself, or a new view read from the start
+    when the instance was deleted and created again meanwhile.
+
+    Raises:
+        WorkflowNotFoundError: the instance is gone.
+        StoreError: the log cannot be read.
+    """
+    meta = store.get(view.meta.workflow_id)
+    if meta.created_at != view.meta.created_at or meta.cursor < view.cursor:
+        return load_view(store, meta.workflow_id, values=view.values, events=view.keep_events)
+    view.meta = meta
+    if meta.cursor > view.cursor:
+        _fold_from(store, view)
+    return view
+
+
+def _fold_from(store: Store, view: InstanceView) -> None:
+    for event in store.stream(view.meta.workflow_id, after=view.cursor, values=view.values):
+        if view.keep_events:
+            view.events.append(event)
+        _fold(view, event)
+        view.cursor += 1
 
 
 def _fold(view: InstanceView, event: ev.Event) -> None:
@@ -187,6 +236,7 @@ def _add_duration(view: InstanceView, component: str, seconds: float) -> None:
 
 def _fold_fact(view: InstanceView, fact: Any) -> None:
     value = fact.value if isinstance(fact, Fact) else None
+    view.facts.append(fact.ref() if isinstance(fact, Fact) else fact)
     if fact.component == ROOT:
         view.inputs.append(value)
     else:

@@ -1,5 +1,5 @@
 """The ``runeflow`` command: run, inspect, wait for, resume, stop, recover, delete and draw
-workflow instances, and serve them.
+workflow instances, serve them, and serve the dashboard.
 
 ::
 
@@ -12,8 +12,9 @@ workflow instances, and serve them.
     runeflow stop ID
     runeflow delete ID [ID ...] [--yes] [--force]
     runeflow recover [ID ...] [--all] [--workflows MODULE ...] [--format text|json]
-    runeflow graph PATH.py:ATTR [--format mermaid|dot]    runeflow graph --id ID
+    runeflow graph PATH.py:ATTR [--format mermaid|dot|svg]    runeflow graph --id ID
     runeflow worker [--workflows MODULE ...]
+    runeflow ui [--host 127.0.0.1] [--port 8077] [--read-only] [--token TOKEN]
 
 The global options go before or after the command: ``--store URL`` (default:
 ``$RUNEFLOW_STORE``, else the embedded SQLite file ``runeflow.db`` in the current directory),
@@ -35,9 +36,10 @@ is a terminal; without it, or in a pipe, output is plain text and JSON.
 The package: :mod:`~runeflow.cli.parser` (arguments), :mod:`~runeflow.cli.common` (exit
 codes, the store, ids), :mod:`~runeflow.cli.running` (run, send, resume, worker),
 :mod:`~runeflow.cli.recover`, :mod:`~runeflow.cli.inspecting` (show, graph, wait),
-:mod:`~runeflow.cli.listing`, :mod:`~runeflow.cli.manage` (stop, delete), and the
-presentation modules :mod:`~runeflow.cli.report`, :mod:`~runeflow.cli.show`,
-:mod:`~runeflow.cli.graph` and :mod:`~runeflow.cli.output`.
+:mod:`~runeflow.cli.listing`, :mod:`~runeflow.cli.manage` (stop, delete),
+:mod:`~runeflow.cli.dashboard` (ui), and the presentation modules
+:mod:`~runeflow.cli.report`, :mod:`~runeflow.cli.show`, :mod:`~runeflow.cli.graph` and
+:mod:`~runeflow.cli.output`.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     else:
         wf, _ = load_target(args.target)
         name, nodes = wf.name, graphs.nodes_of(wf)
-    render = graphs.to_dot if args.format == "dot" else graphs.to_mermaid
+    render = {"dot": graphs.to_dot, "svg": graphs.to_svg}.get(args.format, graphs.to_mermaid)
     sys.stdout.write(render(name, nodes))
     return EXIT_OK
 

@@ -7,19 +7,15 @@ files get stable, parseable output. Nothing here is imported by ``import runeflo
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import datetime as dt
-import decimal
-import enum
 import json
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from runeflow.runner import Hooks
+from runeflow.viewdata import to_jsonable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -54,34 +50,6 @@ def _isatty(stream: IO[str]) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-def to_jsonable(value: Any) -> Any:
-    """``value`` as plain JSON data: dataclasses (``rf.Signal``...) and pydantic models become
-    objects, sets and tuples lists, bytes base64, datetimes ISO text; anything else its repr."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, set | frozenset):
-        items = [to_jsonable(v) for v in value]
-        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return to_jsonable(value.value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    dump = getattr(value, "model_dump", None)  # pydantic v2
-    if callable(dump):
-        return to_jsonable(dump(mode="json"))
-    return repr(value)
 
 
 def dumps(value: Any, *, indent: int | None = 2) -> str:

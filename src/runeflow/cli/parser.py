@@ -12,6 +12,7 @@ import argparse
 from typing import Any, NoReturn
 
 from runeflow.cli.common import DEFAULT_STORE, EXIT_USAGE, instance_id
+from runeflow.cli.dashboard import TOKEN_ENV, cmd_ui
 from runeflow.cli.inspecting import cmd_graph, cmd_show, cmd_wait
 from runeflow.cli.listing import cmd_list
 from runeflow.cli.manage import cmd_delete, cmd_stop
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_recover,
         _add_graph,
         _add_worker,
+        _add_ui,
     ):
         add(sub, common)
     return parser
@@ -334,7 +336,12 @@ def _add_graph(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("target", nargs="?", metavar="PATH_OR_MODULE:ATTR")
     p.add_argument("--id", type=instance_id, help="draw this stored instance instead")
-    p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    p.add_argument(
+        "--format",
+        choices=("mermaid", "dot", "svg"),
+        default="mermaid",
+        help="mermaid (default), dot (Graphviz), or svg (drawn here, as the dashboard does)",
+    )
     p.set_defaults(handler=cmd_graph)
 
 
@@ -382,3 +389,27 @@ def _add_worker(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     _add_trust(p)
     p.set_defaults(handler=cmd_worker)
+
+
+def _add_ui(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "ui",
+        parents=[common],
+        help="serve the web dashboard: instances, graphs, events, failures, actions",
+        description="Serve the dashboard over the store (needs: pip install "
+        '"runeflow[ui]"): the instances page, each instance\'s graph, events, facts and '
+        "failures, and the actions (send an event, stop, retry, recover) unless --read-only. "
+        "It listens on 127.0.0.1 unless told otherwise; any other address needs --token.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8077, help="port to listen on (default: 8077)")
+    p.add_argument(
+        "--read-only", action="store_true", help="show everything, refuse every action"
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"an access token every request must carry (default: ${TOKEN_ENV}); required "
+        "when --host is not a local address",
+    )
+    p.set_defaults(handler=cmd_ui)

@@ -3,103 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
-from runeflow.cli.output import format_time, print_table, short, to_jsonable
+from runeflow.cli.output import format_time, print_table, short
 from runeflow.cli.report import failure_lines
-from runeflow.model.events import RunnableFailed
-from runeflow.stores.base import InstanceMeta
 from runeflow.view import InstanceView
+from runeflow.viewdata import event_data, event_failure, meta_dict, step_rows, view_dict
 
 __all__ = ["event_data", "event_failure", "meta_dict", "print_view", "view_dict"]
-
-
-def meta_dict(meta: InstanceMeta) -> dict[str, Any]:
-    """One ``runeflow list --format json`` item."""
-    return {
-        "id": meta.workflow_id,
-        "workflow": meta.definition_name,
-        "status": meta.status,
-        "events": meta.cursor,
-        "created_at": meta.created_at,
-        "updated_at": meta.updated_at,
-        "definition": meta.metadata.get("definition"),
-        "owner": meta.owner,
-        "error": meta.error,
-    }
-
-
-def view_dict(view: InstanceView, with_events: bool) -> dict[str, Any]:
-    """``runeflow show --format json``: everything known about an instance, as JSON data."""
-    out = meta_dict(view.meta) | {
-        "inputs": view.inputs,
-        "results": view.results(),
-        "productions": view.productions_by_component(),
-        "steps": _step_rows(view),
-        "running": sorted(set(view.running.values())),
-        "open_waits": [
-            {"wait_id": w.wait_id, "step": w.component, "events": list(w.events)}
-            for w in view.open_waits.values()
-        ],
-        "timers": [
-            {"timer_id": t.timer_id, "step": t.component, "event": t.event, "fire_at": t.fire_at}
-            for t in view.timers.values()
-        ],
-        "failures": [event_failure(f) for f in view.failures],
-    }
-    if with_events:
-        out["log"] = [_event_dict(e) for e in view.events]
-    return out
-
-
-def event_failure(failure: RunnableFailed, *, traceback: bool = True) -> dict[str, Any]:
-    """A final failure from the log as ``{"component", "error_type", "message", "traceback",
-    "attempt", "error"}`` (the shape of ``InstanceInfo.failures``); ``traceback=False`` leaves
-    the traceback out."""
-    out = {
-        "component": failure.component,
-        "error_type": failure.error.type,
-        "message": failure.error.message,
-        "traceback": failure.error.traceback,
-        "attempt": failure.attempt,
-        "error": str(failure.error),
-    }
-    if not traceback:
-        del out["traceback"]
-    return out
-
-
-def _step_rows(view: InstanceView) -> list[dict[str, Any]]:
-    failed: dict[str, int] = {}
-    for f in view.failures:
-        failed[f.component] = failed.get(f.component, 0) + 1
-    rows = []
-    for node in view.nodes():
-        rows.append(
-            {
-                "component": node.name,
-                "kind": node.kind,
-                "state": node.state,
-                "completed": view.completed[node.name],
-                "failed": failed.get(node.name, 0),
-                "retried": view.retried[node.name],
-                "seconds": round(view.durations.get(node.name, 0.0), 6),
-            }
-        )
-    return rows
-
-
-def _event_dict(event: Any) -> dict[str, Any]:
-    return {"kind": event.kind, **event_data(event)}
-
-
-def event_data(event: Any) -> dict[str, Any]:
-    """An event's fields as JSON data, without its kind (and never a component's code)."""
-    data: dict[str, Any] = to_jsonable(event)
-    data.pop("kind", None)
-    if event.kind == "component_added":
-        data.pop("component", None)
-    return data
 
 
 def print_view(view: InstanceView, with_events: bool) -> None:
@@ -139,7 +49,7 @@ def _print_state_tables(view: InstanceView) -> None:
             str(r["failed"]),
             f"{r['seconds']:.3f}",
         ]
-        for r in _step_rows(view)
+        for r in step_rows(view)
     ]
     print()
     print_table(

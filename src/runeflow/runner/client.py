@@ -19,6 +19,7 @@ from runeflow.model.workflow import Workflow, load_definition
 from runeflow.runner.inbox import check_id, command_timer, encode_refusing
 from runeflow.runner.ownership import Ownership
 from runeflow.runner.stored import (
+    recover_stored,
     send_command,
     stop_stored,
     stored_info,
@@ -132,6 +133,81 @@ class Client:
         if self.store.get(workflow_id).status == Status.STOPPED.value:
             return
         stop_stored(self.store, workflow_id, Ownership(self.store, 30.0))
+
+    def retry(self, workflow_id: str, id: str | None = None) -> str:
+        """Start a new instance of a failed or stopped instance's workflow with the same
+        inputs, in one transaction; return its id. The old instance stays as it is.
+
+        A step's final failure is part of an instance's history, so a retry is a new
+        instance: it runs every step again (a serving runner runs it), and its metadata
+        names the instance it retries (``retry_of``).
+
+        Args:
+            workflow_id: the failed or stopped instance.
+            id: the new instance's id (default: ``"<workflow_id>-retry-<n>"``, the first
+                one free).
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+            InstanceStateError: it is not failed or stopped, it never had an input, or
+                ``id`` is taken.
+            StoreError: its log (or an input's value) cannot be read.
+        """
+        meta = self.store.get(workflow_id)
+        if meta.status not in (Status.FAILED.value, Status.STOPPED.value):
+            raise InstanceStateError(
+                f"instance {workflow_id!r} is {meta.status}: only a failed or stopped "
+                "instance can be retried",
+                workflow_id=workflow_id,
+                status=meta.status,
+            )
+        inputs = load_view(self.store, workflow_id, events=False).inputs
+        if not inputs:
+            raise InstanceStateError(
+                f"instance {workflow_id!r} never had an input: there is nothing to retry",
+                workflow_id=workflow_id,
+                status=meta.status,
+            )
+        new_id = self._retry_id(workflow_id) if id is None else id
+        check_id(new_id)
+        codec = self.store.codec
+        data = [encode_refusing(codec, v, f"an input of {workflow_id!r}") for v in inputs]
+        definition = meta.metadata.get("definition")
+        extra = {"definition": definition} if isinstance(definition, str) else {}
+        created = self.store.create(
+            new_id,
+            definition_name=meta.definition_name,
+            definition_hash="",
+            status=Status.RUNNING.value,
+            metadata={"input": content_hash(data[0]), "retry_of": workflow_id, **extra},
+            timers=[command_timer(new_id, "input", codec, data=d) for d in data],
+        )
+        if not created:
+            raise InstanceStateError(
+                f"an instance with id {new_id!r} already exists: pick another id",
+                workflow_id=new_id,
+            )
+        return new_id
+
+    def _retry_id(self, workflow_id: str) -> str:
+        base = workflow_id[:240]
+        for n in range(1, 10_000):
+            candidate = f"{base}-retry-{n}"
+            if not self.store.exists(candidate):
+                return candidate
+        raise InstanceStateError(f"instance {workflow_id!r} was retried too often: pass id=")
+
+    def recover(self, workflow_id: str) -> None:
+        """Hand an instance that failed without a step failing for good (a runner gave it
+        up after repeated internal errors) back to the serving runners, which go on from its
+        last checkpoint.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+            InstanceStateError: it is not failed, a step of it failed for good (retry it
+                instead: :meth:`retry`), or a live runner holds it.
+        """
+        recover_stored(self.store, workflow_id, Ownership(self.store, 30.0))
 
     def info(self, workflow_id: str) -> InstanceInfo:
         """The instance's status, counts, waits, timers and failures, from the store."""

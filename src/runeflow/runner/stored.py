@@ -18,6 +18,7 @@ from runeflow.view import load_view
 
 __all__ = [
     "has_pending_commands",
+    "recover_stored",
     "send_command",
     "stop_stored",
     "stored_info",
@@ -169,3 +170,43 @@ def wait_stored(
             )
         time.sleep(delay if remaining is None else min(delay, remaining))
         delay = min(delay * 2, 0.1)
+
+
+def recover_stored(store: Store, workflow_id: str, ownership: Ownership) -> None:
+    """Hand a failed instance back to the serving runners: its status becomes ``running``
+    again (its recorded error cleared), so a runner serving the store claims it and goes on
+    from its last checkpoint.
+
+    Only an instance that failed without a step failing for good can be recovered: one a
+    runner gave up after repeated internal errors (a store outage, a bug in a hook). A
+    step's final failure is in the log, so recovering would settle it as failed again.
+
+    Raises:
+        WorkflowNotFoundError: no such instance.
+        InstanceStateError: it is not failed, a step of it failed for good, or a live
+            runner holds it.
+    """
+    meta = store.get(workflow_id)
+    if meta.status != Status.FAILED.value:
+        raise InstanceStateError(
+            f"instance {workflow_id!r} is {meta.status}, not failed: only a failed instance "
+            "can be recovered (a running one is recovered by any runner serving the store)",
+            workflow_id=workflow_id,
+            status=meta.status,
+        )
+    view = load_view(store, workflow_id, values=False, events=False)
+    if view.failures:
+        first = view.failures[0]
+        raise InstanceStateError(
+            f"instance {workflow_id!r} failed because step {first.component!r} failed for "
+            f"good ({first.error.type}: {first.error.message}); recovering it would settle it "
+            "as failed again: retry it as a new instance with the same input instead",
+            workflow_id=workflow_id,
+            status=meta.status,
+        )
+    token = ownership.acquire(workflow_id)
+    try:
+        store.set_error(workflow_id, None)
+        store.append(workflow_id, [], status=Status.RUNNING.value, token=token)
+    finally:
+        ownership.release(workflow_id)

@@ -3,7 +3,18 @@ every statement it sends (all parameterised; ``{schema}`` stands for the quoted 
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "QUERIES", "READS", "SCHEMA_VERSION_TABLE", "TABLES"]
+__all__ = [
+    "MIGRATIONS",
+    "QUERIES",
+    "READS",
+    "SCHEMA_VERSION_TABLE",
+    "SELECT_INSTANCES_BY_ID",
+    "SELECT_WORKFLOW_NAMES",
+    "TABLES",
+    "count_instances",
+    "select_ids_by_prefix",
+    "select_page_keys",
+]
 
 TABLES = ("instances", "events", "contents", "facts", "snapshots", "timers")
 """The store's tables (besides ``schema_version``), all in its schema."""
@@ -76,6 +87,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # only. An instance's cursor is its log's last position and ``updated_at`` the later of
     # the row's time and the last log row's ``at``; the ``cursor`` column is no longer kept.
     ("ALTER TABLE {schema}.events ADD COLUMN at DOUBLE PRECISION",),
+    # 6: listing a page at a time (Store.list_page, count_instances, workflow_names): the
+    # status index gains the page order (created_at, workflow_id), one more index serves the
+    # workflow filter, and one the id prefix search (COLLATE "C": code point order, where a
+    # prefix is a range whatever the database's collation). A page is read from a range of
+    # one of them per status, merged.
+    (
+        """CREATE INDEX instances_status_created
+            ON {schema}.instances (status, created_at, workflow_id COLLATE "C")""",
+        """CREATE INDEX instances_name_status_created
+            ON {schema}.instances (definition_name, status, created_at, workflow_id COLLATE "C")""",
+        'CREATE INDEX instances_id_c ON {schema}.instances (workflow_id COLLATE "C")',
+        "DROP INDEX {schema}.instances_status",
+    ),
 ]
 """Schema migrations in order; ``schema_version.version`` counts those applied."""
 
@@ -234,3 +258,72 @@ READS = frozenset(
     name for name in QUERIES if name.startswith("select") or name in ("live_owners", "stats")
 )
 """Statements that only read, so that a failed attempt may be repeated."""
+
+
+# --- listing a page at a time (schema 6); ``{schema}`` as above ------------------------------
+
+_ID = 'workflow_id COLLATE "C"'
+
+
+_STATUS_RANGE = {
+    "=": "status = %s",
+    "<": "status < %s",
+    ">": "status > %s",
+    "><": "status > %s AND status < %s",
+}
+
+
+def select_page_keys(
+    ranges: tuple[str, ...], workflow: bool, keyed: bool, newest_first: bool
+) -> str:
+    """The ``(created_at, workflow_id)`` of a page's instances, from the listing indexes:
+    one part per status range (``ranges``: operators of
+    :func:`runeflow.stores.listing.status_ranges`), merged.
+
+    Parameters, for each part: the workflow name (when ``workflow``), the range's statuses,
+    the key's two fields (when ``keyed``), the limit; then the limit again.
+    """
+    order = "DESC" if newest_first else "ASC"
+    side = "<" if newest_first else ">"
+    parts = []
+    for op in ranges:
+        conditions = ["definition_name = %s"] if workflow else []
+        conditions.append(_STATUS_RANGE[op])
+        conditions += [f"(created_at, {_ID}) {side} (%s, %s)"] if keyed else []
+        parts.append(
+            f"""(SELECT created_at, {_ID} AS workflow_id FROM {{schema}}.instances
+            WHERE {" AND ".join(conditions)}
+            ORDER BY created_at {order}, {_ID} {order} LIMIT %s)"""
+        )
+    union = " UNION ALL ".join(parts)
+    return f"SELECT * FROM ({union}) AS page ORDER BY 1 {order}, 2 {order} LIMIT %s"
+
+
+def select_ids_by_prefix(bounded: bool, forward: bool) -> str:
+    """Up to ``%s`` instances with an id in ``[%s, %s)`` (``[%s, ...)`` unless ``bounded``),
+    after (or, unless ``forward``, before) the id ``%s``, in code point order from there:
+    ``(workflow_id, status, definition_name, created_at)``."""
+    upper = f"AND {_ID} < %s" if bounded else ""
+    side, order = (">", "ASC") if forward else ("<", "DESC")
+    return f"""SELECT workflow_id, status, definition_name, created_at FROM {{schema}}.instances
+        WHERE {_ID} >= %s {upper} AND {_ID} {side} %s ORDER BY {_ID} {order} LIMIT %s"""
+
+
+def count_instances(status: bool, workflow: bool) -> str:
+    """How many instances have the status ``%s`` (when ``status``) and the workflow ``%s``
+    (when ``workflow``), counting at most ``%s`` index entries."""
+    conditions = ["status = %s"] if status else []
+    conditions += ["definition_name = %s"] if workflow else []
+    where = " AND ".join(conditions) or "TRUE"
+    return f"SELECT COUNT(*) FROM (SELECT 1 FROM {{schema}}.instances WHERE {where} LIMIT %s) c"
+
+
+SELECT_INSTANCES_BY_ID = f"""SELECT {_META_READ} FROM {{schema}}.instances i {_LAST_ROW}
+    WHERE i.workflow_id = ANY(%s)"""
+"""The rows of the instances whose ids are in the array ``%s`` (any order)."""
+SELECT_WORKFLOW_NAMES = """WITH RECURSIVE names (name) AS (
+        SELECT MIN(definition_name) FROM {schema}.instances
+        UNION ALL SELECT (SELECT MIN(definition_name) FROM {schema}.instances
+            WHERE definition_name > names.name) FROM names WHERE names.name IS NOT NULL)
+    SELECT name FROM names WHERE name IS NOT NULL LIMIT %s"""
+"""The distinct workflow names, in order: one index probe per name (a loose index scan)."""

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from runeflow.errors import StoreError
 from runeflow.stores.base import InstanceMeta, Timer
 from runeflow.stores.integrity import RESTORE_ADVICE, STATUSES
 
-__all__ = ["INSTANCE_COLUMNS", "instance_meta", "read_instance", "read_timer"]
+__all__ = ["INSTANCE_COLUMNS", "instance_meta", "metas_in_order", "read_instance", "read_timer"]
 
 INSTANCE_COLUMNS = (
     "workflow_id",
@@ -138,6 +139,14 @@ def instance_meta(row: Sequence[Any], now: float) -> InstanceMeta:
             workflow_id=meta.workflow_id,
         )
     return meta
+
+
+def metas_in_order(rows: Iterable[Sequence[Any]], ids: Sequence[Any]) -> list[InstanceMeta]:
+    """Instance rows (fields in :data:`INSTANCE_COLUMNS` order) in the order of ``ids``; an
+    id without a row (deleted meanwhile) is left out, a damaged row comes flagged."""
+    found = {row[0]: row for row in rows}
+    now = time.time()
+    return [read_instance(found[i], now)[0] for i in ids if i in found]
 
 
 def read_timer(row: Sequence[Any]) -> Timer:

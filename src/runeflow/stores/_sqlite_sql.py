@@ -3,7 +3,15 @@ statement it sends (all parameterised)."""
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION_TABLE"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION_TABLE",
+    "SELECT_INSTANCES_BY_ID",
+    "SELECT_WORKFLOW_NAMES",
+    "count_instances",
+    "select_ids_by_prefix",
+    "select_page_keys",
+]
 
 SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS runeflow_schema (version INTEGER NOT NULL)"
 
@@ -76,6 +84,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE runeflow_events ADD COLUMN checksum INTEGER",
         "ALTER TABLE runeflow_facts ADD COLUMN checksum INTEGER",
         "ALTER TABLE runeflow_snapshots ADD COLUMN checksum INTEGER",
+    ),
+    # 5: listing a page at a time (Store.list_page, count_instances, workflow_names): the
+    # status index gains the page order (created_at, workflow_id), and one more index serves
+    # the workflow filter. A page is read from a range of one of them per status, merged.
+    (
+        """CREATE INDEX runeflow_instances_status_created
+            ON runeflow_instances (status, created_at, workflow_id)""",
+        """CREATE INDEX runeflow_instances_name_status_created
+            ON runeflow_instances (definition_name, status, created_at, workflow_id)""",
+        "DROP INDEX runeflow_instances_status",
     ),
 ]
 """Schema migrations in order; ``runeflow_schema.version`` counts those applied."""
@@ -171,3 +189,71 @@ COUNT_STATS = """SELECT (SELECT COUNT(*) FROM runeflow_instances),
     (SELECT COUNT(*) FROM runeflow_facts), (SELECT COUNT(*) FROM runeflow_contents)"""
 CORRUPT_EVENT = """UPDATE runeflow_events SET data = substr(data, 1, length(data) / 2)
     WHERE workflow_id = ? AND first <= ? AND last >= ?"""
+
+
+# --- listing a page at a time (schema 5) ----------------------------------------------------
+
+
+_STATUS_RANGE = {
+    "=": "status = ?",
+    "<": "status < ?",
+    ">": "status > ?",
+    "><": "status > ? AND status < ?",
+}
+
+
+def select_page_keys(
+    ranges: tuple[str, ...], workflow: bool, keyed: bool, newest_first: bool
+) -> str:
+    """The ``(created_at, workflow_id)`` of a page's instances, from the listing indexes:
+    one part per status range (``ranges``: operators of
+    :func:`runeflow.stores.listing.status_ranges`), merged.
+
+    Parameters, for each part: the workflow name (when ``workflow``), the range's statuses,
+    the key's two fields (when ``keyed``), the limit; then the limit again.
+    """
+    order = "DESC" if newest_first else "ASC"
+    side = "<" if newest_first else ">"
+    parts = []
+    for op in ranges:
+        conditions = ["definition_name = ?"] if workflow else []
+        conditions.append(_STATUS_RANGE[op])
+        conditions += [f"(created_at, workflow_id) {side} (?, ?)"] if keyed else []
+        parts.append(
+            f"""SELECT created_at, workflow_id FROM (SELECT created_at, workflow_id
+            FROM runeflow_instances WHERE {" AND ".join(conditions)}
+            ORDER BY created_at {order}, workflow_id {order} LIMIT ?)"""
+        )
+    return f"{' UNION ALL '.join(parts)} ORDER BY 1 {order}, 2 {order} LIMIT ?"
+
+
+def select_ids_by_prefix(bounded: bool, forward: bool) -> str:
+    """Up to ``?`` instances with an id in ``[?, ?)`` (``[?, ...)`` unless ``bounded``), after
+    (or, unless ``forward``, before) the id ``?``, in id order from there:
+    ``(workflow_id, status, definition_name, created_at)``."""
+    upper = "AND workflow_id < ?" if bounded else ""
+    side, order = (">", "ASC") if forward else ("<", "DESC")
+    return f"""SELECT workflow_id, status, definition_name, created_at FROM runeflow_instances
+        WHERE workflow_id >= ? {upper} AND workflow_id {side} ?
+        ORDER BY workflow_id {order} LIMIT ?"""
+
+
+SELECT_INSTANCES_BY_ID = f"{_SELECT_META} WHERE i.workflow_id IN ({{marks}})"
+"""The rows of the instances whose ids fill ``{marks}`` (any order)."""
+
+
+def count_instances(status: bool, workflow: bool) -> str:
+    """How many instances have the status ``?`` (when ``status``) and the workflow ``?``
+    (when ``workflow``), counting at most ``?`` index entries."""
+    conditions = ["status = ?"] if status else []
+    conditions += ["definition_name = ?"] if workflow else []
+    where = " AND ".join(conditions) or "1"
+    return f"SELECT COUNT(*) FROM (SELECT 1 FROM runeflow_instances WHERE {where} LIMIT ?)"
+
+
+SELECT_WORKFLOW_NAMES = """WITH RECURSIVE names (name) AS (
+        SELECT MIN(definition_name) FROM runeflow_instances
+        UNION ALL SELECT (SELECT MIN(definition_name) FROM runeflow_instances
+            WHERE definition_name > names.name) FROM names WHERE names.name IS NOT NULL)
+    SELECT name FROM names WHERE name IS NOT NULL LIMIT ?"""
+"""The distinct workflow names, in order: one index probe per name (a loose index scan)."""

@@ -48,6 +48,14 @@ from runeflow.stores.integrity import (
     row_checksum_mismatch,
     verified_values,
 )
+from runeflow.stores.listing import (
+    InstanceFilter,
+    InstancePage,
+    PageKey,
+    check_count_args,
+    check_page_args,
+    page_in_memory,
+)
 
 __all__ = [
     "INLINE_VALUE_LIMIT",
@@ -547,6 +555,63 @@ class Store(AppendEncoding, ABC):
         callers get disjoint sets, and each grant increments the token as
         :meth:`acquire_lease` does.
         """
+
+    # --- listing (see runeflow.stores.listing) ----------------------------------------------
+
+    def list_page(
+        self,
+        where: InstanceFilter | None = None,
+        *,
+        after: PageKey | None = None,
+        before: PageKey | None = None,
+        limit: int = 50,
+    ) -> InstancePage:
+        """Return one page of the instances ``where`` selects, newest first (by id when it
+        gives an id prefix), with the keys of the pages around it.
+
+        The durable stores answer from indexes, reading about ``limit`` rows whatever the
+        store holds; this default filters :meth:`list` (every instance) in Python.
+
+        Args:
+            where: statuses, workflow and id prefix to keep (everything by default).
+            after: a page's ``next`` key: the page that follows it.
+            before: a page's ``previous`` key: the page that precedes it.
+            limit: instances per page, 1 to :data:`~runeflow.stores.listing.MAX_PAGE`.
+
+        Raises:
+            UsageError: both ``after`` and ``before``, a malformed key or limit.
+        """
+        where = where if where is not None else InstanceFilter()
+        check_page_args(where, after, before, limit)
+        metas, following, previous = page_in_memory(
+            self.list(where.statuses or None),
+            where,
+            after=after,
+            before=before,
+            limit=limit,
+            key_of=lambda m: (m.created_at, m.workflow_id),
+            matches=where.matches,
+        )
+        return InstancePage(instances=metas, next=following, previous=previous)
+
+    def count_instances(
+        self, *, status: str | None = None, workflow: str | None = None, cap: int = 10_000
+    ) -> int:
+        """Count the instances with ``status`` and of ``workflow`` (all when ``None``), up
+        to ``cap``: a result equal to ``cap`` means "at least ``cap``". The durable stores
+        read at most ``cap`` index entries; this default reads :meth:`list`.
+
+        Raises:
+            UsageError: a status or workflow that is not text, a cap below 1.
+        """
+        check_count_args(status, workflow, cap)
+        metas = self.list(status)
+        return min(cap, sum(workflow is None or m.definition_name == workflow for m in metas))
+
+    def workflow_names(self, limit: int = 200) -> builtins.list[str]:
+        """The distinct workflow (definition) names of the stored instances, sorted, at most
+        ``limit`` of them. The durable stores read one index entry per name."""
+        return sorted({m.definition_name for m in self.list()})[:limit]
 
     # --- shared helpers ---------------------------------------------------------------------
 

@@ -44,6 +44,13 @@ from runeflow.stores.base import (
     content_key,
     json_text,
 )
+from runeflow.stores.listing import (
+    InstanceFilter,
+    InstancePage,
+    PageKey,
+    check_page_args,
+    page_in_memory,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -378,6 +385,40 @@ class MemoryStore(Store):
             inst = self._instances.pop(workflow_id, None)
             for timer_id in (inst.timer_ids or ()) if inst is not None else ():
                 self._timers.pop(timer_id)
+
+    def list_page(
+        self,
+        where: InstanceFilter | None = None,
+        *,
+        after: PageKey | None = None,
+        before: PageKey | None = None,
+        limit: int = 50,
+    ) -> InstancePage:
+        """See :meth:`Store.list_page`: one pass over the instances (no index), building
+        the metadata of the page's instances only."""
+        where = where if where is not None else InstanceFilter()
+        check_page_args(where, after, before, limit)
+        statuses, name, prefix = where.statuses, where.workflow, where.id_prefix
+
+        def matches(inst: _Instance) -> bool:
+            return (
+                (not statuses or inst.status in statuses)
+                and (name is None or inst.definition_name == name)
+                and inst.workflow_id.startswith(prefix)
+            )
+
+        with self._lock:
+            page, following, previous = page_in_memory(
+                builtins.list(self._instances.values()),
+                where,
+                after=after,
+                before=before,
+                limit=limit,
+                key_of=lambda i: (i.created_at, i.workflow_id),
+                matches=matches,
+            )
+            metas = [inst.current() for inst in page]
+        return InstancePage(instances=metas, next=following, previous=previous)
 
     # --- the log ----------------------------------------------------------------------------
 

@@ -26,9 +26,11 @@ from runeflow.errors import (
     RuneflowError,
     StoreError,
     StoreUnavailableError,
+    UsageError,
     WorkflowNotFoundError,
 )
 from runeflow.model.events import Event
+from runeflow.stores import _postgres_sql as listing_sql
 from runeflow.stores._postgres_sql import (
     MIGRATIONS,
     QUERIES,
@@ -36,7 +38,7 @@ from runeflow.stores._postgres_sql import (
     SCHEMA_VERSION_TABLE,
     TABLES,
 )
-from runeflow.stores._rows import instance_meta, read_instance, read_timer
+from runeflow.stores._rows import instance_meta, metas_in_order, read_instance, read_timer
 from runeflow.stores.base import (
     Append,
     Capabilities,
@@ -49,6 +51,12 @@ from runeflow.stores.base import (
 )
 from runeflow.stores.batching import GroupCommit, outcome
 from runeflow.stores.integrity import checksum, log_read_failed, verified_snapshot
+from runeflow.stores.listing import (
+    IndexedListing,
+    InstanceFilter,
+    InstancePage,
+    PageKey,
+)
 
 try:
     import psycopg
@@ -167,7 +175,7 @@ def _check_connect(dsn: str, seconds: int) -> None:
         raise error from None
 
 
-class PostgresStore(Store):
+class PostgresStore(IndexedListing, Store):
     """A durable store in PostgreSQL, shared by any number of processes and machines.
 
     Args:
@@ -235,6 +243,7 @@ class PostgresStore(Store):
         self._pool: ConnectionPool = pool
         # rendered once: composing a statement at every call costs more than sending it
         self._q = {name: _compose(text, schema).as_bytes(None) for name, text in QUERIES.items()}
+        self._listing: dict[str, sql.Composed] = {}
         self._commits: GroupCommit[dict[str, Any]] = GroupCommit(self._write_appends)
         if auto_setup:
             try:
@@ -691,6 +700,46 @@ class PostgresStore(Store):
             "until": now + ttl,
         }
         return [(str(wid), int(epoch)) for wid, epoch in self._fetchall("claim", params)]
+
+    # --- listing (schema 6: IndexedListing's methods, from runeflow.stores.listing) --------
+
+    _listing_sql = listing_sql
+
+    def list_page(
+        self,
+        where: InstanceFilter | None = None,
+        *,
+        after: PageKey | None = None,
+        before: PageKey | None = None,
+        limit: int = 50,
+    ) -> InstancePage:
+        """See :meth:`Store.list_page` (``created_at`` is a number here: so is a key's)."""
+        for key in (after, before):
+            if key is not None and type(key[0]) not in (int, float):
+                raise UsageError(f"a page key's created_at must be a number, not {key[0]!r}")
+        return super().list_page(where, after=after, before=before, limit=limit)
+
+    def _listing_read(self, statement: str, params: Sequence[Any]) -> builtins.list[Any]:
+        return self._read(statement, params)
+
+    def _rows_by_id(self, ids: builtins.list[Any]) -> builtins.list[InstanceMeta]:
+        return metas_in_order(self._read(listing_sql.SELECT_INSTANCES_BY_ID, [ids]), ids)
+
+    def _read(self, template: str, params: Sequence[Any]) -> builtins.list[Any]:
+        """Run a read-only statement built at run time (``{schema}`` filled in and cached),
+        retried on a fresh connection like the named reads."""
+        statement = self._listing.get(template)
+        if statement is None:
+            statement = self._listing[template] = _compose(template, self.schema)
+        for attempt in range(3):
+            try:
+                with self._connection() as conn:
+                    return conn.execute(statement, params).fetchall()
+            except StoreUnavailableError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     # --- test hooks -------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from runeflow.errors import (
 )
 from runeflow.model.events import Event
 from runeflow.stores import _sqlite_sql as q
-from runeflow.stores._rows import instance_meta, read_instance, read_timer
+from runeflow.stores._rows import instance_meta, metas_in_order, read_instance, read_timer
 from runeflow.stores._sqlite_sql import MIGRATIONS
 from runeflow.stores.base import (
     Append,
@@ -57,6 +57,7 @@ from runeflow.stores.integrity import (
     log_read_failed,
     verified_snapshot,
 )
+from runeflow.stores.listing import IndexedListing
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -66,7 +67,7 @@ _BATCH_ROWS = 512
 _MAX_PARAMS = 500
 
 
-class SQLiteStore(Store):
+class SQLiteStore(IndexedListing, Store):
     """A durable store in one SQLite file, shared safely by threads and processes.
 
     Args:
@@ -530,6 +531,17 @@ class SQLiteStore(Store):
             return [(wid, epoch + 1) for wid, epoch in rows]
 
         return self._retry(work, write=True)
+
+    # --- listing (schema 5: IndexedListing's methods, from runeflow.stores.listing) --------
+
+    _listing_sql = q
+
+    def _listing_read(self, statement: str, params: Sequence[Any]) -> builtins.list[Any]:
+        return self._fetchall(statement, params)
+
+    def _rows_by_id(self, ids: builtins.list[Any]) -> builtins.list[InstanceMeta]:
+        query = q.SELECT_INSTANCES_BY_ID.format(marks=",".join("?" * len(ids)))
+        return metas_in_order(self._fetchall(query, ids), ids)
 
     # --- test hooks -------------------------------------------------------------------------
 

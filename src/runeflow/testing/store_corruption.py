@@ -218,6 +218,8 @@ class CorruptionContract:
             assert metas[bad].metadata == {} and flagged.startswith("unreadable metadata: ")
         for wid in (ids[0], ids[2]):
             assert (metas[wid].error, metas[wid].metadata) == (None, {"k": 1})
+        paged = {m.workflow_id: m for m in store.list_page(limit=50).instances}
+        assert set(ids) <= set(paged) and paged[bad].error == flagged
         with pytest.raises(StoreError) as info:
             store.get(bad)
         assert info.value.workflow_id == bad and bad in str(info.value)
