@@ -178,7 +178,7 @@ def test_async_step_past_its_timeout_is_cancelled() -> None:
         runner.start_instance(wf, 1, id="a")
         info = runner.wait("a", timeout=5)
         # before shutdown stops the loop, which could otherwise end before the task sees it
-        assert cancelled.wait(2)
+        assert cancelled.wait(10)
     assert "cancelled" in info.failures[0]["error"]
 
 

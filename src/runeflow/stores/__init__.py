@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from runeflow.stores.base import Capabilities, InstanceMeta, Store, Timer
+from runeflow.stores.base import Append, Capabilities, InstanceMeta, Store, Timer
 from runeflow.stores.memory import MemoryStore
 from runeflow.stores.sqlite import SQLiteStore
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from runeflow.stores.postgres import PostgresStore
 
 __all__ = [
+    "Append",
     "Capabilities",
     "InstanceMeta",
     "MemoryStore",
