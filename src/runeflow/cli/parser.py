@@ -403,9 +403,7 @@ def _add_ui(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8077, help="port to listen on (default: 8077)")
-    p.add_argument(
-        "--read-only", action="store_true", help="show everything, refuse every action"
-    )
+    p.add_argument("--read-only", action="store_true", help="show everything, refuse every action")
     p.add_argument(
         "--token",
         default=None,

@@ -512,7 +512,13 @@ class Worker(Attempts, Waiting):
         events = self.wf.uncommitted_batch()
         status: str = self.status._value_  # a plain attribute: cheaper than .value
         timers, removals = self.new_timers, self.removals
-        if not events and status == self.stored_status and not removals and not timers:
+        if (
+            not events.records
+            and not events.head
+            and status == self.stored_status
+            and not removals
+            and not timers
+        ):
             return None
         return Append(
             workflow_id=self.id,

@@ -115,6 +115,9 @@ SELECT_APPEND_STATE = f"""SELECT i.workflow_id, COALESCE({_LAST_ROW}, 0), i.epoc
     FROM runeflow_instances i WHERE i.workflow_id IN ({{marks}})"""
 """``(workflow_id, last position, fencing token, status)`` of the instances a batch of
 appends writes to (read under the write lock)."""
+SELECT_APPEND_STATE_ONE = f"""SELECT COALESCE({_LAST_ROW}, 0), i.epoch, i.status
+    FROM runeflow_instances i WHERE i.workflow_id = ?"""
+""":data:`SELECT_APPEND_STATE` of one instance."""
 SET_ERROR = "UPDATE runeflow_instances SET error = ? WHERE workflow_id = ?"
 UPDATE_STATUS = "UPDATE runeflow_instances SET status = ?, updated_at = ? WHERE workflow_id = ?"
 INSERT_EVENTS = """INSERT INTO runeflow_events

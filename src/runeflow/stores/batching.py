@@ -127,10 +127,13 @@ class GroupCommit(Generic[T]):
 
     def _lead(self, item: T) -> int | Exception:
         """Write ``item`` with the queued ones, hand over to the next, deliver results."""
-        with self._mutex:
-            queue = self._queue
-            others = [queue.popleft() for _ in range(min(len(queue), self.max_batch - 1))]
-        items = [item, *(w.item for w in others)]
+        queue = self._queue
+        others: list[_Waiter[T]] = []
+        if queue:
+            with self._mutex:
+                for _ in range(min(len(queue), self.max_batch - 1)):
+                    others.append(queue.popleft())
+        items = [item, *[w.item for w in others]] if others else [item]
         failure: BaseException | None = None
         try:
             results = self._write(items)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from runeflow.codec import Codec, JsonCodec
 from runeflow.errors import CodecError
 from runeflow.model.events import ComponentAdded, Event, WorkflowCreated
+from runeflow.model.runstate import EventBatch
 
 if TYPE_CHECKING:
     from runeflow.stores.base import Capabilities
@@ -103,6 +104,8 @@ class AppendEncoding:
 
     def _encode_append(self, events: Sequence[Event]) -> EncodedAppend:
         """Encode one append: the blob, and the fact values kept apart from it."""
+        if type(events) is EventBatch:
+            events = events.events()  # made once here, then read as a list
         if events and type(events[0]) is WorkflowCreated:
             return self._encode_with_build(events)
         return self._encode_events(events)

@@ -29,7 +29,6 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from runeflow.codec import Codec
 from runeflow.errors import (
-    LeaseLostError,
     RuneflowError,
     StoreError,
     StoreUnavailableError,
@@ -39,10 +38,10 @@ from runeflow.model.events import Event
 from runeflow.stores import _sqlite_sql as q
 from runeflow.stores._rows import instance_meta, metas_in_order, read_instance, read_timer
 from runeflow.stores._sqlite_sql import MIGRATIONS
+from runeflow.stores._sqlite_writes import Pending, position, write_batch
 from runeflow.stores.base import (
     Append,
     Capabilities,
-    EncodedAppend,
     InstanceMeta,
     Store,
     Timer,
@@ -52,7 +51,6 @@ from runeflow.stores.base import (
 )
 from runeflow.stores.batching import GroupCommit, outcome
 from runeflow.stores.integrity import (
-    RESTORE_ADVICE,
     checksum,
     log_read_failed,
     verified_snapshot,
@@ -102,7 +100,7 @@ class SQLiteStore(IndexedListing, Store):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._commits: GroupCommit[_Pending] = GroupCommit(self._write_appends)
+        self._commits: GroupCommit[Pending] = GroupCommit(self._write_appends)
         if auto_setup:
             self.setup()
 
@@ -250,7 +248,7 @@ class SQLiteStore(IndexedListing, Store):
         lease = (owner, 1, now + ttl) if owner is not None else (None, 0, 0.0)
         text = json_text(metadata, "metadata")
         row = (workflow_id, definition_name, definition_hash, status, now, now, text, *lease)
-        pending = _Pending(workflow_id, encoded, None, None, timer_rows, (), row)
+        pending = Pending(workflow_id, encoded, None, None, timer_rows, (), row)
         return outcome(self._commits.submit(pending)) >= 0
 
     def exists(self, workflow_id: str) -> bool:
@@ -305,7 +303,7 @@ class SQLiteStore(IndexedListing, Store):
         done_timers: Sequence[str] = (),
     ) -> int:
         """See :meth:`Store.append` (appends made at once share a transaction)."""
-        pending = _Pending(
+        pending = Pending(
             workflow_id,
             self._encode_append(events) if events else None,
             status,
@@ -318,7 +316,7 @@ class SQLiteStore(IndexedListing, Store):
     def append_many(self, appends: Sequence[Append]) -> builtins.list[int | Exception]:
         """See :meth:`Store.append_many` (one transaction)."""
         refused: builtins.list[Exception | None] = []  # None: written below, in order
-        pending: builtins.list[_Pending] = []
+        pending: builtins.list[Pending] = []
         for a in appends:
             try:
                 encoded = self._encode_append(a.events) if a.events else None
@@ -328,14 +326,14 @@ class SQLiteStore(IndexedListing, Store):
                 continue
             refused.append(None)
             pending.append(
-                _Pending(a.workflow_id, encoded, a.status, a.token, timer_rows, a.done_timers)
+                Pending(a.workflow_id, encoded, a.status, a.token, timer_rows, a.done_timers)
             )
         written = iter(self._write_appends(pending) if pending else ())
         return [next(written) if r is None else r for r in refused]
 
-    def _write_appends(self, batch: builtins.list[_Pending]) -> builtins.list[int | Exception]:
+    def _write_appends(self, batch: builtins.list[Pending]) -> builtins.list[int | Exception]:
         """Write appends in one transaction; return each one's cursor or refusal."""
-        return self._retry(lambda conn: _write_batch(conn, batch, time.time()), write=True)
+        return self._retry(lambda conn: write_batch(conn, batch, time.time()), write=True)
 
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
         """See :meth:`Store.stream`."""
@@ -377,7 +375,7 @@ class SQLiteStore(IndexedListing, Store):
         row = self._fetchone(q.SELECT_CURSOR, (workflow_id,))
         if row is None:
             raise WorkflowNotFoundError(workflow_id)
-        return _position(workflow_id, row[0])
+        return position(workflow_id, row[0])
 
     # --- snapshots --------------------------------------------------------------------------
 
@@ -616,128 +614,6 @@ def _fact_ids(rows: builtins.list[Any]) -> builtins.list[str]:
     return [fid for ids in lists for fid in ids]
 
 
-class _Pending:
-    """One append, encoded, waiting to be written."""
-
-    __slots__ = ("done", "encoded", "instance", "status", "timers", "token", "workflow_id")
-
-    def __init__(
-        self,
-        workflow_id: str,
-        encoded: EncodedAppend | None,
-        status: str | None,
-        token: int | None,
-        timers: builtins.list[tuple[str, str, float, str]],
-        done: Sequence[str],
-        instance: tuple[Any, ...] | None = None,
-    ) -> None:
-        self.workflow_id = workflow_id
-        self.encoded = encoded
-        self.status = status
-        self.token = token
-        self.timers = timers
-        self.done = done
-        self.instance = instance
-        """For a create: the instance row to insert first (its events then follow)."""
-
-
-class _LogWrites:
-    """The rows that appends add: log rows and fact values, written with one
-    ``executemany`` per table."""
-
-    __slots__ = ("contents", "events", "fact_hashes", "inline")
-
-    def __init__(self) -> None:
-        self.events: builtins.list[tuple[Any, ...]] = []
-        self.inline: builtins.list[tuple[str, bytes, int]] = []
-        self.contents: dict[str, bytes] = {}
-        self.fact_hashes: builtins.list[tuple[str, str]] = []
-
-    def add(self, workflow_id: str, cursor: int, encoded: EncodedAppend, now: float) -> int:
-        """Add one encoded append after position ``cursor``; return the new last position."""
-        first, cursor = cursor + 1, cursor + encoded.count
-        blob = encoded.blob
-        self.events.append(
-            (workflow_id, cursor, first, blob, encoded.fact_ids_text, now, checksum(blob))
-        )
-        if encoded.inline:
-            self.inline += [(fid, d, checksum(d)) for fid, d in encoded.inline.items()]
-        if encoded.contents:
-            self.contents.update(encoded.contents)
-            self.fact_hashes += encoded.fact_hashes.items()
-        return cursor
-
-    def write(self, conn: sqlite3.Connection) -> None:
-        """Insert the rows (in a write transaction)."""
-        if self.events:
-            conn.executemany(q.INSERT_EVENTS, self.events)
-        if self.inline:
-            conn.executemany(q.UPSERT_INLINE_FACT, self.inline)
-        if self.contents:
-            conn.executemany(q.INSERT_CONTENT, self.contents.items())
-            conn.executemany(q.UPSERT_FACT, self.fact_hashes)
-
-
-def _write_batch(
-    conn: sqlite3.Connection, batch: builtins.list[_Pending], now: float
-) -> builtins.list[int | Exception]:
-    """Write a batch of creates and appends (under the write lock); each one is checked on
-    its own. A create whose id is taken writes nothing and gives -1."""
-    taken: set[int] = set()
-    for i, p in enumerate(batch):
-        if p.instance is not None and conn.execute(q.INSERT_INSTANCE, p.instance).rowcount != 1:
-            taken.add(i)
-    state: dict[str, builtins.list[Any]] = {}
-    ids = builtins.list(dict.fromkeys(p.workflow_id for p in batch))
-    for start in range(0, len(ids), _MAX_PARAMS):
-        chunk = ids[start : start + _MAX_PARAMS]
-        query = q.SELECT_APPEND_STATE.format(marks=",".join("?" * len(chunk)))
-        for wid, last, epoch, status in conn.execute(query, chunk):
-            state[wid] = [last, epoch, status]
-    log = _LogWrites()
-    statuses: dict[str, str] = {}
-    timers: dict[str, tuple[str, str, float, str] | None] = {}  # the last change wins
-    results: builtins.list[int | Exception] = []
-    for i, p in enumerate(batch):
-        if i in taken:
-            results.append(-1)
-            continue
-        wid = p.workflow_id
-        st = state.get(wid)
-        if st is None:
-            results.append(
-                StoreError(
-                    f"cannot append to unknown workflow {wid!r}: create() it first",
-                    workflow_id=wid,
-                )
-            )
-            continue
-        try:
-            cursor = _position(wid, st[0])
-        except StoreError as exc:
-            results.append(exc)
-            continue
-        if p.token is not None and p.token != st[1]:
-            results.append(LeaseLostError(wid, p.token, f"; it is at {st[1]}"))
-            continue
-        if p.status is not None and p.status != st[2]:
-            statuses[wid] = st[2] = p.status
-        if p.encoded is not None:
-            cursor = st[0] = log.add(wid, cursor, p.encoded, now)
-        for row in p.timers:
-            timers[row[0]] = row
-        for timer_id in p.done:
-            timers[timer_id] = None
-        results.append(cursor)
-    log.write(conn)
-    if statuses:
-        conn.executemany(q.UPDATE_STATUS, [(st, now, wid) for wid, st in statuses.items()])
-    if timers:
-        conn.executemany(q.UPSERT_TIMER, [row for row in timers.values() if row is not None])
-        conn.executemany(q.DELETE_TIMER, [(tid,) for tid, row in timers.items() if row is None])
-    return results
-
-
 def _grant(
     conn: sqlite3.Connection,
     workflow_id: str,
@@ -763,17 +639,6 @@ def _grant(
         epoch += 1
     conn.execute(q.GRANT_LEASE, (owner, now + ttl, epoch, workflow_id))
     return epoch
-
-
-def _position(workflow_id: str, value: Any) -> int:
-    """The last position of a log as stored; a damaged one is a :class:`StoreError`."""
-    if type(value) is not int:
-        raise StoreError(
-            f"cannot read the log of workflow {workflow_id!r}: its last stored position is "
-            f"{value!r}, not a number, so the log is corrupt: {RESTORE_ADVICE}",
-            workflow_id=workflow_id,
-        )
-    return value
 
 
 def _timer_params(timer: Timer) -> tuple[str, str, float, str]:

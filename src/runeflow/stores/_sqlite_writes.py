@@ -1,0 +1,194 @@
+"""How :class:`~runeflow.stores.sqlite.SQLiteStore` writes a batch of creates and appends in
+one transaction (see :mod:`runeflow.stores.batching`): each one checked on its own, the rows
+of all of them inserted with one statement per table."""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from runeflow.errors import LeaseLostError, StoreError
+from runeflow.stores import _sqlite_sql as q
+from runeflow.stores.encoding import EncodedAppend
+from runeflow.stores.integrity import RESTORE_ADVICE, checksum
+
+__all__ = ["Pending", "position", "write_batch"]
+
+_MAX_PARAMS = 500
+"""Instances whose state one query reads (SQLite limits a statement's parameters)."""
+
+
+class Pending:
+    """One append, encoded, waiting to be written."""
+
+    __slots__ = ("done", "encoded", "instance", "status", "timers", "token", "workflow_id")
+
+    def __init__(
+        self,
+        workflow_id: str,
+        encoded: EncodedAppend | None,
+        status: str | None,
+        token: int | None,
+        timers: builtins.list[tuple[str, str, float, str]],
+        done: Sequence[str],
+        instance: tuple[Any, ...] | None = None,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.encoded = encoded
+        self.status = status
+        self.token = token
+        self.timers = timers
+        self.done = done
+        self.instance = instance
+        """For a create: the instance row to insert first (its events then follow)."""
+
+
+class _LogWrites:
+    """The rows that appends add: log rows and fact values, written with one
+    ``executemany`` per table."""
+
+    __slots__ = ("contents", "events", "fact_hashes", "inline")
+
+    def __init__(self) -> None:
+        self.events: builtins.list[tuple[Any, ...]] = []
+        self.inline: builtins.list[tuple[str, bytes, int]] = []
+        self.contents: dict[str, bytes] = {}
+        self.fact_hashes: builtins.list[tuple[str, str]] = []
+
+    def add(self, workflow_id: str, cursor: int, encoded: EncodedAppend, now: float) -> int:
+        """Add one encoded append after position ``cursor``; return the new last position."""
+        first, cursor = cursor + 1, cursor + encoded.count
+        blob = encoded.blob
+        self.events.append(
+            (workflow_id, cursor, first, blob, encoded.fact_ids_text, now, checksum(blob))
+        )
+        if encoded.inline:
+            self.inline += [(fid, d, checksum(d)) for fid, d in encoded.inline.items()]
+        if encoded.contents:
+            self.contents.update(encoded.contents)
+            self.fact_hashes += encoded.fact_hashes.items()
+        return cursor
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        """Insert the rows (in a write transaction)."""
+        _insert(conn, q.INSERT_EVENTS, self.events)
+        _insert(conn, q.UPSERT_INLINE_FACT, self.inline)
+        if self.contents:
+            conn.executemany(q.INSERT_CONTENT, self.contents.items())
+            conn.executemany(q.UPSERT_FACT, self.fact_hashes)
+
+
+def _insert(conn: sqlite3.Connection, statement: str, rows: builtins.list[Any]) -> None:
+    if len(rows) == 1:  # one row, the usual case: execute costs less than executemany
+        conn.execute(statement, rows[0])
+    elif rows:
+        conn.executemany(statement, rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _state_query(n: int) -> str:
+    """:data:`~runeflow.stores._sqlite_sql.SELECT_APPEND_STATE` for ``n`` instances."""
+    return q.SELECT_APPEND_STATE.format(marks=",".join("?" * n))
+
+
+def write_batch(
+    conn: sqlite3.Connection, batch: builtins.list[Pending], now: float
+) -> builtins.list[int | Exception]:
+    """Write a batch of creates and appends (under the write lock); each one is checked on
+    its own. A create whose id is taken writes nothing and gives -1."""
+    if len(batch) == 1 and batch[0].instance is None:
+        return [_write_one(conn, batch[0], now)]
+    taken: set[int] = set()
+    for i, p in enumerate(batch):
+        if p.instance is not None and conn.execute(q.INSERT_INSTANCE, p.instance).rowcount != 1:
+            taken.add(i)
+    state: dict[str, builtins.list[Any]] = {}
+    ids = builtins.list(dict.fromkeys(p.workflow_id for p in batch))
+    for start in range(0, len(ids), _MAX_PARAMS):
+        chunk = ids[start : start + _MAX_PARAMS]
+        for wid, last, epoch, status in conn.execute(_state_query(len(chunk)), chunk):
+            state[wid] = [last, epoch, status]
+    log = _LogWrites()
+    statuses: dict[str, str] = {}
+    timers: dict[str, tuple[str, str, float, str] | None] = {}  # the last change wins
+    results: builtins.list[int | Exception] = []
+    for i, p in enumerate(batch):
+        if i in taken:
+            results.append(-1)
+            continue
+        wid = p.workflow_id
+        st = state.get(wid)
+        if st is None:
+            results.append(
+                StoreError(
+                    f"cannot append to unknown workflow {wid!r}: create() it first",
+                    workflow_id=wid,
+                )
+            )
+            continue
+        try:
+            cursor = position(wid, st[0])
+        except StoreError as exc:
+            results.append(exc)
+            continue
+        if p.token is not None and p.token != st[1]:
+            results.append(LeaseLostError(wid, p.token, f"; it is at {st[1]}"))
+            continue
+        if p.status is not None and p.status != st[2]:
+            statuses[wid] = st[2] = p.status
+        if p.encoded is not None:
+            cursor = st[0] = log.add(wid, cursor, p.encoded, now)
+        for row in p.timers:
+            timers[row[0]] = row
+        for timer_id in p.done:
+            timers[timer_id] = None
+        results.append(cursor)
+    log.write(conn)
+    if statuses:
+        conn.executemany(q.UPDATE_STATUS, [(st, now, wid) for wid, st in statuses.items()])
+    if timers:
+        conn.executemany(q.UPSERT_TIMER, [row for row in timers.values() if row is not None])
+        conn.executemany(q.DELETE_TIMER, [(tid,) for tid, row in timers.items() if row is None])
+    return results
+
+
+def _write_one(conn: sqlite3.Connection, p: Pending, now: float) -> int | Exception:
+    """:func:`_write_batch` for one append alone, the usual case when appends do not
+    overlap: the same checks and rows, with fewer containers."""
+    wid = p.workflow_id
+    row = conn.execute(q.SELECT_APPEND_STATE_ONE, (wid,)).fetchone()
+    if row is None:
+        return StoreError(
+            f"cannot append to unknown workflow {wid!r}: create() it first", workflow_id=wid
+        )
+    try:
+        cursor = position(wid, row[0])
+    except StoreError as exc:
+        return exc
+    if p.token is not None and p.token != row[1]:
+        return LeaseLostError(wid, p.token, f"; it is at {row[1]}")
+    if p.status is not None and p.status != row[2]:
+        conn.execute(q.UPDATE_STATUS, (p.status, now, wid))
+    if p.encoded is not None:
+        log = _LogWrites()
+        cursor = log.add(wid, cursor, p.encoded, now)
+        log.write(conn)
+    if p.timers:
+        conn.executemany(q.UPSERT_TIMER, p.timers)
+    if p.done:
+        conn.executemany(q.DELETE_TIMER, [(timer_id,) for timer_id in p.done])
+    return cursor
+
+
+def position(workflow_id: str, value: Any) -> int:
+    """The last position of a log as stored; a damaged one is a :class:`StoreError`."""
+    if type(value) is not int:
+        raise StoreError(
+            f"cannot read the log of workflow {workflow_id!r}: its last stored position is "
+            f"{value!r}, not a number, so the log is corrupt: {RESTORE_ADVICE}",
+            workflow_id=workflow_id,
+        )
+    return value
