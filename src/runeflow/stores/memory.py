@@ -302,7 +302,7 @@ class MemoryStore(Store):
 
     def __init__(self, *, codec: Codec | None = None) -> None:
         super().__init__(codec=codec)
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # no method takes it twice
         self._instances: dict[str, _Instance] = {}
         self._facts: dict[str, str | bytes] = {}  # a content hash, or an inline value
         self._scalars: dict[str, Any] = {}  # values of deferred appends (not encoded yet)
