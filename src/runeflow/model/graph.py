@@ -80,7 +80,7 @@ class Graph:
         """Components with ``before``/``after`` hooks."""
         self.readers: dict[str, list[str]] = {}
         """Component name -> the rules whose conditions read it (meta-conditions)."""
-        self._build_cache: list[Event] | None = None
+        self._build_cache: tuple[Event, ...] | None = None
         self._definition_hash: str | None = None
         self._reordered = False
         self.shared = False
@@ -243,14 +243,15 @@ class Graph:
         reads = tuple(m.key for m in comp.meta_reads())
         return ComponentAdded(name, comp.kind, self.parents[name], comp.hash, comp, reads)
 
-    def build_events(self) -> list[Event]:
-        """``WorkflowCreated`` then one ``ComponentAdded`` per component, parents first."""
+    def build_events(self) -> tuple[Event, ...]:
+        """``WorkflowCreated`` then one ``ComponentAdded`` per component, parents first (one
+        tuple per graph, shared by every instance's first checkpoint)."""
         if self._build_cache is None:
             names = self._topological() if self._reordered else list(self.components)
-            self._build_cache = [
+            self._build_cache = (
                 WorkflowCreated(self.name, tuple(self.outputs.items())),
                 *(self.component_added(n) for n in names),
-            ]
+            )
         return self._build_cache
 
     def _topological(self) -> list[str]:

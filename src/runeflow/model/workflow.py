@@ -562,7 +562,7 @@ class Workflow(Preparing, Folding, Results):
         """The whole log: build events first, then every runtime event in order."""
         return [*self._initial_build(), *map(_expand, self._events)]  # build events first
 
-    def _initial_build(self) -> list[ev.Event]:
+    def _initial_build(self) -> Sequence[ev.Event]:
         """Build events, less components added mid-run (those sit in the runtime log), plus
         those removed mid-run (their removal sits there)."""
         build = self._g.build_events()
@@ -570,7 +570,7 @@ class Workflow(Preparing, Folding, Results):
         if not mid and not self._removed:
             return build
         kept = [e for e in build if not (isinstance(e, ev.ComponentAdded) and e.name in mid)]
-        return kept + self._removed
+        return [*kept, *self._removed]
 
     def uncommitted_events(self) -> list[ev.Event]:
         """Events produced since the previous call (build events included the first time)."""
@@ -581,7 +581,8 @@ class Workflow(Preparing, Folding, Results):
         when read (what runners hand their stores)."""
         head: tuple[ev.Event, ...] = ()
         if not self._committed and not self._build_committed:
-            head = tuple(self._initial_build())
+            build = self._initial_build()
+            head = build if type(build) is tuple else tuple(build)
             self._build_committed = len(head)
         committed, events = self._committed, self._events
         self._committed = len(events)
