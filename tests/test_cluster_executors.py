@@ -261,6 +261,31 @@ def test_a_worker_killed_mid_step_fails_that_attempt_and_the_policy_retries(
     assert runs(tmp_path, "first") == 1  # its result is in the store: never computed again
 
 
+def test_a_saga_action_whose_worker_is_killed_aborts_the_saga_and_compensates(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    steps = [
+        ("first", mark_and_pass(tmp_path, "first"), mark_and_pass(tmp_path, "undo_first")),
+        ("second", mark_and_pass(tmp_path, "second"), mark_and_pass(tmp_path, "undo_second")),
+        ("victim", make_victim(tmp_path)),
+    ]
+    wf = rf.workflow(name="saga_killed").add(rf.saga(name="trip", steps=steps))
+    with rf.Runner(executor=cluster.make(**cluster.no_retries)) as runner:
+        runner.start_instance(wf, 3, id="saga_killed")
+        _kill_victim(tmp_path)
+        info = runner.wait("saga_killed", timeout=90)
+        (outcome,) = runner.get_results("saga_killed", components=["trip"], all=True)["trip"]
+        log = list(runner.store.stream("saga_killed"))
+    assert info.status is rf.Status.IDLE, info
+    assert outcome["status"] == "aborted" and outcome["failed_step"] == "victim"
+    assert outcome["error"].startswith(cluster.killed_error + ": "), outcome["error"]
+    assert outcome["compensated"] == {"second": 3, "first": 3}
+    undone = [e.component for e in log if isinstance(e, rf.events.RunnableCompleted)][-3:-1]
+    assert undone == ["trip.undo.second", "trip.undo.first"]  # in reverse order
+    for name in ("first", "second", "victim", "undo_second", "undo_first"):
+        assert runs(tmp_path, name) == 1, name
+
+
 def test_a_large_value_lost_with_its_worker_is_put_again_for_the_retry(
     cluster: Cluster, tmp_path: Path
 ) -> None:

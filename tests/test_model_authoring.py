@@ -222,6 +222,43 @@ def test_hooking_a_workflow_leaves_other_workflows_and_the_component_alone() -> 
     assert calls == [1, 4]
 
 
+def test_hooks_are_not_part_of_the_hash() -> None:
+    def note(r: rf.Runnable) -> dict[str, Any]:
+        return {"seen": r.component}
+
+    def build(hooks: dict[str, Any]) -> rf.Workflow:
+        return (
+            rf.workflow(name="h")
+            .add(rf.step(_triple, name="triple", **hooks))
+            .add(rf.map(_triple, name="each", **hooks), to="triple")
+        )
+
+    plain, before, both = build({}), build({"before": note}), build({"before": note, "after": note})
+    for wf in (before, both):
+        for name in ("triple", "each"):
+            assert wf.graph.components[name].hash == plain.graph.components[name].hash
+        assert wf.definition_hash() == plain.definition_hash()
+    hooked_later = plain.fresh().hook("each", after=lambda r: {"late": True})
+    assert hooked_later.definition_hash() == plain.definition_hash()
+
+    # the same facts, with the same ids, whichever hooks ran
+    ran = [wf.fresh().react_until_satisfied([1, 2], key="order-1") for wf in (plain, both)]
+    ids = [[f.id for f in wf.productions()] for wf in ran]
+    assert ids[0] == ids[1] and len(ids[0]) == 3
+    assert any(isinstance(e, ev.RunnableAnnotated) for e in ran[1].event_log())
+    # a log written with hooks replays against the definition without them, and back
+    assert rf.Workflow.from_events(ran[1].event_log(), definition=plain).productions() == (
+        ran[0].productions()
+    )
+    replayed = rf.Workflow.from_events(ran[0].event_log(), definition=both)
+    assert replayed.raw_productions() == [[3, 6], 9, 18]
+    assert plain.fresh().merge(both).definition_hash() == plain.definition_hash()  # identical
+
+
+def _triple(x: Any) -> Any:
+    return [v * 3 for v in x] if isinstance(x, list) else x * 3
+
+
 # --- merge and remove ----------------------------------------------------------------------
 
 

@@ -127,9 +127,7 @@ def test_map_functions_and_pipelines_read_the_run_context() -> None:
     assert piped.required_context_keys() == {"both": ["offset"]}
     run = piped.fresh().react_until_satisfied([1, 2], run_context={"both": {"offset": 1}})
     assert run.raw_productions() == [4, 6]
-    run = piped.fresh().react_until_satisfied(
-        [1], run_context={"both": {"offset": 1, "factor": 3}}
-    )
+    run = piped.fresh().react_until_satisfied([1], run_context={"both": {"offset": 1, "factor": 3}})
     assert run.raw_productions() == [6]
 
 
@@ -182,3 +180,164 @@ def test_the_workflow_stop_telemetry_event_has_a_duration() -> None:
         runner.wait("t", timeout=10)
     stops = [e for e in seen if e.subject == "workflow" and e.phase == "stop"]
     assert stops and all(e.duration is not None and e.duration >= 0 for e in stops)
+
+
+# --- state-based components: aggregate and process-manager functions, saga parts -------------
+
+
+def withdraw(
+    state: dict[str, int], command: dict[str, Any], limit: int = rf.context("limit")
+) -> Any:
+    if command["amount"] > state["balance"] + limit:
+        return rf.reject(f"over the overdraft limit of {limit}")
+    return {"type": "withdrawn", "amount": command["amount"]}
+
+
+def apply_withdrawal(
+    state: dict[str, int], event: dict[str, Any], fee: int = rf.context("fee", default=0)
+) -> dict[str, int]:
+    return {"balance": state["balance"] - event["amount"] - fee}
+
+
+def bank(apply: Any = apply_withdrawal) -> rf.Workflow:
+    account = rf.aggregate(
+        name="account", init={"balance": 10}, commands={"withdraw": withdraw}, apply=apply
+    )
+    return rf.workflow(name="bank").add(account)
+
+
+def withdraw_50(wf: rf.Workflow, **run_context: dict[str, Any]) -> rf.Workflow:
+    return wf.react_until_satisfied({"command": "withdraw", "amount": 50}, run_context=run_context)
+
+
+def test_aggregate_handlers_and_apply_read_the_run_context() -> None:
+    wf = bank()
+    assert wf.required_context_keys() == {"account.handle": ["limit"]}
+    withdraw_50(wf, account={"limit": 100})  # under the aggregate's name
+    assert wf.state_of("account") == {"balance": -40}  # fee: its default
+    withdraw_50(wf, account={"limit": 10})  # merged per key: the limit is now 10
+    assert wf.raw_productions("account.rejected") == [
+        {"command": "withdraw", "reason": "over the overdraft limit of 10"}
+    ]
+    # a part's own entry wins over the aggregate's, which wins over _global
+    own = {"limit": 100, "fee": 2}
+    run = withdraw_50(
+        bank(), _global={"limit": 0, "fee": 9}, account={"fee": 1}, **{"account.handle": own}
+    )
+    assert run.state_of("account") == {"balance": -42}
+    run = withdraw_50(bank(), _global={"limit": 40, "fee": 9}, account={"fee": 1})
+    assert run.state_of("account") == {"balance": -41}
+
+
+def test_a_missing_key_of_an_aggregate_fails_that_command_and_names_the_part() -> None:
+    wf = withdraw_50(bank())
+    (failure,) = wf.failures()
+    assert failure.component == "account.handle"
+    assert failure.error.type == "runeflow.errors.RunContextError"
+    assert "'account.handle' needs run-context key 'limit'" in failure.error.message
+    assert wf.state_of("account") == {"balance": 10}
+
+
+def test_an_aggregate_context_default_is_part_of_its_hash() -> None:
+    def apply_fee_1(
+        state: dict[str, int], event: dict[str, Any], fee: int = rf.context("fee", default=1)
+    ) -> dict[str, int]:
+        return {"balance": state["balance"] - event["amount"] - fee}
+
+    handle = [wf.graph.components["account.handle"].hash for wf in (bank(), bank(apply_fee_1))]
+    assert handle[0] != handle[1]
+    assert bank().graph.components["account.handle"].hash == handle[0]
+
+
+def on_paid(state: dict[str, Any], event: Any, warehouse: str = rf.context("warehouse")) -> Any:
+    return {"paid": True}, {"ship_from": warehouse}
+
+
+def all_done(state: dict[str, Any], needed: str = rf.context("needed", default="paid")) -> bool:
+    return bool(state.get(needed))
+
+
+def test_process_manager_handlers_and_complete_read_the_run_context() -> None:
+    manager = rf.process_manager(name="order", init={}, on={"paid": on_paid}, complete=all_done)
+    wf = rf.workflow(name="orders").add(manager)
+    assert wf.required_context_keys() == {"order.handle": ["warehouse"]}
+    wf.react_until_satisfied("paid", run_context={"order": {"warehouse": "north"}})
+    assert wf.raw_productions("order.commands") == [{"ship_from": "north"}]
+    assert wf.raw_productions("order.completed") == [{"process": "order", "state": {"paid": True}}]
+
+
+def test_the_run_context_reaches_these_functions_in_worker_processes() -> None:
+    with rf.Runner(executor="processes", max_workers=1) as runner:
+        runner.start_workflow("b", bank())
+        runner.run(
+            "b", {"command": "withdraw", "amount": 50}, run_context={"_global": {"limit": 50}}
+        )
+        assert runner.wait("b", timeout=30).status is rf.Status.IDLE
+        assert runner.get_results("b", components=["account"]) == {"account": {"balance": -40}}
+
+
+def test_saga_parts_read_the_entry_under_the_saga_name() -> None:
+    def reserve(trip: int, region: str = rf.context("region")) -> str:
+        return f"{region}-{trip}"
+
+    def release(ref: str, region: str = rf.context("region")) -> str:
+        return f"released {ref} in {region}"
+
+    def pay(trip: int, card: str = rf.context("card")) -> None:
+        raise RuntimeError(f"{card} declined")
+
+    saga = rf.saga(name="booking", steps=[("seat", reserve, release), ("pay", pay)])
+    wf = rf.workflow(name="trip").add(saga)
+    context = {"booking": {"region": "eu", "card": "visa"}, "booking.pay": {"card": "amex"}}
+    wf.react_until_satisfied(7, run_context=context)
+    (outcome,) = wf.raw_productions("booking")
+    assert outcome["error"] == "RuntimeError: amex declined"
+    assert outcome["compensated"] == {"seat": "released eu-7 in eu"}
+
+
+def seen_x(state: Any, seen: int = rf.state_of("x")) -> bool:
+    return True
+
+
+@pytest.mark.parametrize(
+    ("build", "named"),
+    [
+        (
+            lambda bad: rf.aggregate(name="a", init={}, commands={"c": bad}, apply=lambda s, e: s),
+            "aggregate 'a': the handler of command 'c' declares seen=rf.state_of('x')",
+        ),
+        (
+            lambda bad: rf.aggregate(name="a", init={}, commands={"c": lambda s, c: 1}, apply=bad),
+            "aggregate 'a': apply declares seen=rf.state_of('x')",
+        ),
+        (
+            lambda bad: rf.process_manager(name="p", init={}, on={"e": bad}),
+            "process manager 'p': the handler of event 'e' declares seen=rf.state_of('x')",
+        ),
+        (
+            lambda bad: rf.process_manager(
+                name="p", init={}, on={"e": lambda s, e: None}, complete=seen_x
+            ),
+            "process manager 'p': complete declares seen=rf.state_of('x')",
+        ),
+    ],
+)
+def test_meta_conditions_in_these_functions_are_refused_at_build_time(
+    build: Any, named: str
+) -> None:
+    def bad(state: Any, value: Any, seen: int = rf.state_of("x")) -> Any:
+        return None
+
+    with pytest.raises(rf.WorkflowDefinitionError) as refused:
+        build(bad)
+    assert str(refused.value).startswith(named)
+    assert "check it in a rule (rf.filter) in front of the" in str(refused.value)
+
+
+def test_these_functions_must_take_their_arguments() -> None:
+    with pytest.raises(rf.WorkflowDefinitionError, match=r"must take \(state, command\)"):
+        rf.aggregate(name="a", init={}, commands={"c": lambda s: 1}, apply=lambda s, e: s)
+    with pytest.raises(rf.WorkflowDefinitionError, match=r"apply must take \(state, event\)"):
+        rf.aggregate(name="a", init={}, commands={"c": lambda s, c: 1}, apply=lambda s: s)
+    with pytest.raises(rf.WorkflowDefinitionError, match=r"complete must take \(state\)"):
+        rf.process_manager(name="p", init={}, on={"e": lambda s, e: None}, complete=lambda: 1)

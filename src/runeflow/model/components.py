@@ -17,11 +17,14 @@ import sys
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from runeflow.errors import WorkflowDefinitionError
 from runeflow.model.hashing import callable_digest, digest, stable_repr
 from runeflow.model.policy import Policy
+
+if TYPE_CHECKING:
+    from runeflow.model.events import ErrorInfo
 
 __all__ = [
     "Accumulator",
@@ -227,8 +230,21 @@ class Component:
     """
 
     kind: ClassVar[str] = "component"
-    __slots__ = ("after", "auto_named", "before", "fn", "hash", "name", "policy", "spec")
+    __slots__ = (
+        "after",
+        "auto_named",
+        "before",
+        "fn",
+        "group",
+        "hash",
+        "name",
+        "policy",
+        "spec",
+    )
     fn: Callable[..., Any] | None
+    absorbs_failures: ClassVar[bool] = False
+    """True when a final failure of one of its runnables is turned into a value by
+    :meth:`failure_value` instead of being recorded (a saga's actions)."""
 
     def __init__(self, fn: Callable[..., Any] | None, name: str | None, options: str = "") -> None:
         if fn is None:
@@ -249,6 +265,9 @@ class Component:
         """Called with each runnable as it is handed out (see :meth:`with_hooks`)."""
         self.after: Hook | None = None
         """Called with each executed runnable before its result is applied."""
+        self.group: str | None = None
+        """The state-based component (``rf.saga``...) this is a part of: its run-context
+        entry is read after the part's own; not part of the hash."""
         self.spec = _call_spec(fn) if fn is not None else CallSpec(1, 1, (), False)
         self.auto_named = name is None
         fn_digest = callable_digest(fn)
@@ -323,6 +342,11 @@ class Component:
         if after is not None:
             self.after = after
         return self
+
+    def failure_value(self, value: Any, error: ErrorInfo) -> Any:
+        """The value produced instead of a final failure (when :attr:`absorbs_failures`),
+        given the input value and the error."""
+        raise NotImplementedError
 
     def context_keys(self) -> tuple[ContextValue, ...]:
         """The run-context keys this component's functions read."""

@@ -3,12 +3,14 @@
 :class:`Preparing` is mixed into :class:`~runeflow.model.workflow.Workflow`: it turns a
 ready activation into a self-contained :class:`~runeflow.model.runnable.Runnable`, loads
 the values of facts recovered without them, evaluates rule conditions (with their run
-context and meta-conditions), and runs components' ``before``/``after`` hooks.
+context and meta-conditions), runs components' ``before``/``after`` hooks, and turns the
+final failure of a component that absorbs failures (a saga's action) into its value.
 """
 
 from __future__ import annotations
 
 import copy
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,7 @@ from runeflow.model.components import (
 )
 from runeflow.model.facts import Fact, FactRef
 from runeflow.model.runnable import Runnable
-from runeflow.model.runstate import Activation
+from runeflow.model.runstate import _COMPLETED, _DISPATCHED, Activation
 
 if TYPE_CHECKING:
     from runeflow.model.graph import Graph
@@ -65,6 +67,9 @@ class Preparing:
     if TYPE_CHECKING:
         _facts: dict[str, Fact | FactRef]
         _matches: dict[str, Activation]
+        _in_flight: dict[str, Activation]
+        _acc_queue: dict[str, deque[Activation]]
+        step_count: int
         _acc_state: dict[str, Any]
         _attempts: dict[str, int]
         _events: list[Any]
@@ -81,7 +86,13 @@ class Preparing:
 
         def _fold_annotated(self, event: ev.RunnableAnnotated) -> None: ...
 
-        def _record_failure(self, runnable: Runnable, *, final: bool) -> None: ...
+        def _record_failure(
+            self, runnable: Runnable, *, final: bool, dispatched: bool = True
+        ) -> None: ...
+
+        def _add_fact(self, fact: Fact | FactRef) -> None: ...
+
+        def _advance_acc(self, comp: Component) -> None: ...
 
         def _by_component(self) -> dict[str, list[Fact | FactRef]]: ...
 
@@ -153,14 +164,18 @@ class Preparing:
         return value
 
     def _context_for(self, comp: Component, spec: CallSpec | None = None) -> dict[str, Any]:
-        own = self._run_context.get(comp.name, {})
-        glb = self._run_context.get("_global", {})
+        run_context = self._run_context
+        own = run_context.get(comp.name, _NO_KWARGS)
+        group = run_context.get(comp.group, _NO_KWARGS) if comp.group else _NO_KWARGS
+        glb = run_context.get("_global", _NO_KWARGS)
         out = {}
         for param, marker in (spec or comp.spec).context:
             if type(marker) is MetaRef:
                 out[param] = self._meta_value(marker)
             elif marker.key in own:
                 out[param] = own[marker.key]
+            elif marker.key in group:  # a part of a saga, aggregate...: the whole's entry
+                out[param] = group[marker.key]
             elif marker.key in glb:
                 out[param] = glb[marker.key]
             elif not marker.required:
@@ -249,7 +264,7 @@ class Preparing:
         except Exception as exc:
             runnable.fail(exc)
             if which == "before":
-                self._record_failure(runnable, final=True)
+                self._record_failure(runnable, final=True, dispatched=False)
             return False
         if notes:
             event = ev.RunnableAnnotated(runnable.id, comp.name, which, dict(notes))
@@ -266,4 +281,36 @@ class Preparing:
             fn=None,
             args=(),
         ).fail(exc)
-        self._record_failure(runnable, final=True)
+        self._record_failure(runnable, final=True, dispatched=False)
+
+    def _absorbs(self, runnable: Runnable, dispatched: bool) -> bool:
+        """Produce the value a component gives instead of a final failure (a saga's action
+        turns it into the record that starts the compensations); ``False`` when the
+        component has none, or it cannot be built, and the failure stands.
+
+        Only final failures come here, so this costs nothing while work succeeds.
+        """
+        act = self._in_flight.get(runnable.id)
+        if act is None or not act.component.absorbs_failures or len(act.facts) != 1:
+            return False
+        comp, rid, error = act.component, act.id, runnable.error
+        assert error is not None
+        try:
+            value = comp.failure_value(self._value(act.facts[0]), error)
+        except Exception:  # e.g. an input value that cannot be loaded: the failure stands
+            return False
+        events = self._events
+        if not dispatched:  # failed while being prepared: log it as handed out first
+            events.append((_DISPATCHED, rid, comp.name, runnable.attempt))
+        # as apply_runnable's completed branch, which stays inline there (no extra call
+        # per activation on the path every successful runnable takes)
+        fact = Fact(rid, value, comp.name, comp.hash, (act.facts[0].id,), act.scope)
+        events.append(fact)
+        self._add_fact(fact)
+        events.append((_COMPLETED, rid, comp.name, runnable.duration))
+        del self._in_flight[rid]
+        self.step_count += 1
+        if self._acc_queue and comp.name in self._acc_queue:
+            self._advance_acc(comp)
+        runnable.result, runnable.status, runnable.error = value, "completed", None
+        return True

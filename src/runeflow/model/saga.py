@@ -5,7 +5,7 @@ results so far, and whether it is still running or compensating. For steps ``a, 
 
     <name>.a -> <name>.b -> <name>.c -> <name>.undo.b -> <name>.undo.a -> <name>
 
-Each action runs while the saga is running; when one raises, the saga turns to
+Each action runs while the saga is running; when one fails, the saga turns to
 compensating, the later actions pass the record on untouched, and the compensations of the
 completed steps run in reverse order (the last step has none: it never completes before a
 failure). ``<name>`` produces the outcome. Every action and every compensation is its own
@@ -13,10 +13,15 @@ runnable, checkpointed like any other: after a crash, what was checkpointed neve
 again, and a compensation in flight runs again (so compensations should be idempotent,
 e.g. keyed by ``rf.context("idempotency_key")`` or the runnable id).
 
-An action's exception is the saga's business (it aborts the saga), so runner policies do
-not retry actions; a compensation's exception is a failure like any step's, retried by its
-policy (``rf.saga(policy=...)``), and a compensation that fails for good leaves the saga
-failed, visible in ``failures()``.
+An action fails in two ways. Its own exception is caught in the call (:class:`_Action`)
+and aborts the saga at once, so runner policies do not retry it. Anything else that makes
+the action's step fail for good (a timeout, a result the store cannot keep, a dead worker
+process, a dispatch error, a missing run-context key, a hook that raised) comes to the
+workflow as that step's final failure, after the retries its policy allows; the step is an
+:class:`_ActionStep`, which the workflow asks for the value to produce instead
+(``Component.absorbs_failures``): the record that aborts the saga. A compensation's
+exception is a failure like any step's, retried by its policy (``rf.saga(policy=...)``),
+and a compensation that fails for good leaves the saga failed, visible in ``failures()``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 
 from runeflow.errors import WorkflowDefinitionError
 from runeflow.model.components import CallSpec, Component, Step, _call_spec, _refuse_meta
+from runeflow.model.events import ErrorInfo
 from runeflow.model.policy import Policy
 from runeflow.model.stateful import Composite, Parts
 
@@ -65,19 +71,42 @@ class _Action:
         try:
             result = _call(self.fn, args, context)
         except Exception as exc:
-            failed = {
-                "step": self.step,
-                "error": f"{type(exc).__name__}: {exc}",
-                "traceback": "".join(traceback.format_exception(exc)),
-            }
-            return {**record, "status": "compensating", "failed": failed}
+            error = f"{type(exc).__name__}: {exc}"
+            return self._abort(record, error, "".join(traceback.format_exception(exc)))
         return {**record, "results": {**results, self.step: result}}
+
+    def aborted(self, value: Any, error: ErrorInfo) -> dict[str, Any]:
+        """The record after this action failed for good outside its own call (a timeout, a
+        result the store cannot keep, a crashed worker, a dispatch error...)."""
+        record = _start(value) if self.first else value
+        if record["status"] != "running":
+            return dict(record)
+        kind = error.type.rpartition(".")[2]
+        return self._abort(record, f"{kind}: {error.message}", error.traceback)
+
+    def _abort(self, record: Mapping[str, Any], error: str, trace: str) -> dict[str, Any]:
+        failed = {"step": self.step, "error": error, "traceback": trace}
+        return {**record, "status": "compensating", "failed": failed}
 
     def _rf_digest_parts(self) -> tuple[Any, ...]:
         return (self.saga, self.step, self.fn, self.first, self.with_results)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_Action, (self.saga, self.step, self.fn, self.first, self.with_results))
+
+
+class _ActionStep(Step):
+    """The step running a saga's action: whatever makes it fail for good (its action
+    raising, a timeout, a result the store cannot keep, a crashed worker, a dispatch
+    error...), it produces the record that aborts the saga, so the compensations run."""
+
+    __slots__ = ()
+    absorbs_failures = True
+
+    def failure_value(self, value: Any, error: ErrorInfo) -> Any:
+        """The aborting record, from the action's input record and the error."""
+        assert isinstance(self.fn, _Action)
+        return self.fn.aborted(value, error)
 
 
 def _start(value: Any) -> dict[str, Any]:
@@ -159,6 +188,13 @@ class Saga(Composite):
         policy: Policy | None,
     ) -> None:
         super().__init__(name, policy)
+        if policy is not None and policy.fallback is not None:
+            raise WorkflowDefinitionError(
+                f"saga {name!r}: a policy fallback= would replace the record its parts pass "
+                "along, and the saga could no longer compensate: leave fallback out (an "
+                "action that fails for good aborts the saga; shape the outcome with on_abort)",
+                component=name,
+            )
         self.steps = _check_steps(name, steps)
         """``(name, action, compensation)`` per step, in order."""
         self._specs = [
@@ -191,25 +227,22 @@ class Saga(Composite):
         for i, (step, action, _) in enumerate(self.steps):
             spec = self._specs[i][0]
             runner = _Action(name, step, action, i == 0, spec.accepts(2))
-            above = _add(parts, runner, f"{name}.{step}", spec, above)
+            above = _add(parts, _ActionStep(runner, f"{name}.{step}"), spec, above)
         for i in range(len(self.steps) - 2, -1, -1):
             step, _, compensation = self.steps[i]
             undo_spec = self._specs[i][1]
             assert compensation is not None and undo_spec is not None
             undo = _Compensation(step, compensation, undo_spec.accepts(2))
-            above = _add(parts, undo, f"{name}.undo.{step}", undo_spec, above)
+            above = _add(parts, Step(undo, f"{name}.undo.{step}"), undo_spec, above)
         outcome = _Outcome(name, self.on_complete, self.on_abort)
         parts.append((Step(outcome, name), above))
         return parts
 
 
-def _add(
-    parts: Parts, fn: Callable[..., Any], name: str, spec: CallSpec, above: tuple[str, ...]
-) -> tuple[str, ...]:
-    step = Step(fn, name)
+def _add(parts: Parts, step: Step, spec: CallSpec, above: tuple[str, ...]) -> tuple[str, ...]:
     step.spec = CallSpec(1, 1, spec.context, False)  # the user's run-context parameters
     parts.append((step, above))
-    return (name,)
+    return (step.name,)
 
 
 def _user_spec(saga: str, what: str, fn: Any, arities: tuple[int, ...]) -> CallSpec:
@@ -280,9 +313,11 @@ def saga(
 
     Each action is called with the saga's input and a dict of the results so far (step name
     -> result), or with the input alone if it takes one parameter; it may be ``async def``
-    and may read the run context. When an action raises, the compensations of the steps
-    that completed run in reverse order, each called with the input and the results so far
-    (or with its own step's result alone); every step but the last needs one. The
+    and may read the run context. When an action fails for good (it raises; or, after the
+    retries its policy allows, it times out, returns what the store cannot keep, loses its
+    worker process...), the compensations of the steps that completed run in reverse order,
+    each called with the input and the results so far (or with its own step's result
+    alone); every step but the last needs one. The
     component ``name`` produces the outcome: ``{"saga", "status": "completed", "results"}``
     or ``{"saga", "status": "aborted", "failed_step", "error", "results", "compensated"}``,
     or what ``on_complete(results)`` / ``on_abort(failure, compensated)`` return instead
@@ -291,6 +326,7 @@ def saga(
 
     Raises:
         WorkflowDefinitionError: no steps, a duplicate step name, a missing compensation,
-            or a function that cannot take the arguments it is given.
+            a function that cannot take the arguments it is given, or a policy with a
+            ``fallback``.
     """
     return Saga(name, steps, on_complete, on_abort, policy)

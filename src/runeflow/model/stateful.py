@@ -19,19 +19,21 @@ in decision order inline, and in completion order under a parallel runner.
 
 The functions given to them (aggregate handlers, ``apply``, process-manager handlers)
 decide on the state while it is held, so they must be plain, quick, deterministic
-functions: keep I/O in steps downstream.
+functions: keep I/O in steps downstream. They may read the run context like any function
+(resolved for ``<name>.handle``, see :class:`_Calls`); meta-conditions are refused there.
+Every part also reads the run-context entry under the composite's name (``group``).
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runeflow.errors import WorkflowDefinitionError
-from runeflow.model.components import Accumulator, Component, Rule
+from runeflow.model.components import Accumulator, Component, ContextValue, Rule, _call_spec
 from runeflow.model.facts import Signal
 from runeflow.model.policy import Policy
 
@@ -77,6 +79,7 @@ class Composite:
         parts = self._lower(parents)
         for component, _ in parts:
             component.with_policy(self.policy)
+            component.group = self.name
         return parts
 
     def _lower(self, parents: tuple[str, ...]) -> Parts:
@@ -191,17 +194,61 @@ def _shared_parts(
     decider: Callable[..., Any],
     init: Any,
     fields: Mapping[str, Any],
+    context: tuple[tuple[str, ContextValue], ...] = (),
 ) -> Parts:
     """``<name>.handle`` deciding on each input, and ``<name>`` holding the state.
 
     Both are accumulators, one after the other, so ``<name>`` takes the decisions in the
-    order they were made, under any executor.
+    order they were made, under any executor. ``context``: the run-context parameters of
+    the functions the decider calls (see :class:`_Calls`), resolved for ``<name>.handle``.
     """
     handle = f"{name}.handle"
+    decide = Accumulator(decider, _Init(init, fields), handle)
+    if context:
+        decide.spec = replace(decide.spec, context=context)
     return [
-        (Accumulator(decider, _Init(init, fields), handle), parents),
+        (decide, parents),
         (Accumulator(_state_of_record, _Init(init, None), name), (handle,)),
     ]
+
+
+class _Calls:
+    """The user functions a decider calls, in a fixed order, each with its run-context
+    parameters. They reach the decider as keyword arguments ``"<index>:<parameter>"`` (the
+    spec :meth:`context` gives ``<name>.handle``), and :meth:`call` hands each function its
+    own; a function without any is called with its positional arguments alone."""
+
+    __slots__ = ("fns", "params")
+
+    def __init__(self, fns: Sequence[Callable[..., Any]]) -> None:
+        self.fns = tuple(fns)
+        self.params = tuple(
+            tuple((f"{i}:{param}", param) for param, _ in _call_spec(fn).context)
+            for i, fn in enumerate(self.fns)
+        )
+
+    def call(self, i: int, context: Mapping[str, Any], *args: Any) -> Any:
+        """Call function ``i`` with ``args`` and its run-context values."""
+        params = self.params[i]
+        if params:
+            return self.fns[i](*args, **{param: context[key] for key, param in params})
+        return self.fns[i](*args)
+
+    def context(self, kind: str, owner: str, labels: Sequence[str]) -> tuple[Any, ...]:
+        """The ``(keyword, marker)`` pairs to resolve; meta-conditions are refused."""
+        out = []
+        for i, fn in enumerate(self.fns):
+            for param, marker in _call_spec(fn).context:
+                if marker.is_meta:
+                    raise WorkflowDefinitionError(
+                        f"{kind} {owner!r}: {labels[i]} declares {param}={marker!r}, but "
+                        "meta-conditions are read only by rule conditions (decided while "
+                        f"planning and logged): check it in a rule (rf.filter) in front of "
+                        f"the {kind}, or keep what it needs in the {kind}'s own state",
+                        component=owner,
+                    )
+                out.append((f"{i}:{param}", marker))
+        return tuple(out)
 
 
 def _check_handlers(kind: str, name: str, option: str, what: str, handlers: Any) -> None:
@@ -216,19 +263,28 @@ def _check_handlers(kind: str, name: str, option: str, what: str, handlers: Any)
             raise WorkflowDefinitionError(
                 f"{owner}: {what} names must be non-empty strings, got {key!r}", component=name
             )
-        _check_plain(name, f"the handler of {what} {key!r}", handler)
+        _check_plain(kind, name, f"the handler of {what} {key!r}", handler, f"(state, {what})")
 
 
-def _check_plain(owner: str, what: str, fn: Any) -> None:
+def _check_plain(kind: str, name: str, what: str, fn: Any, params: str) -> None:
+    """``fn`` is a plain function taking ``params`` (plus run-context parameters)."""
+    owner = f"{kind} {name!r}"
     if not callable(fn):
         raise WorkflowDefinitionError(
-            f"{owner}: {what} must be a function, got {type(fn).__name__}", component=owner
+            f"{owner}: {what} must be a function {params}, got {type(fn).__name__}",
+            component=name,
         )
     if inspect.iscoroutinefunction(fn):
         raise WorkflowDefinitionError(
             f"{owner}: {what} decides on the state while it is held and must be a plain "
             "function, not async def: do the I/O in a step downstream",
-            component=owner,
+            component=name,
+        )
+    if not _call_spec(fn).accepts(params.count(",") + 1):
+        raise WorkflowDefinitionError(
+            f"{owner}: {what} must take {params}, and may add run-context parameters "
+            '(name=rf.context("key"))',
+            component=name,
         )
 
 
@@ -378,29 +434,37 @@ def fsm(
 class _AggregateDecider:
     """Commands against the state: ``(command, record) -> record``."""
 
-    __slots__ = ("apply", "commands")
+    __slots__ = ("apply", "calls", "commands", "index")
 
     def __init__(self, commands: Mapping[str, Callable[..., Any]], apply: Callable[..., Any]):
         self.commands = dict(commands)
         self.apply = apply
+        self.calls = _Calls([*self.commands.values(), apply])  # apply is the last
+        self.index = {name: i for i, name in enumerate(self.commands)}
 
-    def __call__(self, command: Any, record: Mapping[str, Any]) -> dict[str, Any]:
+    def labels(self) -> list[str]:
+        """What each function of :attr:`calls` is, for error messages."""
+        return [*(f"the handler of command {name!r}" for name in self.commands), "apply"]
+
+    def __call__(self, command: Any, record: Mapping[str, Any], **context: Any) -> dict[str, Any]:
         state = record["state"]
         name = name_of(command, ("command", "type"))
         out = {"state": state, "changed": False, "command": name, "event": None, "rejected": None}
-        handler = self.commands.get(name) if name is not None else None
-        if handler is None:
+        i = self.index.get(name) if name is not None else None
+        if i is None:
             accepted = ", ".join(map(repr, self.commands))
             out["rejected"] = {
                 "command": name,
                 "reason": f"unknown command {name!r}: this aggregate accepts {accepted}",
             }
             return out
-        event = handler(state, command)
+        calls = self.calls
+        event = calls.call(i, context, state, command)
         if isinstance(event, Rejection):
             out["rejected"] = {"command": name, "reason": event.reason}
         elif event is not None:
-            out.update(state=self.apply(state, event), changed=True, event=event)
+            state = calls.call(len(self.commands), context, state, event)
+            out.update(state=state, changed=True, event=event)
         return out
 
     def _rf_digest_parts(self) -> tuple[Any, ...]:
@@ -425,19 +489,20 @@ class Aggregate(Composite):
     ) -> None:
         super().__init__(name, policy)
         _check_handlers("aggregate", name, "commands", "command", commands)
-        _check_plain(name, "apply", apply)
+        _check_plain("aggregate", name, "apply", apply, "(state, event)")
         self.init = init
         """The state before any event (a value, or a zero-argument function)."""
         self.commands = dict(commands)
         """Handlers by command name."""
         self.apply = apply
         """``apply(state, event) -> new state``."""
+        self._decider = _AggregateDecider(self.commands, apply)
+        self._context = self._decider.calls.context("aggregate", name, self._decider.labels())
 
     def _lower(self, parents: tuple[str, ...]) -> Parts:
         name = self.name
         fields = {"changed": False, "command": None, "event": None, "rejected": None}
-        decider = _AggregateDecider(self.commands, self.apply)
-        parts = _shared_parts(name, parents, decider, self.init, fields)
+        parts = _shared_parts(name, parents, self._decider, self.init, fields, self._context)
         handle = (f"{name}.handle",)
         events = Rule(_Key("changed", True), _Key("event"), f"{name}.events")
         rejected = Rule(_Key("rejected", True), _Key("rejected"), f"{name}.rejected")
@@ -464,7 +529,13 @@ def aggregate(
     holds the state (``init`` before any event) and produces it after each command;
     ``<name>.events`` produces each event, ``<name>.rejected`` each refusal
     (``{"command", "reason"}``; an unknown command is refused too). A handler that raises
-    fails that command (see ``wf.failures()``); the state is unchanged.
+    fails that command (see ``wf.failures()``); the state is unchanged. Handlers and
+    ``apply`` may declare run-context parameters (``limit=rf.context("limit")``), read from
+    the entries ``<name>.handle``, then ``name``, then ``_global``.
+
+    Raises:
+        WorkflowDefinitionError: no commands, a name that is not a string, a function that
+            is ``async def``, cannot take its arguments, or declares a meta-condition.
     """
     return Aggregate(name, init, commands, apply, policy)
 
@@ -475,31 +546,39 @@ def aggregate(
 class _ProcessDecider:
     """Events against the coordination state: ``(event, record) -> record``."""
 
-    __slots__ = ("complete", "handlers", "process")
+    __slots__ = ("calls", "complete", "handlers", "index", "process")
 
     def __init__(
         self,
         process: str,
         handlers: Mapping[str, Callable[..., Any]],
-        complete: Callable[[Any], Any] | None,
+        complete: Callable[..., Any] | None,
     ) -> None:
         self.process = process
         self.handlers = dict(handlers)
         self.complete = complete
+        fns = [*self.handlers.values(), *([complete] if complete is not None else [])]
+        self.calls = _Calls(fns)  # complete, when given, is the last
+        self.index = {name: i for i, name in enumerate(self.handlers)}
 
-    def __call__(self, event: Any, record: Mapping[str, Any]) -> dict[str, Any]:
+    def labels(self) -> list[str]:
+        """What each function of :attr:`calls` is, for error messages."""
+        return [*(f"the handler of event {name!r}" for name in self.handlers), "complete"]
+
+    def __call__(self, event: Any, record: Mapping[str, Any], **context: Any) -> dict[str, Any]:
         state, done = record["state"], record["done"]
         name = name_of(event, ("event", "type"))
         out = {"state": state, "changed": False, "command": None, "done": done}
         out["completed"] = False
-        handler = self.handlers.get(name) if name is not None and not done else None
-        if handler is None:  # not an event it handles, or the process is complete
+        i = self.index.get(name) if name is not None and not done else None
+        if i is None:  # not an event it handles, or the process is complete
             return out
-        updates, command = _decision(self.process, name, handler(state, event))
+        calls = self.calls
+        updates, command = _decision(self.process, name, calls.call(i, context, state, event))
         if updates:
             out.update(state={**state, **updates}, changed=True)
         out["command"] = command
-        if self.complete is not None and self.complete(out["state"]):
+        if self.complete is not None and calls.call(len(self.handlers), context, out["state"]):
             out.update(done=True, completed={"process": self.process, "state": out["state"]})
         return out
 
@@ -544,7 +623,7 @@ class ProcessManager(Composite):
         super().__init__(name, policy)
         _check_handlers("process manager", name, "on", "event", on)
         if complete is not None:
-            _check_plain(name, "complete", complete)
+            _check_plain("process manager", name, "complete", complete, "(state)")
         if not callable(init) and not isinstance(init, Mapping):
             raise WorkflowDefinitionError(
                 f"process manager {name!r}: init= must be a dict (or a function returning "
@@ -557,12 +636,13 @@ class ProcessManager(Composite):
         """Handlers by event name."""
         self.complete = complete
         """``complete(state) -> bool``: the process is complete."""
+        self._decider = _ProcessDecider(name, self.on, complete)
+        self._context = self._decider.calls.context("process manager", name, self._decider.labels())
 
     def _lower(self, parents: tuple[str, ...]) -> Parts:
         name = self.name
         fields = {"changed": False, "command": None, "done": False, "completed": False}
-        decider = _ProcessDecider(name, self.on, self.complete)
-        parts = _shared_parts(name, parents, decider, self.init, fields)
+        parts = _shared_parts(name, parents, self._decider, self.init, fields, self._context)
         handle = (f"{name}.handle",)
         commands = Rule(_Key("command", True), _Key("command"), f"{name}.commands")
         completed = Rule(_Key("completed", True), _Key("completed"), f"{name}.completed")
@@ -587,6 +667,7 @@ def process_manager(
     out under it). Events it has no handler for leave it unchanged. Once ``complete(state)``
     is true, ``<name>.completed`` produces ``{"process": name, "state": ...}`` once and
     later events are ignored. The component ``name`` holds the state (``init``, a dict,
-    before any event) and produces it after each event.
+    before any event) and produces it after each event. Handlers and ``complete`` may
+    declare run-context parameters, read as for :func:`aggregate`.
     """
     return ProcessManager(name, init, on, complete, policy)

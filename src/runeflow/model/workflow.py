@@ -414,8 +414,10 @@ class Workflow(Preparing, Folding, Results):
         self._record_failure(runnable, final=False)
         return self
 
-    def _record_failure(self, runnable: Runnable, *, final: bool) -> None:
+    def _record_failure(self, runnable: Runnable, *, final: bool, dispatched: bool = True) -> None:
         assert runnable.error is not None
+        if final and self._absorbs(runnable, dispatched):  # a saga's action: it aborts
+            return
         event = ev.RunnableFailed(
             runnable_id=runnable.id,
             component=runnable.component,

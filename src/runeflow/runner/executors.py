@@ -187,7 +187,9 @@ class ProcessExecutor:
 
     The runnable is pickled, so its function must be importable by name (defined at module
     level); otherwise the runnable fails at dispatch with a :class:`DispatchError` naming the
-    component.
+    component. When a worker process dies (a crash, ``os._exit``, the OOM killer), the
+    runnables the pool was running fail with ``BrokenProcessPool`` and the next submission
+    starts a new pool.
     """
 
     name = "processes"
@@ -216,8 +218,27 @@ class ProcessExecutor:
             )
             done(runnable.fail(error))
             return
-        future = self._get_pool().submit(_execute_pickled, payload)
-        future.add_done_callback(lambda f: done(_result_or_failure(f, runnable)))
+        pool = self._get_pool()
+        try:
+            future = pool.submit(_execute_pickled, payload)
+        except cf.process.BrokenProcessPool:  # a worker died since: start a new pool
+            self._discard(pool)
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = self._get_pool()
+            future = pool.submit(_execute_pickled, payload)
+
+        def finished(f: cf.Future[Runnable]) -> None:
+            if not f.cancelled() and isinstance(f.exception(), cf.process.BrokenProcessPool):
+                self._discard(pool)  # its manager has already stopped its processes
+            done(_result_or_failure(f, runnable))
+
+        future.add_done_callback(finished)
+
+    def _discard(self, pool: cf.ProcessPoolExecutor) -> None:
+        """Forget a broken pool, so the next submission starts a new one."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
 
     def cancel(self, runnable_id: str) -> bool:
         """Processes are not interrupted."""
