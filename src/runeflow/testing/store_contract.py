@@ -56,6 +56,7 @@ from runeflow.model.facts import Fact, FactRef
 from runeflow.stores.base import Store, Timer
 from runeflow.testing.store_batching import BatchContract
 from runeflow.testing.store_corruption import Corrupter, CorruptionContract
+from runeflow.testing.store_retention import RetentionContract
 
 __all__ = ["Corrupter", "StoreContract", "make_cycle"]
 
@@ -86,7 +87,7 @@ class _Unencodable:
     """A value no codec knows."""
 
 
-class StoreContract(CorruptionContract, BatchContract):
+class StoreContract(CorruptionContract, BatchContract, RetentionContract):
     """Tests every :class:`~runeflow.stores.base.Store` must pass (needs a ``store`` fixture)."""
 
     def _created(self, store: Store, **meta: Any) -> str:
