@@ -4,6 +4,11 @@
 no lease, and work even when the workflow's code is not importable here. The stored log is
 enough: build events give the graph (names, kinds, parents), runtime events give what ran,
 what failed, what is in flight, the open waits and the pending timers.
+
+When the log was compacted (``Runner(compact=True)``), the view starts from the snapshot,
+which holds the same without code (components, productions, failures, waits, timers, what
+is in flight), and folds the events after it; only the per-component counts of runs,
+retries and timings then cover just the events kept.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runeflow.errors import CodecError, StoreError
 from runeflow.model import events as ev
 from runeflow.model.facts import ROOT, Fact
 from runeflow.stores.base import InstanceMeta, Store
+from runeflow.stores.integrity import RESTORE_ADVICE
 
 __all__ = ["ComponentState", "InstanceView", "NodeInfo", "load_view"]
 
@@ -52,7 +59,12 @@ class InstanceView:
     meta: InstanceMeta
     """What the store keeps besides the log (status, times, definition path)."""
     events: list[ev.Event] = field(default_factory=list)
-    """The whole log, in order."""
+    """The log, in order (after :attr:`compacted` when it was compacted)."""
+    compacted: int = 0
+    """The cursor of the snapshot the view starts from, when the log before it was
+    compacted away (0: folded from the whole log)."""
+    steps: int = 0
+    """Runnables completed or failed for good, and events received: the step count."""
     outputs: dict[str, str] = field(default_factory=dict)
     """Output ports, ``port -> component``."""
     components: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
@@ -138,18 +150,79 @@ class InstanceView:
 _PRIORITY: tuple[ComponentState, ...] = ("failed", "running", "waiting", "ran", "skipped")
 
 
-def load_view(store: Store, workflow_id: str) -> InstanceView:
-    """Fold the stored log of ``workflow_id`` into an :class:`InstanceView`.
+def load_view(store: Store, workflow_id: str, *, values: bool = True) -> InstanceView:
+    """Fold the stored log of ``workflow_id`` into an :class:`InstanceView` (from its
+    snapshot when the log was compacted).
+
+    Args:
+        store: where the instance is stored.
+        workflow_id: the instance.
+        values: load fact values (inputs, productions); ``False`` leaves them ``None``.
 
     Raises:
         WorkflowNotFoundError: no instance has that id.
-        StoreError: the log cannot be read.
+        StoreError: the log (or the snapshot of a compacted one) cannot be read.
     """
     view = InstanceView(meta=store.get(workflow_id))
-    for event in store.stream(workflow_id):
+    after = _from_snapshot(store, view, values) if view.meta.compacted else 0
+    for event in store.stream(workflow_id, after=after, values=values):
         view.events.append(event)
         _fold(view, event)
     return view
+
+
+def _from_snapshot(store: Store, view: InstanceView, values: bool) -> int:
+    """Seed ``view`` from the instance's snapshot; return the snapshot's cursor."""
+    wid = view.meta.workflow_id
+    stored = store.load_snapshot(wid)
+    if stored is None:
+        raise StoreError(
+            f"cannot read workflow {wid!r}: events 1-{view.meta.compacted} of its log were "
+            f"compacted into a snapshot that is missing: {RESTORE_ADVICE}",
+            workflow_id=wid,
+        )
+    cursor, data = stored
+    try:
+        _seed(store, view, store.codec.decode(data), values)
+    except (CodecError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise StoreError(
+            f"cannot read the snapshot of workflow {wid!r} at cursor {cursor}: {exc}. The "
+            f"events before it were compacted away: {RESTORE_ADVICE}",
+            workflow_id=wid,
+            cursor=cursor,
+        ) from exc
+    view.compacted = cursor
+    return cursor
+
+
+def _seed(store: Store, view: InstanceView, snap: Any, values: bool) -> None:
+    """Fill ``view`` from a decoded snapshot (see ``runeflow.model.snapshot``)."""
+    view.outputs = {port: name for port, name in snap["outputs"]}
+    for rec in snap["components"]:
+        view.components[rec[0]] = (rec[1], tuple(rec[2]))
+        if len(rec) > 4 and rec[4]:
+            view.reads[rec[0]] = tuple(rec[4])
+    facts = {rec[0]: rec for rec in snap["facts"]}
+    shown = [*snap["inputs"], *snap["produced"]]
+    refs = [fid for fid in shown if len(facts[fid]) <= 5] if values else []
+    loaded = store.load_facts(refs) if refs else {}
+
+    def value(fact_id: str) -> Any:
+        rec = facts[fact_id]
+        return rec[5] if len(rec) > 5 else loaded.get(fact_id)
+
+    view.inputs = [value(fid) for fid in snap["inputs"]]
+    view.productions = [(facts[fid][1], value(fid)) for fid in snap["produced"]]
+    view.running = {act[0]: act[1] for act in snap["in_flight"]}
+    for w in snap["waits"]:  # events and timeout: snapshot format 2
+        events, timeout = (tuple(w[3]), w[4]) if len(w) > 4 else ((), None)
+        view.open_waits[w[0]] = ev.EventAwaited(w[0], w[1], w[2], events, timeout)
+    for tid, wait_id, comp, fire_at, event in snap["timers"]:
+        view.timers[tid] = ev.TimerScheduled(tid, wait_id, comp, fire_at, event)
+    for rid, comp, (etype, message, tb), attempt, final, duration in snap["failures"]:
+        error = ev.ErrorInfo(etype, message, tb)
+        view.failures.append(ev.RunnableFailed(rid, comp, error, attempt, final, duration))
+    view.steps = int(snap["step_count"])
 
 
 def _fold(view: InstanceView, event: ev.Event) -> None:
@@ -169,12 +242,14 @@ def _fold(view: InstanceView, event: ev.Event) -> None:
     elif isinstance(event, ev.RunnableCompleted):
         view.running.pop(event.runnable_id, None)
         view.completed[event.component] += 1
+        view.steps += 1
         _add_duration(view, event.component, event.duration)
     elif isinstance(event, ev.RunnableFailed):
         view.running.pop(event.runnable_id, None)
         _add_duration(view, event.component, event.duration)
         if event.final:
             view.failures.append(event)
+            view.steps += 1
         else:
             view.retried[event.component] += 1
     else:
@@ -199,6 +274,7 @@ def _fold_wait(view: InstanceView, event: ev.Event) -> None:
     elif isinstance(event, ev.EventReceived):
         view.open_waits.pop(event.wait_id, None)
         view.received.append(event)
+        view.steps += 1
     elif isinstance(event, ev.TimerScheduled):
         view.timers[event.timer_id] = event
     elif isinstance(event, ev.TimerFired | ev.TimerCancelled):

@@ -32,8 +32,10 @@ from runeflow.model.runstate import Activation, Wait, _FanIn, _JoinBuffer
 
 __all__ = ["SNAPSHOT_FORMAT", "hot_fact_ids", "materialize", "restore_snapshot", "take_snapshot"]
 
-SNAPSHOT_FORMAT = 1
-"""Version of the snapshot layout; a snapshot with a higher version is refused."""
+SNAPSHOT_FORMAT = 2
+"""Version of the snapshot layout; a snapshot with a higher version is refused. Version 2
+adds what a reader needs without the code, once the log before the snapshot is compacted
+away: each component's meta-condition reads, each open wait's events and timeout."""
 
 AnyFact = Fact | FactRef
 W = TypeVar("W", bound=Folding)
@@ -54,7 +56,7 @@ def take_snapshot(wf: Folding, *, values: bool = True) -> dict[str, Any]:
         "definition_hash": wf.definition_hash(),
         "outputs": [list(pair) for pair in g.outputs.items()],
         "components": [
-            [e.name, e.component_kind, list(e.parents), e.hash]
+            [e.name, e.component_kind, list(e.parents), e.hash, list(e.reads)]
             for e in g.build_events()
             if isinstance(e, ev.ComponentAdded)
         ],
@@ -81,7 +83,9 @@ def take_snapshot(wf: Folding, *, values: bool = True) -> dict[str, Any]:
         ],
         "acc_state": [_state_out(wf, name, state) for name, state in wf._acc_state.items()],
         "acc_queue": [[name, [_act_out(a) for a in q]] for name, q in wf._acc_queue.items()],
-        "waits": [[w.id, w.component, w.fact.id] for w in wf._waits.values()],
+        "waits": [
+            [w.id, w.component, w.fact.id, list(w.events), w.timeout] for w in wf._waits.values()
+        ],
         "timers": [
             [t.timer_id, t.wait_id, t.component, t.fire_at, t.event] for t in wf._timers.values()
         ],
@@ -136,7 +140,7 @@ def restore_snapshot(
         )
     defn = definition
     build: list[ev.Event] = [ev.WorkflowCreated(snapshot["workflow"], _pairs(snapshot["outputs"]))]
-    build += [ev.ComponentAdded(n, k, tuple(p), h) for n, k, p, h in snapshot["components"]]
+    build += [ev.ComponentAdded(c[0], c[1], tuple(c[2]), c[3]) for c in snapshot["components"]]
     wf = rebuild(cls, build, defn, migrate=migrate)
     wf.set_fact_loader(loader)
     _restore_state(wf, snapshot)
@@ -296,7 +300,7 @@ def _restore_state(wf: Folding, snap: Mapping[str, Any]) -> None:
         wf._acc_state[name] = _state_in(facts[what]) if how == "fact" else what
     wf._acc_queue = {name: deque(map(act, q)) for name, q in snap["acc_queue"]}
     components = wf.graph.components
-    for wid, comp, fid in snap["waits"]:
+    for wid, comp, fid, *_ in snap["waits"]:  # events and timeout come from the code
         wf._waits[wid] = Wait(wid, components[comp], facts[fid])  # type: ignore[arg-type]
     for tid, wid, comp, fire_at, event in snap["timers"]:
         wf._timers[tid] = ev.TimerScheduled(tid, wid, comp, fire_at, event)

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from runeflow.runner.executors import Executor
     from runeflow.runner.policies import Policy
+    from runeflow.runner.retention import Snapshots
 
 __all__ = [
     "Checkpoint",
@@ -70,6 +71,7 @@ class WorkerHost(Protocol):
     telemetry: Telemetry
     rng: random.Random
     checkpoint_strategy: Checkpoint
+    snapshots: Snapshots | None
 
     @property
     def closed(self) -> bool:
@@ -668,6 +670,9 @@ class Worker(Waiting):
             self.new_timers = ()
         if removals:
             self.removals = ()
+        snapshots = runner.snapshots
+        if snapshots is not None:  # Runner(snapshot_every=N): see runner/retention.py
+            snapshots.checkpointed(self, len(events))
         return cursor
 
     def _on_settled(self) -> None:
