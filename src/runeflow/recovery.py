@@ -38,7 +38,13 @@ from runeflow.errors import (
 )
 from runeflow.model import events as ev
 from runeflow.model.facts import FactRef
-from runeflow.model.snapshot import fold_events, hot_fact_ids, materialize, take_snapshot
+from runeflow.model.snapshot import (
+    fold_events,
+    hot_fact_ids,
+    materialize,
+    restore_snapshot,
+    take_snapshot,
+)
 from runeflow.model.workflow import Workflow, load_definition
 from runeflow.stores.base import Store
 from runeflow.stores.integrity import RESTORE_ADVICE
@@ -92,7 +98,8 @@ def load_workflow(
         _check_whole_log(store, workflow_id, use_snapshot)
         wf = _from_log(store, workflow_id, defn, with_values, migrate)
     else:
-        wf = _from_snapshot(store, workflow_id, stored, defn, with_values, migrate)
+        full = rehydration == "full"
+        wf = _from_snapshot(store, workflow_id, stored, defn, with_values, migrate, full)
     if rehydration == "full":
         materialize(wf, store.load_facts(list(_refs(wf))))
     elif rehydration == "hybrid":
@@ -205,27 +212,40 @@ def _from_snapshot(
     defn: Workflow | None,
     values: bool,
     migrate: bool,
+    full: bool,
 ) -> Workflow:
     cursor, data = stored
     try:
         snapshot = store.codec.decode(data)
         if not isinstance(snapshot, Mapping):
             raise CodecError(f"expected a mapping, found {type(snapshot).__name__}")
-        wf = Workflow.from_snapshot(snapshot, defn, migrate=migrate, loader=store.load_fact)
+        # full rehydration: the values kept by reference, fetched at once and put in place
+        refs = [rec[0] for rec in snapshot["facts"] if len(rec) == 5] if full else []
+    except (RuneflowError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise _unreadable(store, workflow_id, cursor, exc) from exc
+    known = store.load_facts(refs) if refs else None  # a missing value names its fact
+    try:
+        wf = restore_snapshot(
+            Workflow, snapshot, defn, migrate=migrate, loader=store.load_fact, values=known
+        )
     except DefinitionMismatchError:
         raise
     except (RuneflowError, KeyError, TypeError, ValueError, IndexError) as exc:
-        error = StoreError(
-            f"cannot read the snapshot of workflow {workflow_id!r} at cursor {cursor}: "
-            f"{exc}. Recover with use_snapshot=False to rebuild from the whole log, or "
-            "save a new snapshot",
-            workflow_id=workflow_id,
-            cursor=cursor,
-        )
-        raise _without_log(store, workflow_id, error) from exc
+        raise _unreadable(store, workflow_id, cursor, exc) from exc
     tail = store.stream(workflow_id, after=cursor, values=values)
     fold_events(wf, tail, defn, migrate=migrate)
     return wf
+
+
+def _unreadable(store: Store, workflow_id: str, cursor: int, exc: Exception) -> StoreError:
+    """The error for a snapshot that cannot be read (see :func:`_without_log`)."""
+    error = StoreError(
+        f"cannot read the snapshot of workflow {workflow_id!r} at cursor {cursor}: {exc}. "
+        "Recover with use_snapshot=False to rebuild from the whole log, or save a new snapshot",
+        workflow_id=workflow_id,
+        cursor=cursor,
+    )
+    return _without_log(store, workflow_id, error)
 
 
 def _refs(wf: Workflow) -> list[str]:

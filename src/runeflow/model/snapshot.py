@@ -116,6 +116,7 @@ def restore_snapshot(
     *,
     migrate: bool = False,
     loader: Callable[[str], Any] | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> W:
     """Rebuild a workflow of class ``cls`` from ``snapshot`` and the events logged after it
     (``Workflow.from_snapshot`` calls it).
@@ -127,6 +128,8 @@ def restore_snapshot(
         events_after: the events with a cursor after the snapshot's, in order.
         migrate: accept components whose hash differs from the snapshot's.
         loader: fetches values of facts recorded without one (set as the fact loader).
+        values: values of facts recorded without one, known already (by fact id): those
+            facts are restored whole rather than as references.
 
     Raises:
         DefinitionMismatchError: the definition does not match the snapshot's structure.
@@ -143,7 +146,7 @@ def restore_snapshot(
     build += [ev.ComponentAdded(c[0], c[1], tuple(c[2]), c[3]) for c in snapshot["components"]]
     wf = rebuild(cls, build, defn, migrate=migrate)
     wf.set_fact_loader(loader)
-    _restore_state(wf, snapshot)
+    _restore_state(wf, snapshot, values or {})
     fold_events(wf, events_after, defn, migrate=migrate)
     return wf
 
@@ -267,7 +270,7 @@ def _sharing() -> Callable[[Any], Any]:
     return lambda x: seen.setdefault(x, x)
 
 
-def _restore_state(wf: Folding, snap: Mapping[str, Any]) -> None:
+def _restore_state(wf: Folding, snap: Mapping[str, Any], values: Mapping[str, Any]) -> None:
     facts: dict[str, AnyFact] = {}
     share = _sharing()  # equal names, hashes, parents and scopes: one object each
     for rec in snap["facts"]:
@@ -277,6 +280,8 @@ def _restore_state(wf: Folding, snap: Mapping[str, Any]) -> None:
         scope_t = _scope_in(scope, share)
         if len(rec) > 5:
             facts[fid] = Fact(fid, rec[5], comp, producer, parents_t, scope_t)
+        elif fid in values:
+            facts[fid] = Fact(fid, values[fid], comp, producer, parents_t, scope_t)
         else:
             facts[fid] = FactRef(fid, comp, producer, parents_t, scope_t)
     wf._facts = facts
