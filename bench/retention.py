@@ -139,7 +139,7 @@ def bench_size_and_recovery(inputs: int, every: int, workdir: Path) -> None:
         ),
         events_compacted_to_whole=round(compacted["events_kept"] / whole["events_kept"], 4),
         recovery_compacted_to_whole=round(compacted["recovery_s"] / whole["recovery_s"], 3),
-        feeding_compacted_to_whole=round(whole["inputs_per_s"] / compacted["inputs_per_s"], 3),
+        feeding_time_compacted_to_whole=round(whole["inputs_per_s"] / compacted["inputs_per_s"], 3),
     )
 
 

@@ -1,5 +1,5 @@
-"""The ``runeflow`` command: run, inspect, wait for, resume, stop, recover, delete and draw
-workflow instances, and serve them.
+"""The ``runeflow`` command: run, inspect, wait for, resume, stop, recover, delete, prune and
+draw workflow instances, and serve them.
 
 ::
 
@@ -11,6 +11,7 @@ workflow instances, and serve them.
     runeflow send ID INPUT
     runeflow stop ID
     runeflow delete ID [ID ...] [--yes] [--force]
+    runeflow prune --older-than DURATION [--status S ...] [--dry-run] [--limit N]
     runeflow recover [ID ...] [--all] [--workflows MODULE ...] [--format text|json]
     runeflow graph PATH.py:ATTR [--format mermaid|dot]    runeflow graph --id ID
     runeflow worker [--workflows MODULE ...]
@@ -35,7 +36,7 @@ is a terminal; without it, or in a pipe, output is plain text and JSON.
 The package: :mod:`~runeflow.cli.parser` (arguments), :mod:`~runeflow.cli.common` (exit
 codes, the store, ids), :mod:`~runeflow.cli.running` (run, send, resume, worker),
 :mod:`~runeflow.cli.recover`, :mod:`~runeflow.cli.inspecting` (show, graph, wait),
-:mod:`~runeflow.cli.listing`, :mod:`~runeflow.cli.manage` (stop, delete), and the
+:mod:`~runeflow.cli.listing`, :mod:`~runeflow.cli.manage` (stop, delete, prune), and the
 presentation modules :mod:`~runeflow.cli.report`, :mod:`~runeflow.cli.show`,
 :mod:`~runeflow.cli.graph` and :mod:`~runeflow.cli.output`.
 """
