@@ -409,3 +409,155 @@ def test_cli_prune_without_a_store_deletes_nothing(
     assert main(["prune", "--store", f"sqlite:///{tmp_path}/none.db", "--older-than", "1h"]) == 0
     assert "0 instance(s) pruned" in capsys.readouterr().err
     assert not (tmp_path / "none.db").exists()
+
+
+# --- upgrading a store: fact rows get their owner from the log ---------------------------
+
+
+def _old_rows(events: list[ev.Event]) -> tuple[bytes, list[str], dict[str, str], dict[str, bytes]]:
+    """A log row as runeflow wrote it before schema 5: its blob, its fact ids, each fact's
+    content hash ('' when its value is in the fact's row) and the contents."""
+    from runeflow.codec import default_codec
+    from runeflow.stores.base import content_key
+
+    ids: list[str] = []
+    hashes: dict[str, str] = {}
+    contents: dict[str, bytes] = {}
+
+    def keep(fact_id: str, value: Any) -> None:
+        data = default_codec.encode(value)
+        ids.append(fact_id)
+        digest = content_key(data) or ""
+        hashes[fact_id] = digest
+        if digest:
+            contents[digest] = data
+
+    return default_codec.encode_events(events, fact_sink=keep), ids, hashes, contents
+
+
+def _old_logs() -> dict[str, list[ev.Event]]:
+    def produced(wid: str, fid: str, value: Any) -> list[ev.Event]:
+        rid = f"r-{wid}-{fid}"
+        fact = rf.Fact(fid, value, "step", "h" * 32, (), (fid,))
+        return [ev.RunnableDispatched(rid, "step"), ev.FactProduced(fact, rid)]
+
+    return {
+        "gone": [*produced("gone", "f-own", BIG + "own"), *produced("gone", "f-both", 1)],
+        "stays": [*produced("stays", "f-mine", BIG + "mine"), *produced("stays", "f-both", 1)],
+    }
+
+
+def test_sqlite_schema_4_gets_fact_owners_and_prunes(tmp_path: Path) -> None:
+    import sqlite3
+
+    from runeflow.stores.sqlite import MIGRATIONS
+
+    path = tmp_path / "v4.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE runeflow_schema (version INTEGER NOT NULL)")
+        for statement in (s for migration in MIGRATIONS[:4] for s in migration):
+            conn.execute(statement)
+        conn.execute("INSERT INTO runeflow_schema VALUES (4)")
+        for wid, events in _old_logs().items():
+            blob, ids, hashes, contents = _old_rows(events)
+            status = "idle" if wid == "gone" else "running"
+            conn.execute(
+                """INSERT INTO runeflow_instances (workflow_id, definition_name,
+                definition_hash, status, created_at, updated_at, metadata)
+                VALUES (?, 'n', 'h', ?, 1, 2, '{}')""",
+                (wid, status),
+            )
+            conn.execute(
+                "INSERT INTO runeflow_events VALUES (?, 4, 1, ?, ?, 2.0, NULL)",
+                (wid, blob, json.dumps(ids)),
+            )
+            for fid, digest in hashes.items():
+                data = None if digest else rf.codec.default_codec.encode(1)
+                conn.execute(
+                    "INSERT OR REPLACE INTO runeflow_facts VALUES (?, ?, ?, NULL)",
+                    (fid, digest, data),
+                )
+            conn.executemany(
+                "INSERT OR IGNORE INTO runeflow_contents VALUES (?, ?)", contents.items()
+            )
+        conn.execute(  # a damaged list of fact ids must not stop the upgrade
+            "INSERT INTO runeflow_instances (workflow_id, definition_name, definition_hash, "
+            "status, created_at, updated_at, metadata) VALUES ('bad', 'n', 'h', 'idle', 1, 2, '{}')"
+        )
+        conn.execute("INSERT INTO runeflow_events VALUES ('bad', 1, 1, x'00', 'not json', 2, NULL)")
+    conn.close()
+    with rf.SQLiteStore(path) as store:
+        with sqlite3.connect(path) as conn:
+            owners = dict(conn.execute("SELECT fact_id, workflow_id FROM runeflow_facts"))
+        conn.close()
+        assert owners == {"f-own": "gone", "f-mine": "stays", "f-both": None}
+        assert store.stats()["contents"] == 2
+        assert rf.runner.retention.prune_store(store, time.time(), ["idle"]) == ["bad", "gone"]
+        assert store.stats()["contents"] == 1
+        assert store.load_fact("f-both") == 1 and store.load_fact("f-mine") == BIG + "mine"
+        with pytest.raises(rf.StoreError):
+            store.load_fact("f-own")
+
+
+@pytest.mark.postgres
+def test_postgres_schema_5_gets_fact_owners_and_prunes(pg_schema: str) -> None:
+    import psycopg
+
+    from conftest import PG_DSN
+    from runeflow.stores.postgres import MIGRATIONS, SCHEMA_VERSION_TABLE, PostgresStore
+
+    schema = f"{pg_schema}_v5"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        for statement in (SCHEMA_VERSION_TABLE, *(s for m in MIGRATIONS[:5] for s in m)):
+            conn.execute(statement.format(schema=f'"{schema}"'))
+        conn.execute(f'INSERT INTO "{schema}".schema_version VALUES (5)')
+        for wid, events in _old_logs().items():
+            blob, ids, hashes, contents = _old_rows(events)
+            status = "idle" if wid == "gone" else "running"
+            conn.execute(
+                f"""INSERT INTO "{schema}".instances (workflow_id, definition_name,
+                definition_hash, status, created_at, updated_at)
+                VALUES (%s, 'n', 'h', %s, 1, 2)""",
+                (wid, status),
+            )
+            conn.execute(
+                f"""INSERT INTO "{schema}".events (workflow_id, last, first, data, fact_ids, at)
+                VALUES (%s, 4, 1, %s, %s, 2.0)""",
+                (wid, blob, ids),
+            )
+            for fid, digest in hashes.items():
+                data = None if digest else rf.codec.default_codec.encode(1)
+                conn.execute(
+                    f"""INSERT INTO "{schema}".facts (fact_id, hash, data) VALUES (%s, %s, %s)
+                    ON CONFLICT DO NOTHING""",
+                    (fid, digest, data),
+                )
+            for item in contents.items():
+                conn.execute(
+                    f'INSERT INTO "{schema}".contents VALUES (%s, %s) ON CONFLICT DO NOTHING',
+                    item,
+                )
+    try:
+        with PostgresStore(PG_DSN, schema=schema) as store:
+            with psycopg.connect(PG_DSN, autocommit=True) as conn:
+                rows = conn.execute(f'SELECT fact_id, workflow_id FROM "{schema}".facts')
+                owners = dict(rows.fetchall())
+            assert owners == {"f-own": "gone", "f-mine": "stays", "f-both": None}
+            assert rf.runner.retention.prune_store(store, time.time(), ["idle"]) == ["gone"]
+            assert store.stats()["contents"] == 1
+            assert store.load_fact("f-both") == 1 and store.load_fact("f-mine") == BIG + "mine"
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_aprune_is_the_async_twin_of_prune(tmp_path: Path) -> None:
+    import asyncio
+
+    async def main() -> int:
+        async with rf.Runner(store=rf.SQLiteStore(tmp_path / "a.db"), executor="inline") as r:
+            r.start_instance(shapes, {"kind": "idle", "blob": 1}, id="one")
+            return await r.aprune(0)
+
+    assert asyncio.run(main()) == 1
