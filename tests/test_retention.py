@@ -561,3 +561,21 @@ def test_aprune_is_the_async_twin_of_prune(tmp_path: Path) -> None:
             return await r.aprune(0)
 
     assert asyncio.run(main()) == 1
+
+
+def test_background_retention_survives_a_failing_store(caplog: pytest.LogCaptureFixture) -> None:
+    from runeflow.runner.retention import Retention
+
+    calls: list[float] = []
+
+    class Down(rf.MemoryStore):
+        def prune(self, updated_before: float, *args: Any, **kwargs: Any) -> list[str]:
+            calls.append(updated_before)
+            raise rf.StoreUnavailableError("the database is restarting")
+
+    retention = Retention(Down(), 3600.0)
+    with caplog.at_level("WARNING", logger="runeflow.runner"):
+        assert retention.tick() == 0
+    assert "pruning failed" in caplog.text and "restarting" in caplog.text
+    assert retention.tick() == 0 and len(calls) == 1  # not again before its interval
+    assert time.time() - 3600 - 5 < calls[0] < time.time() - 3600 + 5

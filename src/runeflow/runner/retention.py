@@ -195,8 +195,14 @@ class Retention:
         now = time.monotonic()
         if now < self._next:
             return 0
-        ids = self.store.prune(time.time() - self.older_than, limit=PRUNE_BATCH)
-        self._next = now if len(ids) == PRUNE_BATCH else now + self.interval
+        self._next = now + self.interval
+        try:
+            ids = self.store.prune(time.time() - self.older_than, limit=PRUNE_BATCH)
+        except RuneflowError as exc:  # the store is down: the next poll after the interval
+            log.warning("retention: pruning failed (retrying in %gs): %s", self.interval, exc)
+            return 0
+        if len(ids) == PRUNE_BATCH:
+            self._next = now
         if ids:
             log.info("retention: pruned %d finished instance(s)", len(ids))
         return len(ids)
