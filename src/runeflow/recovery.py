@@ -46,7 +46,7 @@ from runeflow.model.snapshot import (
     take_snapshot,
 )
 from runeflow.model.workflow import Workflow, load_definition
-from runeflow.stores.base import Store
+from runeflow.stores.base import Store, gc_paused
 from runeflow.stores.integrity import RESTORE_ADVICE
 
 __all__ = ["Rehydration", "load_workflow", "save_snapshot"]
@@ -142,7 +142,8 @@ def save_snapshot(
     if cursor is None:
         cursor = store.cursor(workflow_id)
     by_reference = store.capabilities.fact_store
-    snapshot = store.codec.encode(take_snapshot(wf, values=not by_reference))
+    with gc_paused():  # a large state: the collector would rescan it for every batch of lists
+        snapshot = store.codec.encode(take_snapshot(wf, values=not by_reference))
     refs = list(wf._facts) if by_reference else []
     store.save_snapshot(workflow_id, cursor, snapshot, token=token, fact_ids=refs)
     return cursor
@@ -216,7 +217,8 @@ def _from_snapshot(
 ) -> Workflow:
     cursor, data = stored
     try:
-        snapshot = store.codec.decode(data)
+        with gc_paused():  # a large snapshot: millions of small objects that form no cycle
+            snapshot = store.codec.decode(data)
         if not isinstance(snapshot, Mapping):
             raise CodecError(f"expected a mapping, found {type(snapshot).__name__}")
         # full rehydration: the values kept by reference, fetched at once and put in place
@@ -225,9 +227,10 @@ def _from_snapshot(
         raise _unreadable(store, workflow_id, cursor, exc) from exc
     known = store.load_facts(refs) if refs else None  # a missing value names its fact
     try:
-        wf = restore_snapshot(
-            Workflow, snapshot, defn, migrate=migrate, loader=store.load_fact, values=known
-        )
+        with gc_paused():
+            wf = restore_snapshot(
+                Workflow, snapshot, defn, migrate=migrate, loader=store.load_fact, values=known
+            )
     except DefinitionMismatchError:
         raise
     except (RuneflowError, KeyError, TypeError, ValueError, IndexError) as exc:
