@@ -589,6 +589,7 @@ def test_sqlite_schema_3_is_migrated_to_checksums(tmp_path: Path) -> None:
     with SQLiteStore(path) as store:
         _check_migrated(store, events, raw, sqlite_corrupter(path))
     assert raw("SELECT version FROM runeflow_schema") == [(len(MIGRATIONS),)]
+    assert len(MIGRATIONS) >= 4  # checksums are migration 4
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------

@@ -15,7 +15,9 @@ keep values apart from the log; other stores always give every value):
 * ``lazy``: none; each is loaded when a runnable or a reader first needs it.
 
 A snapshot that cannot be read is an error naming the workflow (never a silent fallback);
-``use_snapshot=False`` rebuilds from the whole log instead.
+``use_snapshot=False`` rebuilds from the whole log instead, unless the log was compacted
+(``Runner(compact=True)``, :meth:`~runeflow.stores.base.Store.compact`): the events the
+snapshot covers are gone then, and both say so instead of rebuilding a wrong state.
 
 A loaded workflow keeps no events in memory (the store has them): its ``event_log()``
 holds the build events and what happens after loading.
@@ -32,12 +34,20 @@ from runeflow.errors import (
     InstanceStateError,
     RuneflowError,
     StoreError,
+    StoreUnavailableError,
 )
 from runeflow.model import events as ev
 from runeflow.model.facts import FactRef
-from runeflow.model.snapshot import fold_events, hot_fact_ids, materialize, take_snapshot
+from runeflow.model.snapshot import (
+    fold_events,
+    hot_fact_ids,
+    materialize,
+    restore_snapshot,
+    take_snapshot,
+)
 from runeflow.model.workflow import Workflow, load_definition
-from runeflow.stores.base import Store
+from runeflow.stores.base import Store, gc_paused
+from runeflow.stores.integrity import RESTORE_ADVICE
 
 __all__ = ["Rehydration", "load_workflow", "save_snapshot"]
 
@@ -78,11 +88,18 @@ def load_workflow(
         raise ValueError(f"rehydration must be 'full', 'hybrid' or 'lazy', not {rehydration!r}")
     defn = load_definition(definition) if definition is not None else None
     with_values = rehydration == "full" or not store.capabilities.fact_store
-    stored = store.load_snapshot(workflow_id) if use_snapshot else None
+    stored = None
+    if use_snapshot:
+        try:
+            stored = store.load_snapshot(workflow_id)
+        except StoreError as exc:  # damaged: advise use_snapshot=False, if there is a log
+            raise _without_log(store, workflow_id, exc) from exc
     if stored is None:
+        _check_whole_log(store, workflow_id, use_snapshot)
         wf = _from_log(store, workflow_id, defn, with_values, migrate)
     else:
-        wf = _from_snapshot(store, workflow_id, stored, defn, with_values, migrate)
+        full = rehydration == "full"
+        wf = _from_snapshot(store, workflow_id, stored, defn, with_values, migrate, full)
     if rehydration == "full":
         materialize(wf, store.load_facts(list(_refs(wf))))
     elif rehydration == "hybrid":
@@ -91,25 +108,84 @@ def load_workflow(
     return wf
 
 
-def save_snapshot(store: Store, workflow_id: str, wf: Workflow) -> int:
+def save_snapshot(
+    store: Store,
+    workflow_id: str,
+    wf: Workflow,
+    *,
+    token: int | None = None,
+    cursor: int | None = None,
+) -> int:
     """Snapshot ``wf`` in ``store`` at the instance's current cursor; return that cursor.
 
     Stores with the ``fact_store`` capability already hold every appended fact value, so the
-    snapshot refers to facts by id; other stores get the values in the snapshot.
+    snapshot refers to facts by id (and lists them, so that they stay while it does); other
+    stores get the values in the snapshot.
+
+    Args:
+        store: where the instance is stored.
+        workflow_id: the instance.
+        wf: its workflow, every event of which is appended.
+        token: the writer's fencing token (see :meth:`Store.save_snapshot`).
+        cursor: the instance's cursor when the caller knows it (saves a query).
 
     Raises:
         InstanceStateError: ``wf`` has events not appended to the store yet (append
             ``wf.uncommitted_events()`` first), so a snapshot would not match the cursor.
+        LeaseLostError: ``token`` is stale.
     """
     if wf.has_uncommitted():
         raise InstanceStateError(
             f"workflow {workflow_id!r} has events not yet appended to the store: append "
             "wf.uncommitted_events() before saving a snapshot"
         )
-    cursor = store.cursor(workflow_id)
-    snapshot = take_snapshot(wf, values=not store.capabilities.fact_store)
-    store.save_snapshot(workflow_id, cursor, store.codec.encode(snapshot))
+    if cursor is None:
+        cursor = store.cursor(workflow_id)
+    by_reference = store.capabilities.fact_store
+    with gc_paused():  # a large state: the collector would rescan it for every batch of lists
+        snapshot = store.codec.encode(take_snapshot(wf, values=not by_reference))
+    refs = list(wf._facts) if by_reference else []
+    store.save_snapshot(workflow_id, cursor, snapshot, token=token, fact_ids=refs)
     return cursor
+
+
+def _check_whole_log(store: Store, workflow_id: str, use_snapshot: bool) -> None:
+    """Refuse to fold a log whose start was compacted away, saying why and what to do."""
+    start = store.get(workflow_id).compacted
+    if not start:
+        return
+    if use_snapshot:
+        why = "its snapshot is missing"
+        what = f"restore the database from a backup, or delete the instance: {RESTORE_ADVICE}"
+    else:
+        why = "use_snapshot=False asks for the whole log"
+        what = "load it from its snapshot (use_snapshot=True, the default)"
+    raise StoreError(
+        f"cannot rebuild workflow {workflow_id!r} from its log: events 1-{start} were "
+        f"compacted into its snapshot (Runner(compact=True)) and {why}. To go on, {what}",
+        workflow_id=workflow_id,
+        cursor=1,
+    )
+
+
+def _without_log(store: Store, workflow_id: str, exc: StoreError) -> StoreError:
+    """``exc`` (an unreadable snapshot, whose message advises ``use_snapshot=False``), or,
+    when the log it covers was compacted away, an error that says so."""
+    if isinstance(exc, StoreUnavailableError):
+        return exc
+    try:
+        start = store.get(workflow_id).compacted
+    except RuneflowError:
+        return exc
+    if not start:
+        return exc
+    return StoreError(
+        f"cannot read the snapshot of workflow {workflow_id!r} ({exc}), and the events it "
+        f"covers (1-{start}) were compacted away, so the instance cannot be rebuilt without "
+        f"it: {RESTORE_ADVICE}",
+        workflow_id=workflow_id,
+        cursor=exc.cursor,
+    )
 
 
 def _from_log(
@@ -137,26 +213,42 @@ def _from_snapshot(
     defn: Workflow | None,
     values: bool,
     migrate: bool,
+    full: bool,
 ) -> Workflow:
     cursor, data = stored
     try:
-        snapshot = store.codec.decode(data)
+        with gc_paused():  # a large snapshot: millions of small objects that form no cycle
+            snapshot = store.codec.decode(data)
         if not isinstance(snapshot, Mapping):
             raise CodecError(f"expected a mapping, found {type(snapshot).__name__}")
-        wf = Workflow.from_snapshot(snapshot, defn, migrate=migrate, loader=store.load_fact)
+        # full rehydration: the values kept by reference, fetched at once and put in place
+        refs = [rec[0] for rec in snapshot["facts"] if len(rec) == 5] if full else []
+    except (RuneflowError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise _unreadable(store, workflow_id, cursor, exc) from exc
+    known = store.load_facts(refs) if refs else None  # a missing value names its fact
+    try:
+        with gc_paused():
+            wf = restore_snapshot(
+                Workflow, snapshot, defn, migrate=migrate, loader=store.load_fact, values=known
+            )
     except DefinitionMismatchError:
         raise
     except (RuneflowError, KeyError, TypeError, ValueError, IndexError) as exc:
-        raise StoreError(
-            f"cannot read the snapshot of workflow {workflow_id!r} at cursor {cursor}: "
-            f"{exc}. Recover with use_snapshot=False to rebuild from the whole log, or "
-            "save a new snapshot",
-            workflow_id=workflow_id,
-            cursor=cursor,
-        ) from exc
+        raise _unreadable(store, workflow_id, cursor, exc) from exc
     tail = store.stream(workflow_id, after=cursor, values=values)
     fold_events(wf, tail, defn, migrate=migrate)
     return wf
+
+
+def _unreadable(store: Store, workflow_id: str, cursor: int, exc: Exception) -> StoreError:
+    """The error for a snapshot that cannot be read (see :func:`_without_log`)."""
+    error = StoreError(
+        f"cannot read the snapshot of workflow {workflow_id!r} at cursor {cursor}: {exc}. "
+        "Recover with use_snapshot=False to rebuild from the whole log, or save a new snapshot",
+        workflow_id=workflow_id,
+        cursor=cursor,
+    )
+    return _without_log(store, workflow_id, error)
 
 
 def _refs(wf: Workflow) -> list[str]:

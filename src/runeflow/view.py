@@ -8,6 +8,11 @@ give what ran, what failed, what is in flight, the open waits and the pending ti
 A view folds the log once; :func:`refresh_view` folds only the events appended since, so a
 page that follows a running instance reads each event once. Without values
 (``load_view(..., values=False)``) facts stay references, their values loaded on demand.
+
+When the log was compacted (``Runner(compact=True)``), the view starts from the snapshot,
+which holds the same without code (components, productions, failures, waits, timers, what
+is in flight), and folds the events after it; only the per-component counts of runs,
+retries and timings then cover just the events kept.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runeflow.errors import CodecError, StoreError
 from runeflow.model import events as ev
 from runeflow.model.facts import ROOT, Fact, FactRef
 from runeflow.stores.base import InstanceMeta, Store
+from runeflow.stores.integrity import RESTORE_ADVICE
 
 __all__ = ["ComponentState", "InstanceView", "NodeInfo", "load_view", "refresh_view"]
 
@@ -56,7 +63,12 @@ class InstanceView:
     meta: InstanceMeta
     """What the store keeps besides the log (status, times, definition path)."""
     events: list[ev.Event] = field(default_factory=list)
-    """The whole log, in order."""
+    """The log, in order (after :attr:`compacted` when it was compacted)."""
+    compacted: int = 0
+    """The cursor of the snapshot the view starts from, when the log before it was
+    compacted away (0: folded from the whole log)."""
+    steps: int = 0
+    """Runnables completed or failed for good, and events received: the step count."""
     outputs: dict[str, str] = field(default_factory=dict)
     """Output ports, ``port -> component``."""
     components: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
@@ -158,7 +170,8 @@ _PRIORITY: tuple[ComponentState, ...] = ("failed", "running", "waiting", "ran", 
 def load_view(
     store: Store, workflow_id: str, *, values: bool = True, events: bool = True
 ) -> InstanceView:
-    """Fold the stored log of ``workflow_id`` into an :class:`InstanceView`.
+    """Fold the stored log of ``workflow_id`` into an :class:`InstanceView` (from its
+    snapshot when the log was compacted).
 
     Args:
         store: where the instance is.
@@ -168,9 +181,11 @@ def load_view(
 
     Raises:
         WorkflowNotFoundError: no instance has that id.
-        StoreError: the log cannot be read.
+        StoreError: the log (or the snapshot of a compacted one) cannot be read.
     """
     view = InstanceView(meta=store.get(workflow_id), values=values, keep_events=events)
+    if view.meta.compacted:
+        view.cursor = _from_snapshot(store, view, values)
     _fold_from(store, view)
     return view
 
@@ -185,7 +200,11 @@ def refresh_view(store: Store, view: InstanceView) -> InstanceView:
         StoreError: the log cannot be read.
     """
     meta = store.get(view.meta.workflow_id)
-    if meta.created_at != view.meta.created_at or meta.cursor < view.cursor:
+    if (
+        meta.created_at != view.meta.created_at
+        or meta.cursor < view.cursor
+        or meta.compacted > view.cursor  # compacted past what was read: start from the snapshot
+    ):
         return load_view(store, meta.workflow_id, values=view.values, events=view.keep_events)
     view.meta = meta
     if meta.cursor > view.cursor:
@@ -199,6 +218,68 @@ def _fold_from(store: Store, view: InstanceView) -> None:
             view.events.append(event)
         _fold(view, event)
         view.cursor += 1
+
+
+def _from_snapshot(store: Store, view: InstanceView, values: bool) -> int:
+    """Seed ``view`` from the instance's snapshot; return the snapshot's cursor."""
+    wid = view.meta.workflow_id
+    stored = store.load_snapshot(wid)
+    if stored is None:
+        raise StoreError(
+            f"cannot read workflow {wid!r}: events 1-{view.meta.compacted} of its log were "
+            f"compacted into a snapshot that is missing: {RESTORE_ADVICE}",
+            workflow_id=wid,
+        )
+    cursor, data = stored
+    try:
+        _seed(store, view, store.codec.decode(data), values)
+    except (CodecError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise StoreError(
+            f"cannot read the snapshot of workflow {wid!r} at cursor {cursor}: {exc}. The "
+            f"events before it were compacted away: {RESTORE_ADVICE}",
+            workflow_id=wid,
+            cursor=cursor,
+        ) from exc
+    view.compacted = cursor
+    return cursor
+
+
+def _seed(store: Store, view: InstanceView, snap: Any, values: bool) -> None:
+    """Fill ``view`` from a decoded snapshot (see ``runeflow.model.snapshot``)."""
+    view.outputs = {port: name for port, name in snap["outputs"]}
+    for rec in snap["components"]:
+        view.components[rec[0]] = (rec[1], tuple(rec[2]))
+        if len(rec) > 4 and rec[4]:
+            view.reads[rec[0]] = tuple(rec[4])
+    facts = {rec[0]: rec for rec in snap["facts"]}
+    shown = [*snap["inputs"], *snap["produced"]]
+    refs = [fid for fid in shown if len(facts[fid]) <= 5] if values else []
+    loaded = store.load_facts(refs) if refs else {}
+
+    def value(fact_id: str) -> Any:
+        rec = facts[fact_id]
+        return rec[5] if len(rec) > 5 else loaded.get(fact_id)
+
+    view.inputs = [value(fid) for fid in snap["inputs"]]
+    view.productions = [(facts[fid][1], value(fid)) for fid in snap["produced"]]
+    for rec in snap["facts"]:  # in the order they were produced
+        fid, comp, producer, parents, scope = rec[:5]
+        view.facts.append(FactRef(fid, comp, producer, tuple(parents), _scope(scope)))
+    view.running = {act[0]: act[1] for act in snap["in_flight"]}
+    for w in snap["waits"]:  # events and timeout: snapshot format 2
+        events, timeout = (tuple(w[3]), w[4]) if len(w) > 4 else ((), None)
+        view.open_waits[w[0]] = ev.EventAwaited(w[0], w[1], w[2], events, timeout)
+    for tid, wait_id, comp, fire_at, event in snap["timers"]:
+        view.timers[tid] = ev.TimerScheduled(tid, wait_id, comp, fire_at, event)
+    for rid, comp, (etype, message, tb), attempt, final, duration in snap["failures"]:
+        error = ev.ErrorInfo(etype, message, tb)
+        view.failures.append(ev.RunnableFailed(rid, comp, error, attempt, final, duration))
+    view.steps = int(snap["step_count"])
+
+
+def _scope(obj: list[Any]) -> Any:
+    """A fact's scope as a snapshot stores it, back to the tuple a fact holds."""
+    return (obj[0], *[tuple(tag) for tag in obj[1:]]) if obj else ()
 
 
 def _fold(view: InstanceView, event: ev.Event) -> None:
@@ -218,12 +299,14 @@ def _fold(view: InstanceView, event: ev.Event) -> None:
     elif isinstance(event, ev.RunnableCompleted):
         view.running.pop(event.runnable_id, None)
         view.completed[event.component] += 1
+        view.steps += 1
         _add_duration(view, event.component, event.duration)
     elif isinstance(event, ev.RunnableFailed):
         view.running.pop(event.runnable_id, None)
         _add_duration(view, event.component, event.duration)
         if event.final:
             view.failures.append(event)
+            view.steps += 1
         else:
             view.retried[event.component] += 1
     else:
@@ -249,6 +332,7 @@ def _fold_wait(view: InstanceView, event: ev.Event) -> None:
     elif isinstance(event, ev.EventReceived):
         view.open_waits.pop(event.wait_id, None)
         view.received.append(event)
+        view.steps += 1
     elif isinstance(event, ev.TimerScheduled):
         view.timers[event.timer_id] = event
     elif isinstance(event, ev.TimerFired | ev.TimerCancelled):

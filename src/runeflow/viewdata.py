@@ -67,6 +67,7 @@ def meta_dict(meta: InstanceMeta) -> dict[str, Any]:
         "workflow": meta.definition_name,
         "status": meta.status,
         "events": meta.cursor,
+        "compacted": meta.compacted,
         "created_at": meta.created_at,
         "updated_at": meta.updated_at,
         "definition": meta.metadata.get("definition"),

@@ -1,5 +1,5 @@
-"""The ``runeflow`` command: run, inspect, wait for, resume, stop, recover, delete and draw
-workflow instances, serve them, and serve the dashboard.
+"""The ``runeflow`` command: run, inspect, wait for, resume, stop, recover, delete, prune
+and draw workflow instances, serve them, and serve the dashboard.
 
 ::
 
@@ -11,6 +11,7 @@ workflow instances, serve them, and serve the dashboard.
     runeflow send ID INPUT
     runeflow stop ID
     runeflow delete ID [ID ...] [--yes] [--force]
+    runeflow prune --older-than DURATION [--status S ...] [--dry-run] [--limit N]
     runeflow recover [ID ...] [--all] [--workflows MODULE ...] [--format text|json]
     runeflow graph PATH.py:ATTR [--format mermaid|dot|svg]    runeflow graph --id ID
     runeflow worker [--workflows MODULE ...]
@@ -36,7 +37,7 @@ is a terminal; without it, or in a pipe, output is plain text and JSON.
 The package: :mod:`~runeflow.cli.parser` (arguments), :mod:`~runeflow.cli.common` (exit
 codes, the store, ids), :mod:`~runeflow.cli.running` (run, send, resume, worker),
 :mod:`~runeflow.cli.recover`, :mod:`~runeflow.cli.inspecting` (show, graph, wait),
-:mod:`~runeflow.cli.listing`, :mod:`~runeflow.cli.manage` (stop, delete),
+:mod:`~runeflow.cli.listing`, :mod:`~runeflow.cli.manage` (stop, delete, prune),
 :mod:`~runeflow.cli.dashboard` (ui), and the presentation modules
 :mod:`~runeflow.cli.report`, :mod:`~runeflow.cli.show`, :mod:`~runeflow.cli.graph` and
 :mod:`~runeflow.cli.output`.

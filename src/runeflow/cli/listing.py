@@ -13,6 +13,7 @@ from runeflow.cli.show import event_failure, meta_dict
 from runeflow.errors import RuneflowError
 from runeflow.model.events import RunnableFailed
 from runeflow.stores.base import InstanceMeta, Store
+from runeflow.view import load_view
 
 __all__ = ["Listed", "cmd_list", "list_instances"]
 
@@ -45,11 +46,7 @@ def list_instances(store: Store, status: list[str] | None) -> list[Listed]:
             out.append(Listed(meta, failures, error))
             continue
         try:
-            failures = [
-                e
-                for e in store.stream(meta.workflow_id, values=False)
-                if isinstance(e, RunnableFailed) and e.final
-            ]
+            failures = load_view(store, meta.workflow_id, values=False).failures
         except RuneflowError as exc:
             failures = None
             error = error or f"cannot read its log: {exc}"

@@ -1,19 +1,22 @@
-"""Changing instances without running them: ``stop`` and ``delete``."""
+"""Changing instances without running them: ``stop``, ``delete`` and ``prune``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from runeflow.cli.common import EXIT_FAILED, EXIT_OK, CliError, error, note, open_store
 from runeflow.cli.common import store_label as label_of
+from runeflow.cli.output import dumps, format_time, print_table
 from runeflow.errors import WorkflowNotFoundError
 from runeflow.runner import Status
 from runeflow.runner.ownership import OwnedElsewhereError, Ownership, owner_is_dead
+from runeflow.runner.retention import prune_store
 from runeflow.runner.stored import stop_stored
-from runeflow.stores.base import InstanceMeta, Store
+from runeflow.stores.base import PRUNABLE, InstanceMeta, Store
 
-__all__ = ["cmd_delete", "cmd_stop"]
+__all__ = ["cmd_delete", "cmd_prune", "cmd_stop"]
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -84,6 +87,47 @@ def cmd_delete(args: argparse.Namespace) -> int:
             else:
                 note(f"deleted instance {wid!r} ({meta.definition_name}, {meta.status})")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """``runeflow prune``: delete finished instances last updated before ``--older-than`` ago
+    (see :func:`runeflow.runner.retention.prune_store`); ``--dry-run`` only lists them."""
+    statuses = list(dict.fromkeys(args.status or PRUNABLE))
+    before = time.time() - args.older_than
+    store = open_store(args, create=False)
+    metas: dict[str, InstanceMeta] = {}
+    if store is None:
+        ids: list[str] = []
+    else:
+        with store:
+            if args.format == "table":  # read before they go
+                metas = {m.workflow_id: m for m in store.list(statuses)}
+            if args.dry_run:
+                ids = store.prune(before, statuses, limit=args.limit, dry_run=True)
+            else:
+                ids = prune_store(store, before, statuses, limit=args.limit)
+    if args.format == "json":
+        out = {"pruned": ids, "dry_run": args.dry_run, "updated_before": before}
+        print(dumps(out | {"statuses": statuses}))
+        return EXIT_OK
+    if args.format == "table":
+        rows = [_prune_row(wid, metas.get(wid)) for wid in ids]
+        print_table(None, ["id", "workflow", "status", "updated"], rows, sys.stdout)
+    else:
+        for wid in ids:
+            print(wid)
+    what = "would be pruned (dry run: nothing deleted)" if args.dry_run else "pruned"
+    note(
+        f"{len(ids)} instance(s) {what}: {' or '.join(statuses)}, last updated before "
+        f"{format_time(before)}"
+    )
+    return EXIT_OK
+
+
+def _prune_row(workflow_id: str, meta: InstanceMeta | None) -> list[str]:
+    if meta is None:
+        return [workflow_id, "", "", ""]
+    return [workflow_id, meta.definition_name, meta.status, format_time(meta.updated_at)]
 
 
 def _deletable(

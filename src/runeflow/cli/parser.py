@@ -9,16 +9,18 @@ command goes to ``verbose_after`` and :func:`verbosity` adds both counts.
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any, NoReturn
 
 from runeflow.cli.common import DEFAULT_STORE, EXIT_USAGE, instance_id
 from runeflow.cli.dashboard import TOKEN_ENV, cmd_ui
 from runeflow.cli.inspecting import cmd_graph, cmd_show, cmd_wait
 from runeflow.cli.listing import cmd_list
-from runeflow.cli.manage import cmd_delete, cmd_stop
+from runeflow.cli.manage import cmd_delete, cmd_prune, cmd_stop
 from runeflow.cli.recover import cmd_recover
 from runeflow.cli.running import EXECUTORS, cmd_resume, cmd_run, cmd_send, cmd_worker
 from runeflow.runner import Status
+from runeflow.stores.base import PRUNABLE
 
 __all__ = ["build_parser", "verbosity"]
 
@@ -107,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_send,
         _add_stop,
         _add_delete,
+        _add_prune,
         _add_recover,
         _add_graph,
         _add_worker,
@@ -295,6 +298,77 @@ def _add_delete(sub: Any, common: argparse.ArgumentParser) -> None:
         help="delete even an instance a live worker holds (that worker's next write for it fails)",
     )
     p.set_defaults(handler=cmd_delete)
+
+
+def _add_prune(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "prune",
+        parents=[common],
+        help="delete finished instances last updated longer ago than --older-than",
+        description="Delete the finished instances (idle, failed, stopped; --status picks "
+        "some) last updated longer ago than --older-than, with their log, snapshot and the "
+        "fact values only they referred to, 100 per transaction. Running and waiting "
+        "instances, instances a live worker holds and instances with a pending timer or "
+        "command are never deleted. Prints the ids deleted; --dry-run lists what would be "
+        "deleted and deletes nothing.",
+        epilog="exit codes: 0 done (also when nothing was old enough), 2 usage error (a bad "
+        "duration or status, an unreachable store)",
+    )
+    p.add_argument(
+        "--older-than",
+        required=True,
+        type=_duration,
+        metavar="DURATION",
+        help="e.g. 30d, 12h, 90m, 45s, 2w, 1d12h, or a number of seconds",
+    )
+    p.add_argument(
+        "--status",
+        action="append",
+        choices=list(PRUNABLE),
+        help="only instances with this status (repeatable; default: idle, failed and stopped)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list them; delete nothing")
+    p.add_argument("--limit", type=_count, metavar="N", help="delete at most N instances")
+    p.add_argument(
+        "--format",
+        choices=("text", "table", "json"),
+        default="text",
+        help="text: the ids on stdout, a summary on stderr; table: id, workflow, status and "
+        'last update; json: {"pruned", "dry_run", "updated_before", "statuses"}',
+    )
+    p.set_defaults(handler=cmd_prune)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def _duration(text: str) -> float:
+    """Seconds in ``7d``, ``12h``, ``90m``, ``45s``, ``2w``, ``1d12h`` or a plain number."""
+    spec = text.strip().lower()
+    try:
+        seconds = float(spec)
+    except ValueError:
+        parts = _DURATION_PART.findall(spec)
+        if not parts or "".join(n + u for n, u in parts) != spec:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a duration: give a number with a unit, s, m, h, d or w "
+                "(45s, 90m, 12h, 7d, 2w, 1d12h), or a number of seconds"
+            ) from None
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not seconds >= 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration is 0 or more (7d, 12h, 90m)")
+    return seconds
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return value
 
 
 def _add_recover(sub: Any, common: argparse.ArgumentParser) -> None:

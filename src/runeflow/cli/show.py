@@ -25,7 +25,7 @@ def print_view(view: InstanceView, with_events: bool) -> None:
         ("definition", str(meta.metadata.get("definition") or "-")),
         ("created", format_time(meta.created_at)),
         ("updated", f"{format_time(meta.updated_at)} ({took:.2f}s after creation)"),
-        ("events", str(meta.cursor)),
+        ("events", _events_cell(view)),
         ("inputs", short(view.inputs, 100)),
         ("results", short(view.results(), 100)),
     ]
@@ -34,9 +34,17 @@ def print_view(view: InstanceView, with_events: bool) -> None:
         print(f"{key.ljust(width)}  {value}")
     _print_state_tables(view)
     if with_events:
-        rows = [[str(i), e.kind, short(event_data(e), 110)] for i, e in enumerate(view.events, 1)]
+        events = enumerate(view.events, view.compacted + 1)
+        rows = [[str(i), e.kind, short(event_data(e), 110)] for i, e in events]
         print()
         print_table("event log", ["#", "kind", "data"], rows, sys.stdout)
+
+
+def _events_cell(view: InstanceView) -> str:
+    """The number of events, and those compacted into the snapshot the view starts from."""
+    if not view.compacted:
+        return str(view.meta.cursor)
+    return f"{view.meta.cursor} (1-{view.compacted} compacted into a snapshot)"
 
 
 def _print_state_tables(view: InstanceView) -> None:

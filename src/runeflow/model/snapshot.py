@@ -32,8 +32,10 @@ from runeflow.model.runstate import Activation, Wait, _FanIn, _JoinBuffer
 
 __all__ = ["SNAPSHOT_FORMAT", "hot_fact_ids", "materialize", "restore_snapshot", "take_snapshot"]
 
-SNAPSHOT_FORMAT = 1
-"""Version of the snapshot layout; a snapshot with a higher version is refused."""
+SNAPSHOT_FORMAT = 2
+"""Version of the snapshot layout; a snapshot with a higher version is refused. Version 2
+adds what a reader needs without the code, once the log before the snapshot is compacted
+away: each component's meta-condition reads, each open wait's events and timeout."""
 
 AnyFact = Fact | FactRef
 W = TypeVar("W", bound=Folding)
@@ -54,7 +56,7 @@ def take_snapshot(wf: Folding, *, values: bool = True) -> dict[str, Any]:
         "definition_hash": wf.definition_hash(),
         "outputs": [list(pair) for pair in g.outputs.items()],
         "components": [
-            [e.name, e.component_kind, list(e.parents), e.hash]
+            [e.name, e.component_kind, list(e.parents), e.hash, list(e.reads)]
             for e in g.build_events()
             if isinstance(e, ev.ComponentAdded)
         ],
@@ -81,7 +83,9 @@ def take_snapshot(wf: Folding, *, values: bool = True) -> dict[str, Any]:
         ],
         "acc_state": [_state_out(wf, name, state) for name, state in wf._acc_state.items()],
         "acc_queue": [[name, [_act_out(a) for a in q]] for name, q in wf._acc_queue.items()],
-        "waits": [[w.id, w.component, w.fact.id] for w in wf._waits.values()],
+        "waits": [
+            [w.id, w.component, w.fact.id, list(w.events), w.timeout] for w in wf._waits.values()
+        ],
         "timers": [
             [t.timer_id, t.wait_id, t.component, t.fire_at, t.event] for t in wf._timers.values()
         ],
@@ -112,6 +116,7 @@ def restore_snapshot(
     *,
     migrate: bool = False,
     loader: Callable[[str], Any] | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> W:
     """Rebuild a workflow of class ``cls`` from ``snapshot`` and the events logged after it
     (``Workflow.from_snapshot`` calls it).
@@ -123,6 +128,8 @@ def restore_snapshot(
         events_after: the events with a cursor after the snapshot's, in order.
         migrate: accept components whose hash differs from the snapshot's.
         loader: fetches values of facts recorded without one (set as the fact loader).
+        values: values of facts recorded without one, known already (by fact id): those
+            facts are restored whole rather than as references.
 
     Raises:
         DefinitionMismatchError: the definition does not match the snapshot's structure.
@@ -136,10 +143,10 @@ def restore_snapshot(
         )
     defn = definition
     build: list[ev.Event] = [ev.WorkflowCreated(snapshot["workflow"], _pairs(snapshot["outputs"]))]
-    build += [ev.ComponentAdded(n, k, tuple(p), h) for n, k, p, h in snapshot["components"]]
+    build += [ev.ComponentAdded(c[0], c[1], tuple(c[2]), c[3]) for c in snapshot["components"]]
     wf = rebuild(cls, build, defn, migrate=migrate)
     wf.set_fact_loader(loader)
-    _restore_state(wf, snapshot)
+    _restore_state(wf, snapshot, values or {})
     fold_events(wf, events_after, defn, migrate=migrate)
     return wf
 
@@ -263,7 +270,7 @@ def _sharing() -> Callable[[Any], Any]:
     return lambda x: seen.setdefault(x, x)
 
 
-def _restore_state(wf: Folding, snap: Mapping[str, Any]) -> None:
+def _restore_state(wf: Folding, snap: Mapping[str, Any], values: Mapping[str, Any]) -> None:
     facts: dict[str, AnyFact] = {}
     share = _sharing()  # equal names, hashes, parents and scopes: one object each
     for rec in snap["facts"]:
@@ -273,6 +280,8 @@ def _restore_state(wf: Folding, snap: Mapping[str, Any]) -> None:
         scope_t = _scope_in(scope, share)
         if len(rec) > 5:
             facts[fid] = Fact(fid, rec[5], comp, producer, parents_t, scope_t)
+        elif fid in values:
+            facts[fid] = Fact(fid, values[fid], comp, producer, parents_t, scope_t)
         else:
             facts[fid] = FactRef(fid, comp, producer, parents_t, scope_t)
     wf._facts = facts
@@ -296,7 +305,7 @@ def _restore_state(wf: Folding, snap: Mapping[str, Any]) -> None:
         wf._acc_state[name] = _state_in(facts[what]) if how == "fact" else what
     wf._acc_queue = {name: deque(map(act, q)) for name, q in snap["acc_queue"]}
     components = wf.graph.components
-    for wid, comp, fid in snap["waits"]:
+    for wid, comp, fid, *_ in snap["waits"]:  # events and timeout come from the code
         wf._waits[wid] = Wait(wid, components[comp], facts[fid])  # type: ignore[arg-type]
     for tid, wid, comp, fire_at, event in snap["timers"]:
         wf._timers[tid] = ev.TimerScheduled(tid, wid, comp, fire_at, event)

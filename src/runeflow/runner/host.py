@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from runeflow.runner.executors import Executor
     from runeflow.runner.policies import Policy
+    from runeflow.runner.retention import Snapshots
     from runeflow.runner.worker import Worker
 
 __all__ = ["WorkerHost"]
@@ -36,6 +37,7 @@ class WorkerHost(Protocol):
     telemetry: Telemetry
     rng: random.Random
     checkpoint_strategy: Checkpoint
+    snapshots: Snapshots | None
 
     @property
     def closed(self) -> bool:

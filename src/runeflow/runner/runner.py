@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from runeflow.errors import (
@@ -40,6 +41,7 @@ from runeflow.runner.inbox import check_id, encode_refusing
 from runeflow.runner.loading import Loading
 from runeflow.runner.ownership import OwnedElsewhereError, Ownership
 from runeflow.runner.policies import Policies, Policy
+from runeflow.runner.retention import Retaining, Retention, Snapshots
 from runeflow.runner.serving import Serving
 from runeflow.runner.stored import send_command, stored_info, validate_event, wait_stored
 from runeflow.runner.telemetry import Handler, Telemetry
@@ -62,7 +64,7 @@ log = logging.getLogger("runeflow.runner")
 _MISSING: Any = object()
 
 
-class Runner(Hosting, Loading, Serving, AsyncTwins):
+class Runner(Hosting, Loading, Serving, Retaining, AsyncTwins):
     """Runs many workflow instances with parallel dispatch, policies and checkpoints.
 
     Args:
@@ -93,6 +95,13 @@ class Runner(Hosting, Loading, Serving, AsyncTwins):
             recorded with an instance started elsewhere, this runner may import to rebuild it.
             By default it imports nothing named by the store: it runs only the definitions
             it was given. ``"*"`` trusts every recorded path (a store no one else writes).
+        snapshot_every: snapshot each instance every this many events, so that loading it
+            reads the snapshot and the events after it (default: no snapshots).
+        compact: with ``snapshot_every``, delete the events each snapshot covers, so a log
+            keeps fewer than ``snapshot_every`` events past its snapshot (default: the whole
+            history is kept). See :mod:`runeflow.runner.retention`.
+        retention: a serving runner prunes, in the background, finished instances last
+            updated longer ago than this (a ``timedelta`` or seconds; see :meth:`prune`).
     """
 
     def __init__(
@@ -112,8 +121,13 @@ class Runner(Hosting, Loading, Serving, AsyncTwins):
         poll_interval: float | None = None,
         max_instances: int | None = None,
         trusted_modules: Iterable[str] = (),
+        snapshot_every: int | None = None,
+        compact: bool = False,
+        retention: timedelta | float | None = None,
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
+        self.snapshots = Snapshots.make(self.store, snapshot_every, compact)
+        self._retention = Retention.make(self.store, retention)
         self.clock: Clock = clock or SystemClock()
         self.checkpoint_strategy = Checkpoint.parse(checkpoint)
         self.policies = Policies(policies)

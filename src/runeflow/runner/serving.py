@@ -27,6 +27,7 @@ from runeflow.errors import (
 )
 from runeflow.runner.inbox import Command, read_command
 from runeflow.runner.ownership import OwnedElsewhereError, Ownership
+from runeflow.runner.retention import Retention
 from runeflow.runner.timers import Clock
 from runeflow.runner.worker import Status, Worker
 from runeflow.stores.base import Store
@@ -62,6 +63,7 @@ class Serving:
         _stop_polling: threading.Event
         _wakeup: threading.Event
         _max_instances: int
+        _retention: Retention | None
 
         def _load(
             self,
@@ -153,7 +155,8 @@ class Serving:
 
     def poll_store(self) -> int:
         """Serve once: release settled instances (serving runners), claim instances with work
-        and no live owner, apply due commands and timers. Return how much was done."""
+        and no live owner, apply due commands and timers, prune finished instances when
+        ``retention`` is set. Return how much was done."""
         if self._poll_interval is not None:
             self._release_settled()
         handled = self._claim()
@@ -177,6 +180,8 @@ class Serving:
                     else:
                         self.store.cancel_timer(timer.timer_id)  # its outcome is in the log
             handled += 1
+        if self._retention is not None and self._poll_interval is not None:
+            handled += self._retention.tick()
         return handled
 
     def _claim(self) -> int:

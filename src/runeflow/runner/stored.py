@@ -51,7 +51,7 @@ def stored_info(store: Store, workflow_id: str) -> InstanceInfo:
         workflow_id=workflow_id,
         name=meta.definition_name,
         status=status,
-        step_count=sum(view.completed.values()) + len(view.failures) + len(view.received),
+        step_count=view.steps,
         open_waits=[
             {
                 "wait_id": w.wait_id,

@@ -562,6 +562,9 @@ class Worker(Attempts, Waiting):
             self.new_timers = ()
         if request.done_timers:
             self.removals = ()
+        snapshots = self.runner.snapshots
+        if snapshots is not None:  # Runner(snapshot_every=N): see runner/retention.py
+            snapshots.checkpointed(self, len(request.events))
         return cursor
 
     def _on_settled(self) -> None:

@@ -100,6 +100,26 @@ MIGRATIONS: list[tuple[str, ...]] = [
         'CREATE INDEX instances_id_c ON {schema}.instances (workflow_id COLLATE "C")',
         "DROP INDEX {schema}.instances_status",
     ),
+    # 7: bounded stores (see runeflow.runner.retention). ``compacted``: the events up to this
+    # position were removed by compaction (the snapshot holds their state), so the cursor is
+    # the later of it and the last row's position. A fact row names the one instance whose
+    # log refers to it (``workflow_id``; NULL when several do, or for save_fact), so that
+    # deleting an instance finds its facts by their ids, with no scan; existing rows get
+    # their owner from the fact ids of the log rows. A snapshot lists the facts it refers to.
+    # The index on hashes finds whether a content row is still used; the one on (status,
+    # updated_at) the finished instances to prune.
+    (
+        "ALTER TABLE {schema}.instances ADD COLUMN compacted BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE {schema}.facts ADD COLUMN workflow_id TEXT",
+        "ALTER TABLE {schema}.snapshots ADD COLUMN fact_ids TEXT[]",
+        "CREATE INDEX facts_hash ON {schema}.facts (hash) WHERE hash <> ''",
+        "CREATE INDEX instances_updated ON {schema}.instances (status, updated_at)",
+        """UPDATE {schema}.facts f SET workflow_id = o.owner FROM (
+            SELECT u.fact_id, MIN(e.workflow_id) AS owner
+            FROM {schema}.events e, unnest(e.fact_ids) AS u (fact_id)
+            GROUP BY u.fact_id HAVING COUNT(DISTINCT e.workflow_id) = 1) o
+            WHERE f.fact_id = o.fact_id""",
+    ),
 ]
 """Schema migrations in order; ``schema_version.version`` counts those applied."""
 
@@ -110,14 +130,14 @@ _META = (
 _LAST_ROW = """LEFT JOIN LATERAL (SELECT e.last, e.at FROM {schema}.events e
     WHERE e.workflow_id = i.workflow_id ORDER BY e.last DESC LIMIT 1) l ON true"""
 _META_READ = """i.workflow_id, i.definition_name, i.definition_hash, i.status, i.created_at,
-    GREATEST(i.updated_at, COALESCE(l.at, 0)), COALESCE(l.last, 0), i.metadata, i.owner,
-    i.lease_expires, i.epoch, i.error"""
+    GREATEST(i.updated_at, COALESCE(l.at, 0)), GREATEST(COALESCE(l.last, 0), i.compacted),
+    i.metadata, i.owner, i.lease_expires, i.epoch, i.error, i.compacted"""
 _APPEND = """WITH inst AS (
-            SELECT epoch, status FROM {schema}.instances WHERE workflow_id = %(wid)s
+            SELECT epoch, status, compacted FROM {schema}.instances WHERE workflow_id = %(wid)s
             FOR SHARE),
         pos AS (
-            SELECT COALESCE((SELECT last FROM {schema}.events WHERE workflow_id = %(wid)s
-                ORDER BY last DESC LIMIT 1), 0) AS cursor
+            SELECT GREATEST(COALESCE((SELECT last FROM {schema}.events
+                WHERE workflow_id = %(wid)s ORDER BY last DESC LIMIT 1), 0), compacted) AS cursor
             FROM inst WHERE %(token)s::bigint IS NULL OR epoch = %(token)s),
         st AS (
             UPDATE {schema}.instances SET status = %(status)s, updated_at = %(now)s
@@ -129,23 +149,27 @@ _APPEND = """WITH inst AS (
                 %(now)s
             FROM pos WHERE %(n)s > 0),
         fa AS (
-            INSERT INTO {schema}.facts (fact_id, hash, data, checksum)
-            SELECT f, h, d, c FROM unnest(
+            INSERT INTO {schema}.facts AS ft (fact_id, hash, data, checksum, workflow_id)
+            SELECT f, h, d, c, %(wid)s FROM unnest(
                 %(fids)s::text[], %(fhashes)s::text[], %(fdata)s::bytea[], %(fcrcs)s::bigint[]
             ) AS u (f, h, d, c)
             WHERE EXISTS (SELECT 1 FROM pos)
             ON CONFLICT (fact_id) DO UPDATE
-            SET hash = EXCLUDED.hash, data = EXCLUDED.data, checksum = EXCLUDED.checksum)"""
+            SET hash = EXCLUDED.hash, data = EXCLUDED.data, checksum = EXCLUDED.checksum,
+            workflow_id = CASE WHEN ft.workflow_id = EXCLUDED.workflow_id
+                THEN ft.workflow_id END)"""
 """One append (fenced by a share lock on the instance row, see migration 5): its log row and
-fact rows. Ends with the appends' ``SELECT``; :data:`_APPEND_ALL` adds contents and timers."""
+fact rows (a fact written by another instance too has no owner: see migration 6). Ends with
+the appends' ``SELECT``; :data:`_APPEND_ALL` adds contents and timers."""
 
 _APPEND_ALL = (
     _APPEND
     + """,
+        gc AS (SELECT pg_advisory_xact_lock_shared(%(gc)s::bigint) FROM pos),
         ct AS (
             INSERT INTO {schema}.contents (hash, data)
             SELECT h, d FROM unnest(%(hashes)s::text[], %(blobs)s::bytea[]) AS u (h, d)
-            WHERE EXISTS (SELECT 1 FROM pos)
+            WHERE EXISTS (SELECT 1 FROM pos) AND EXISTS (SELECT 1 FROM gc)
             ON CONFLICT (hash) DO NOTHING),
         tm AS (
             INSERT INTO {schema}.timers (timer_id, workflow_id, fire_at, payload)
@@ -159,8 +183,21 @@ _APPEND_ALL = (
             DELETE FROM {schema}.timers WHERE timer_id = ANY(%(done)s::text[])
             AND EXISTS (SELECT 1 FROM pos))"""
 )
+"""Contents are written under a shared advisory lock (after the instance row's lock): the
+collection of unused contents takes it exclusively, so it never deletes a value that a fact
+being written refers to."""
 _APPEND += "\n        SELECT cursor + %(n)s FROM pos"
 _APPEND_ALL += "\n        SELECT cursor + %(n)s FROM pos"
+
+_PRUNABLE = """SELECT i.workflow_id FROM {schema}.instances i
+    WHERE i.status = ANY(%(statuses)s) AND i.updated_at < %(before)s
+    AND (i.owner IS NULL OR i.lease_expires <= %(now)s)
+    AND NOT EXISTS (SELECT 1 FROM {schema}.timers t WHERE t.workflow_id = i.workflow_id)
+    AND COALESCE((SELECT e.at FROM {schema}.events e WHERE e.workflow_id = i.workflow_id
+        ORDER BY e.last DESC LIMIT 1), 0) < %(before)s
+    ORDER BY i.updated_at, i.workflow_id LIMIT %(limit)s"""
+"""Finished instances last updated before the threshold, with no live lease and no pending
+timer or command."""
 
 QUERIES: dict[str, str] = {
     "insert_instance": f"""INSERT INTO {{schema}}.instances
@@ -174,8 +211,9 @@ QUERIES: dict[str, str] = {
     "select_instances": f"""SELECT {_META_READ} FROM {{schema}}.instances i {_LAST_ROW}
         WHERE %s::text[] IS NULL OR i.status = ANY(%s::text[])
         ORDER BY i.created_at, i.workflow_id""",
-    "select_cursor": f"""SELECT COALESCE(l.last, 0) FROM {{schema}}.instances i {_LAST_ROW}
-        WHERE i.workflow_id = %s""",
+    "select_cursor": f"""SELECT GREATEST(COALESCE(l.last, 0), i.compacted)
+        FROM {{schema}}.instances i {_LAST_ROW} WHERE i.workflow_id = %s""",
+    "select_log_start": "SELECT compacted FROM {schema}.instances WHERE workflow_id = %s",
     "select_epochs": """SELECT workflow_id, epoch FROM {schema}.instances
         WHERE workflow_id = ANY(%s)""",
     "update_status": """UPDATE {schema}.instances SET status = %s, updated_at = %s
@@ -190,14 +228,43 @@ QUERIES: dict[str, str] = {
         ON CONFLICT (hash) DO NOTHING""",
     "upsert_fact": """INSERT INTO {schema}.facts (fact_id, hash, data, checksum)
         VALUES (%s, %s, %s, %s) ON CONFLICT (fact_id) DO UPDATE
-        SET hash = EXCLUDED.hash, data = EXCLUDED.data, checksum = EXCLUDED.checksum""",
+        SET hash = EXCLUDED.hash, data = EXCLUDED.data, checksum = EXCLUDED.checksum,
+        workflow_id = NULL""",
+    "lock_contents_shared": "SELECT pg_advisory_xact_lock_shared(%s)",
+    "lock_contents": "SELECT pg_advisory_xact_lock(%s)",
     "select_fact_values": """SELECT f.fact_id, COALESCE(f.data, c.data), f.checksum,
         CASE WHEN f.data IS NULL THEN f.hash END
         FROM {schema}.facts f LEFT JOIN {schema}.contents c ON c.hash = f.hash
         WHERE f.fact_id = ANY(%s) AND COALESCE(f.data, c.data) IS NOT NULL""",
-    "upsert_snapshot": """INSERT INTO {schema}.snapshots (workflow_id, cursor, data, checksum)
-        VALUES (%s, %s, %s, %s) ON CONFLICT (workflow_id) DO UPDATE
-        SET cursor = EXCLUDED.cursor, data = EXCLUDED.data, checksum = EXCLUDED.checksum""",
+    "upsert_snapshot": """INSERT INTO {schema}.snapshots
+        (workflow_id, cursor, data, checksum, fact_ids) VALUES (%s, %s, %s, %s, %s)
+        ON CONFLICT (workflow_id) DO UPDATE SET cursor = EXCLUDED.cursor, data = EXCLUDED.data,
+        checksum = EXCLUDED.checksum, fact_ids = EXCLUDED.fact_ids""",
+    "fence_share": """SELECT epoch, compacted FROM {schema}.instances WHERE workflow_id = %s
+        FOR SHARE""",
+    "fence_update": """SELECT epoch, compacted FROM {schema}.instances WHERE workflow_id = %s
+        FOR UPDATE""",
+    "snapshot_refs": "SELECT cursor, fact_ids FROM {schema}.snapshots WHERE workflow_id = %s",
+    "compactable": """SELECT COALESCE(SUM(last - first + 1), 0), MAX(last), MAX(at),
+        (SELECT MAX(last) FROM {schema}.events WHERE workflow_id = %(wid)s)
+        FROM {schema}.events WHERE workflow_id = %(wid)s AND last <= %(upto)s""",
+    "compacted_facts": """SELECT f.fact_id, f.hash FROM {schema}.facts f
+        WHERE f.workflow_id = %(wid)s AND f.fact_id IN (SELECT unnest(e.fact_ids)
+            FROM {schema}.events e WHERE e.workflow_id = %(wid)s AND e.last <= %(upto)s)""",
+    "delete_compacted": "DELETE FROM {schema}.events WHERE workflow_id = %s AND last <= %s",
+    "set_compacted": """UPDATE {schema}.instances SET compacted = GREATEST(compacted, %s),
+        updated_at = GREATEST(updated_at, %s) WHERE workflow_id = %s""",
+    "owned_facts": """SELECT f.fact_id, f.hash FROM {schema}.facts f JOIN (
+            SELECT e.workflow_id, unnest(e.fact_ids) AS fact_id FROM {schema}.events e
+            WHERE e.workflow_id = ANY(%(ids)s)
+            UNION SELECT s.workflow_id, unnest(s.fact_ids) FROM {schema}.snapshots s
+            WHERE s.workflow_id = ANY(%(ids)s)) r
+        ON r.fact_id = f.fact_id AND r.workflow_id = f.workflow_id""",
+    "delete_facts": "DELETE FROM {schema}.facts WHERE fact_id = ANY(%s)",
+    "delete_unused_contents": """DELETE FROM {schema}.contents c WHERE c.hash = ANY(%s)
+        AND NOT EXISTS (SELECT 1 FROM {schema}.facts f WHERE f.hash = c.hash AND f.hash <> '')""",
+    "select_prunable": _PRUNABLE,
+    "lock_prunable": _PRUNABLE + " FOR UPDATE OF i SKIP LOCKED",
     "select_snapshot": """SELECT cursor, data, checksum FROM {schema}.snapshots
         WHERE workflow_id = %s""",
     "upsert_timer": """INSERT INTO {schema}.timers (timer_id, workflow_id, fire_at, payload)
@@ -243,12 +310,13 @@ QUERIES: dict[str, str] = {
         FROM c WHERE i.workflow_id = c.workflow_id RETURNING i.workflow_id, i.epoch""",
     "stats": """SELECT (SELECT COUNT(*) FROM {schema}.instances),
         (SELECT COALESCE(SUM(last - first + 1), 0) FROM {schema}.events),
+        (SELECT COUNT(*) FROM {schema}.snapshots),
         (SELECT COUNT(*) FROM {schema}.facts), (SELECT COUNT(*) FROM {schema}.contents)""",
     "corrupt_event": """UPDATE {schema}.events
         SET data = substring(data FROM 1 FOR length(data) / 2)
         WHERE workflow_id = %s AND first <= %s AND last >= %s""",
     **{
-        f"delete_{table}": f"DELETE FROM {{schema}}.{table} WHERE workflow_id = %s"
+        f"delete_{table}": f"DELETE FROM {{schema}}.{table} WHERE workflow_id = ANY(%s)"
         for table in ("events", "snapshots", "timers", "instances")
     },
 }

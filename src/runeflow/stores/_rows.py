@@ -32,6 +32,7 @@ INSTANCE_COLUMNS = (
     "lease_expires",
     "epoch",
     "error",
+    "compacted",
 )
 """The order of the fields of an instance row as the stores select it."""
 
@@ -107,6 +108,7 @@ def read_instance(row: Sequence[Any], now: float) -> tuple[InstanceMeta, list[st
     if stored is not None and type(stored) is not str:
         _text(stored, "error", problems)
         stored = None
+    compacted = _integer(row[12], "compacted", problems) if len(row) > 12 else 0
     error = "; ".join([*problems, stored] if stored else problems) or None
     meta = InstanceMeta(
         workflow_id=workflow_id,
@@ -120,6 +122,7 @@ def read_instance(row: Sequence[Any], now: float) -> tuple[InstanceMeta, list[st
         owner=owner if lease_expires > now else None,
         epoch=epoch,
         error=error,
+        compacted=compacted,
     )
     return meta, problems
 

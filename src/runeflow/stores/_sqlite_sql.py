@@ -95,6 +95,31 @@ MIGRATIONS: list[tuple[str, ...]] = [
             ON runeflow_instances (definition_name, status, created_at, workflow_id)""",
         "DROP INDEX runeflow_instances_status",
     ),
+    # 6: bounded stores (see runeflow.runner.retention). ``compacted``: the events up to this
+    # position were removed by compaction (the snapshot holds their state), so the cursor is
+    # the later of it and the last row's position. A fact row names the one instance whose
+    # log refers to it (``workflow_id``; NULL when several do, or for save_fact), so that
+    # deleting an instance finds its facts by their ids, with no scan; existing rows get
+    # their owner from the fact ids of the log rows. A snapshot lists the facts it refers to.
+    # The index on hashes finds whether a content row is still used; the one on (status,
+    # updated_at) the finished instances to prune.
+    (
+        "ALTER TABLE runeflow_instances ADD COLUMN compacted INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runeflow_facts ADD COLUMN workflow_id TEXT",
+        "ALTER TABLE runeflow_snapshots ADD COLUMN fact_ids TEXT",
+        "CREATE INDEX runeflow_facts_hash ON runeflow_facts (hash) WHERE hash <> ''",
+        "CREATE INDEX runeflow_instances_updated ON runeflow_instances (status, updated_at)",
+        """CREATE TEMP TABLE runeflow_fact_owners AS
+            SELECT j.value AS fact_id, MIN(e.workflow_id) AS owner,
+            COUNT(DISTINCT e.workflow_id) AS n
+            FROM runeflow_events e, json_each(e.fact_ids) j
+            WHERE typeof(e.fact_ids) = 'text' AND json_valid(e.fact_ids) GROUP BY j.value""",
+        "CREATE INDEX temp.runeflow_fact_owners_id ON runeflow_fact_owners (fact_id)",
+        """UPDATE runeflow_facts SET workflow_id = (SELECT o.owner FROM
+            temp.runeflow_fact_owners o WHERE o.fact_id = runeflow_facts.fact_id)
+            WHERE fact_id IN (SELECT fact_id FROM temp.runeflow_fact_owners WHERE n = 1)""",
+        "DROP TABLE temp.runeflow_fact_owners",
+    ),
 ]
 """Schema migrations in order; ``runeflow_schema.version`` counts those applied."""
 
@@ -103,19 +128,22 @@ INSERT_INSTANCE = """INSERT OR IGNORE INTO runeflow_instances
     metadata, owner, epoch, lease_expires) VALUES (?,?,?,?,?,?,0,?,?,?,?)"""
 _LAST_ROW = """(SELECT MAX(last) FROM runeflow_events WHERE workflow_id = i.workflow_id)"""
 _SELECT_META = f"""SELECT i.workflow_id, i.definition_name, i.definition_hash, i.status,
-    i.created_at, MAX(i.updated_at, COALESCE(e.at, 0)), COALESCE(e.last, 0), i.metadata,
-    i.owner, i.lease_expires, i.epoch, i.error
+    i.created_at, MAX(i.updated_at, COALESCE(e.at, 0)), MAX(COALESCE(e.last, 0), i.compacted),
+    i.metadata, i.owner, i.lease_expires, i.epoch, i.error, i.compacted
     FROM runeflow_instances i LEFT JOIN runeflow_events e
     ON e.workflow_id = i.workflow_id AND e.last = {_LAST_ROW}"""
 SELECT_INSTANCE = f"{_SELECT_META} WHERE i.workflow_id = ?"
 SELECT_INSTANCES = f"{_SELECT_META} ORDER BY i.created_at, i.workflow_id"
-SELECT_CURSOR = f"""SELECT COALESCE({_LAST_ROW}, 0), i.epoch FROM runeflow_instances i
+_CURSOR = f"MAX(COALESCE({_LAST_ROW}, 0), i.compacted)"
+"""An instance's cursor: its last row's position, or where its compacted log starts."""
+SELECT_CURSOR = f"""SELECT {_CURSOR}, i.epoch FROM runeflow_instances i
     WHERE i.workflow_id = ?"""
-SELECT_APPEND_STATE = f"""SELECT i.workflow_id, COALESCE({_LAST_ROW}, 0), i.epoch, i.status
+SELECT_LOG_START = "SELECT compacted FROM runeflow_instances WHERE workflow_id = ?"
+SELECT_APPEND_STATE = f"""SELECT i.workflow_id, {_CURSOR}, i.epoch, i.status
     FROM runeflow_instances i WHERE i.workflow_id IN ({{marks}})"""
 """``(workflow_id, last position, fencing token, status)`` of the instances a batch of
 appends writes to (read under the write lock)."""
-SELECT_APPEND_STATE_ONE = f"""SELECT COALESCE({_LAST_ROW}, 0), i.epoch, i.status
+SELECT_APPEND_STATE_ONE = f"""SELECT {_CURSOR}, i.epoch, i.status
     FROM runeflow_instances i WHERE i.workflow_id = ?"""
 """:data:`SELECT_APPEND_STATE` of one instance."""
 SET_ERROR = "UPDATE runeflow_instances SET error = ? WHERE workflow_id = ?"
@@ -125,10 +153,15 @@ INSERT_EVENTS = """INSERT INTO runeflow_events
 SELECT_EVENTS = """SELECT first, data, fact_ids, last, checksum FROM runeflow_events
     WHERE workflow_id = ? AND last > ? ORDER BY last LIMIT ?"""
 INSERT_CONTENT = "INSERT OR IGNORE INTO runeflow_contents (hash, data) VALUES (?, ?)"
-UPSERT_FACT = """INSERT OR REPLACE INTO runeflow_facts (fact_id, hash, data, checksum)
-    VALUES (?, ?, NULL, NULL)"""
-UPSERT_INLINE_FACT = """INSERT OR REPLACE INTO runeflow_facts (fact_id, hash, data, checksum)
-    VALUES (?, '', ?, ?)"""
+_OWNER = """workflow_id = CASE WHEN runeflow_facts.workflow_id = excluded.workflow_id
+    THEN excluded.workflow_id END"""
+"""A fact written again keeps its owner only if the same instance writes it (NULL: shared)."""
+UPSERT_FACT = f"""INSERT INTO runeflow_facts (fact_id, hash, data, checksum, workflow_id)
+    VALUES (?, ?, NULL, NULL, ?) ON CONFLICT (fact_id) DO UPDATE SET hash = excluded.hash,
+    data = NULL, checksum = NULL, {_OWNER}"""
+UPSERT_INLINE_FACT = f"""INSERT INTO runeflow_facts (fact_id, hash, data, checksum, workflow_id)
+    VALUES (?, '', ?, ?, ?) ON CONFLICT (fact_id) DO UPDATE SET hash = '',
+    data = excluded.data, checksum = excluded.checksum, {_OWNER}"""
 SELECT_FACT_VALUES = """SELECT f.fact_id, COALESCE(f.data, c.data) AS value,
     CASE WHEN f.data IS NULL THEN f.hash ELSE f.checksum END
     FROM runeflow_facts f LEFT JOIN runeflow_contents c ON c.hash = f.hash
@@ -139,8 +172,40 @@ table (see :func:`runeflow.stores.integrity.verified_values`)."""
 SELECT_EVENTS_ONLY = """SELECT first, data, NULL, last, checksum FROM runeflow_events
     WHERE workflow_id = ? AND last > ? ORDER BY last LIMIT ?"""
 """:data:`SELECT_EVENTS` without the fact ids (a stream without values needs none)."""
-UPSERT_SNAPSHOT = """INSERT OR REPLACE INTO runeflow_snapshots (workflow_id, cursor, data, checksum)
-    VALUES (?, ?, ?, ?)"""
+UPSERT_SNAPSHOT = """INSERT OR REPLACE INTO runeflow_snapshots
+    (workflow_id, cursor, data, checksum, fact_ids) VALUES (?, ?, ?, ?, ?)"""
+SELECT_SNAPSHOT_REFS = "SELECT cursor, fact_ids FROM runeflow_snapshots WHERE workflow_id = ?"
+SELECT_FENCE = "SELECT epoch, compacted FROM runeflow_instances WHERE workflow_id = ?"
+SELECT_COMPACTABLE = """SELECT COALESCE(SUM(last - first + 1), 0), MAX(last), MAX(at),
+    (SELECT MAX(last) FROM runeflow_events WHERE workflow_id = ?1)
+    FROM runeflow_events WHERE workflow_id = ?1 AND last <= ?2"""
+"""``(events, last position, last time)`` of the rows a snapshot at ``?2`` covers, and the
+log's last position."""
+DELETE_COMPACTED = "DELETE FROM runeflow_events WHERE workflow_id = ? AND last <= ?"
+SET_COMPACTED = """UPDATE runeflow_instances SET compacted = MAX(compacted, ?),
+    updated_at = MAX(updated_at, ?) WHERE workflow_id = ?"""
+_ROW_FACT_IDS = """SELECT j.value FROM runeflow_events e, json_each(e.fact_ids) j
+    WHERE e.workflow_id = ?1 AND e.last <= ?2 AND typeof(e.fact_ids) = 'text'
+    AND json_valid(e.fact_ids)"""
+SELECT_OWNED_FACTS = f"""SELECT f.fact_id, f.hash FROM runeflow_facts f
+    WHERE f.workflow_id = ?1 AND f.fact_id IN ({_ROW_FACT_IDS}
+        UNION ALL SELECT j.value FROM runeflow_snapshots s, json_each(s.fact_ids) j
+        WHERE ?3 AND s.workflow_id = ?1 AND typeof(s.fact_ids) = 'text'
+        AND json_valid(s.fact_ids))"""
+"""``(fact_id, hash)`` of the facts instance ``?1`` alone refers to from its log rows up to
+position ``?2`` and, when ``?3``, from its snapshot."""
+DELETE_FACT = "DELETE FROM runeflow_facts WHERE fact_id = ?"
+DELETE_UNUSED_CONTENT = """DELETE FROM runeflow_contents WHERE hash = ?1 AND NOT EXISTS
+    (SELECT 1 FROM runeflow_facts WHERE hash = ?1 AND hash <> '')"""
+SELECT_PRUNABLE = """SELECT i.workflow_id FROM runeflow_instances i
+    WHERE i.status IN ({marks}) AND i.updated_at < ?
+    AND (i.owner IS NULL OR i.lease_expires <= ?)
+    AND NOT EXISTS (SELECT 1 FROM runeflow_timers t WHERE t.workflow_id = i.workflow_id)
+    AND COALESCE((SELECT e.at FROM runeflow_events e WHERE e.workflow_id = i.workflow_id
+        ORDER BY e.last DESC LIMIT 1), 0) < ?
+    ORDER BY i.updated_at, i.workflow_id LIMIT ?"""
+"""Finished instances last updated before the threshold, with no live lease and no pending
+timer or command (``?`` for the statuses, the threshold, now, the threshold, the limit)."""
 SELECT_SNAPSHOT = "SELECT cursor, data, checksum FROM runeflow_snapshots WHERE workflow_id = ?"
 UPSERT_TIMER = (
     "INSERT OR REPLACE INTO runeflow_timers (timer_id, workflow_id, fire_at, payload) "
@@ -189,6 +254,7 @@ DELETE_INSTANCE = tuple(
 )
 COUNT_STATS = """SELECT (SELECT COUNT(*) FROM runeflow_instances),
     (SELECT COALESCE(SUM(last - first + 1), 0) FROM runeflow_events),
+    (SELECT COUNT(*) FROM runeflow_snapshots),
     (SELECT COUNT(*) FROM runeflow_facts), (SELECT COUNT(*) FROM runeflow_contents)"""
 CORRUPT_EVENT = """UPDATE runeflow_events SET data = substr(data, 1, length(data) / 2)
     WHERE workflow_id = ? AND first <= ? AND last >= ?"""

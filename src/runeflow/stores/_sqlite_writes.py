@@ -12,10 +12,11 @@ from typing import Any
 
 from runeflow.errors import LeaseLostError, StoreError
 from runeflow.stores import _sqlite_sql as q
+from runeflow.stores._sqlite_bounded import position
 from runeflow.stores.encoding import EncodedAppend
-from runeflow.stores.integrity import RESTORE_ADVICE, checksum
+from runeflow.stores.integrity import checksum
 
-__all__ = ["Pending", "position", "write_batch"]
+__all__ = ["Pending", "write_batch"]
 
 _MAX_PARAMS = 500
 """Instances whose state one query reads (SQLite limits a statement's parameters)."""
@@ -54,9 +55,9 @@ class _LogWrites:
 
     def __init__(self) -> None:
         self.events: builtins.list[tuple[Any, ...]] = []
-        self.inline: builtins.list[tuple[str, bytes, int]] = []
+        self.inline: builtins.list[tuple[str, bytes, int, str]] = []
         self.contents: dict[str, bytes] = {}
-        self.fact_hashes: builtins.list[tuple[str, str]] = []
+        self.fact_hashes: builtins.list[tuple[str, str, str]] = []
 
     def add(self, workflow_id: str, cursor: int, encoded: EncodedAppend, now: float) -> int:
         """Add one encoded append after position ``cursor``; return the new last position."""
@@ -66,10 +67,10 @@ class _LogWrites:
             (workflow_id, cursor, first, blob, encoded.fact_ids_text, now, checksum(blob))
         )
         if encoded.inline:
-            self.inline += [(fid, d, checksum(d)) for fid, d in encoded.inline.items()]
+            self.inline += [(fid, d, checksum(d), workflow_id) for fid, d in encoded.inline.items()]
         if encoded.contents:
             self.contents.update(encoded.contents)
-            self.fact_hashes += encoded.fact_hashes.items()
+            self.fact_hashes += [(fid, h, workflow_id) for fid, h in encoded.fact_hashes.items()]
         return cursor
 
     def write(self, conn: sqlite3.Connection) -> None:
@@ -181,14 +182,3 @@ def _write_one(conn: sqlite3.Connection, p: Pending, now: float) -> int | Except
     if p.done:
         conn.executemany(q.DELETE_TIMER, [(timer_id,) for timer_id in p.done])
     return cursor
-
-
-def position(workflow_id: str, value: Any) -> int:
-    """The last position of a log as stored; a damaged one is a :class:`StoreError`."""
-    if type(value) is not int:
-        raise StoreError(
-            f"cannot read the log of workflow {workflow_id!r}: its last stored position is "
-            f"{value!r}, not a number, so the log is corrupt: {RESTORE_ADVICE}",
-            workflow_id=workflow_id,
-        )
-    return value

@@ -13,40 +13,39 @@ atomically. Streaming decodes rows in order and fails at the first unreadable ro
 Store contents are untrusted: the durable stores keep a checksum with every blob and check
 it, and that log rows follow each other, on every read (see :mod:`runeflow.stores.integrity`).
 Damaged data raises a :class:`~runeflow.errors.StoreError`, never a wrong value.
+
+Stores are bounded by two primitives (see :mod:`runeflow.runner.retention`): :meth:`Store.compact`
+deletes the log rows the latest snapshot covers (the log then starts after them, the cursor
+stays), and :meth:`Store.prune` deletes finished instances in short batches. Both, like
+:meth:`Store.delete`, collect the fact values no instance refers to any more.
 """
 
 from __future__ import annotations
 
 import builtins
-import gc
 import json
-import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
-from operator import itemgetter
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from runeflow.codec import Codec, JsonCodec, default_codec
-from runeflow.errors import CodecError, RuneflowError, StoreError, StoreUnavailableError
+from runeflow.errors import (
+    CodecError,
+    RuneflowError,
+    StoreUnavailableError,
+    UsageError,
+)
 from runeflow.model.events import Event
 from runeflow.stores.batching import Append
+from runeflow.stores.decoding import DECODE_BATCH, LogDecoding, LogRow, gc_paused
 from runeflow.stores.encoding import (
     INLINE_VALUE_LIMIT,
     AppendEncoding,
     EncodedAppend,
     content_hash,
     content_key,
-)
-from runeflow.stores.integrity import (
-    as_bytes,
-    checksum,
-    corrupt_log,
-    row_checksum_mismatch,
-    verified_values,
 )
 from runeflow.stores.listing import (
     InstanceFilter,
@@ -58,17 +57,25 @@ from runeflow.stores.listing import (
 )
 
 __all__ = [
+    "DECODE_BATCH",
     "INLINE_VALUE_LIMIT",
+    "PRUNABLE",
     "Append",
     "Capabilities",
     "EncodedAppend",
     "InstanceMeta",
+    "LogRow",
     "Store",
     "Timer",
+    "check_prune",
     "content_hash",
     "content_key",
+    "gc_paused",
     "json_text",
 ]
+
+PRUNABLE = ("idle", "failed", "stopped")
+"""The statuses of finished instances, the only ones :meth:`Store.prune` deletes."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -117,6 +124,9 @@ class InstanceMeta:
     """The fencing token: grows by one with every new owner (0: never owned)."""
     error: str | None = None
     """Why a runner could not load the instance (left as it is), if one reported it."""
+    compacted: int = 0
+    """Events up to this position were removed by :meth:`Store.compact` (the instance's
+    snapshot holds their state): its log starts at the next event. 0 when never compacted."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -145,64 +155,29 @@ def json_text(obj: dict[str, Any] | None, what: str) -> str:
         raise CodecError(f"{what} must be a JSON-compatible dict: {exc}") from None
 
 
-DECODE_BATCH = 256
-"""Log rows decoded together by one JSON parse when streaming."""
+def check_prune(statuses: Collection[str], limit: int | None, dry_run: bool) -> builtins.list[str]:
+    """Check the arguments of :meth:`Store.prune`; return the statuses as a list.
 
-LogRow = tuple[int, bytes, Any, int, int | None]
-"""A log row as fetched and decoded: ``(first_cursor, blob, fact_ids, last_cursor,
-checksum)``. ``fact_ids`` is the store's own (unused here); the checksum is ``None`` for
-stores that keep none and for rows written before they were kept. A typeless database may
-return other types in any field: the checks say so."""
-
-
-def _chunks(rows: Iterable[LogRow], size: int) -> Iterator[builtins.list[LogRow]]:
-    it = iter(rows)
-    while chunk := builtins.list(islice(it, size)):
-        yield chunk
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while decoding a batch of stored data.
-
-    Decoding allocates thousands of small containers that cannot form cycles; left on, the
-    collector keeps scanning them (and, once they are promoted, the whole heap): measured on
-    a 40k-event SQLite replay, that added half again to the time of streaming the log. The
-    pause is process-wide but short (one chunk), and is skipped when the collector is
-    already off, so a caller that turned it off keeps it off.
+    Raises:
+        UsageError: a status is not one of :data:`PRUNABLE` (``running`` and ``waiting``
+            instances are never pruned) or none is given; ``limit`` is below 1, or ``None``
+            without ``dry_run``.
     """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    wanted = [statuses] if isinstance(statuses, str) else builtins.list(statuses)
+    wrong = [s for s in wanted if s not in PRUNABLE]
+    if wrong or not wanted:
+        raise UsageError(
+            f"prune deletes finished instances only: give statuses among {PRUNABLE}, not "
+            f"{wrong or wanted!r} (running and waiting instances are never pruned)"
+        )
+    if limit is None and not dry_run:
+        raise UsageError("prune deletes in batches: give limit=N (a dry run may list them all)")
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise UsageError(f"limit must be a whole number of instances, 1 or more, not {limit!r}")
+    return builtins.list(dict.fromkeys(wanted))
 
 
-def _log_chunks(rows: Sequence[Any]) -> Iterator[Sequence[LogRow]]:
-    """Split fetched :data:`LogRow` rows into decode chunks (slices: no copy per row)."""
-    for start in range(0, len(rows), DECODE_BATCH):
-        yield rows[start : start + DECODE_BATCH]
-
-
-def _checksums_match(blobs: builtins.list[bytes], chunk: Sequence[LogRow]) -> bool:
-    """Whether every blob of ``chunk`` (``blobs``, in order) matches its row's checksum; rows
-    written before checksums were kept (``None``) are not checked. The CRCs are computed and
-    compared in C (``map``), which keeps the check to a few percent of a replay."""
-    stored = builtins.list(map(_CHECKSUM, chunk))
-    if None not in stored:
-        return builtins.list(map(zlib.crc32, blobs)) == stored
-    crc32 = zlib.crc32
-    return all(s is None or crc32(b) == s for b, s in zip(blobs, stored, strict=True))
-
-
-_BLOB = itemgetter(1)
-_CHECKSUM = itemgetter(4)
-
-
-class Store(AppendEncoding, ABC):
+class Store(AppendEncoding, LogDecoding, ABC):
     """Where workflow instances are persisted. Subclasses implement the abstract methods.
 
     Args:
@@ -320,9 +295,10 @@ class Store(AppendEncoding, ABC):
 
     @abstractmethod
     def delete(self, workflow_id: str) -> None:
-        """Remove an instance: its log, snapshots, timers, lease and metadata.
+        """Remove an instance: its log, snapshots, timers, lease and metadata, and the fact
+        values only it referred to (a value another instance's facts share is kept).
 
-        Fact values are kept, since other instances may share their content.
+        Nothing happens for an unknown instance.
         """
 
     # --- the log ----------------------------------------------------------------------------
@@ -409,18 +385,49 @@ class Store(AppendEncoding, ABC):
         Raises:
             StoreError: at the first row that cannot be read (corrupt, missing, or not
                 decodable, or a fact value it needs is), naming workflow and cursor; the
-                events before it are yielded first.
+                events before it are yielded first. At once when ``after`` is before the
+                start of a compacted log (:attr:`InstanceMeta.compacted`): those events are
+                gone, their state is in the snapshot.
         """
 
     @abstractmethod
     def cursor(self, workflow_id: str) -> int:
-        """Return the number of events in the instance's log (0 for an unknown one)."""
+        """Return the position of the instance's last event (the number of events ever
+        appended: compaction does not lower it).
+
+        Raises:
+            WorkflowNotFoundError: when no instance has that id.
+        """
 
     # --- snapshots --------------------------------------------------------------------------
 
     @abstractmethod
-    def save_snapshot(self, workflow_id: str, cursor: int, snapshot: bytes) -> None:
-        """Keep ``snapshot`` as the instance's state after event ``cursor``; latest wins."""
+    def save_snapshot(
+        self,
+        workflow_id: str,
+        cursor: int,
+        snapshot: bytes,
+        *,
+        token: int | None = None,
+        fact_ids: Sequence[str] | None = None,
+    ) -> None:
+        """Keep ``snapshot`` as the instance's state after event ``cursor``; latest wins.
+
+        Args:
+            workflow_id: the instance.
+            cursor: the position of the last event the snapshot covers.
+            snapshot: the encoded snapshot.
+            token: the writer's fencing token, checked as :meth:`append` does.
+            fact_ids: the facts whose values the snapshot refers to by id: they stay while
+                the snapshot does. ``None`` (unknown) makes :meth:`compact` keep every fact
+                of the rows it removes.
+
+        Raises:
+            WorkflowNotFoundError: when no instance has that id.
+            LeaseLostError: ``token`` is stale (nothing is written).
+            StoreError: ``cursor`` is before the start of the compacted log: the events
+                between them are gone, so that snapshot could never be completed.
+        """
 
     @abstractmethod
     def load_snapshot(self, workflow_id: str) -> tuple[int, bytes] | None:
@@ -430,11 +437,65 @@ class Store(AppendEncoding, ABC):
             StoreError: the stored snapshot is corrupt (naming the workflow and cursor).
         """
 
+    # --- bounded stores ---------------------------------------------------------------------
+
+    @abstractmethod
+    def compact(self, workflow_id: str, *, token: int | None = None) -> int:
+        """Delete the log rows the latest snapshot covers, in one transaction; return how
+        many events were removed (0 without a snapshot, or when nothing is left to remove).
+
+        A row is removed when its last event is at or before the snapshot's cursor. The
+        log then starts after the last removed row (:attr:`InstanceMeta.compacted`);
+        :meth:`cursor`, :meth:`get` and ``stream(after=snapshot cursor)`` are unchanged, and
+        :meth:`stats` counts the events kept. Facts only the removed rows referred to (not
+        the snapshot, see ``save_snapshot(fact_ids=)``, nor another instance) are deleted,
+        with the values no fact refers to any more.
+
+        Raises:
+            WorkflowNotFoundError: when no instance has that id.
+            LeaseLostError: ``token`` is stale (nothing is removed).
+            StoreError: the snapshot is ahead of the log (nothing is removed).
+        """
+
+    @abstractmethod
+    def prune(
+        self,
+        updated_before: float,
+        statuses: Collection[str] = PRUNABLE,
+        *,
+        limit: int | None = 100,
+        dry_run: bool = False,
+    ) -> builtins.list[str]:
+        """Delete up to ``limit`` finished instances, in one short transaction; return their
+        ids.
+
+        An instance is deleted only if its status is one of ``statuses`` (finished ones:
+        see :func:`check_prune`), it was last updated (:attr:`InstanceMeta.updated_at`)
+        before ``updated_before`` (epoch seconds), no unexpired lease is held on it, and it
+        has no pending timer or command. It goes as :meth:`delete` removes it: log,
+        snapshot, metadata, and the fact values only it referred to. Call it again for
+        the next batch (``runeflow.runner.retention.prune_store`` does); concurrent callers
+        never delete an instance twice.
+
+        Args:
+            updated_before: the threshold, epoch seconds.
+            statuses: which finished instances.
+            limit: the batch size; ``None`` only with ``dry_run`` (all of them).
+            dry_run: change nothing; return the ids that would be deleted.
+
+        Raises:
+            UsageError: a status that is not a finished one, or a limit below 1.
+        """
+
     # --- facts ------------------------------------------------------------------------------
 
     @abstractmethod
     def save_fact(self, fact_id: str, value: Any) -> None:
-        """Store a fact value, content-addressed (equal encodings are stored once)."""
+        """Store a fact value, content-addressed (equal encodings are stored once).
+
+        No instance owns a value saved this way: it is kept until the store is emptied
+        (collection deletes only the facts of instances' logs and snapshots).
+        """
 
     @abstractmethod
     def load_fact(self, fact_id: str) -> Any:
@@ -456,7 +517,8 @@ class Store(AppendEncoding, ABC):
 
     @abstractmethod
     def stats(self) -> dict[str, int]:
-        """Return counts: ``instances``, ``events``, ``facts`` and ``contents``."""
+        """Return counts: ``instances``, ``events`` (kept in the logs: compaction lowers it),
+        ``snapshots``, ``facts`` and ``contents`` (distinct values kept by hash)."""
 
     # --- timers -----------------------------------------------------------------------------
 
@@ -612,172 +674,3 @@ class Store(AppendEncoding, ABC):
         """The distinct workflow (definition) names of the stored instances, sorted, at most
         ``limit`` of them. The durable stores read one index entry per name."""
         return sorted({m.definition_name for m in self.list()})[:limit]
-
-    # --- shared helpers ---------------------------------------------------------------------
-
-    def _decode_rows(
-        self,
-        workflow_id: str,
-        rows: Iterable[LogRow],
-        after: int,
-        load_value: Callable[[str], Any] | None,
-    ) -> Iterator[Event]:
-        """Decode the log rows after position ``after``, in order, skipping events up to it.
-
-        Rows are decoded :data:`DECODE_BATCH` at a time (see :meth:`_decode_chunk`).
-        """
-        position = after
-        for chunk in _chunks(rows, DECODE_BATCH):
-            yield from self._decode_chunk(workflow_id, chunk, position, load_value)
-            position = chunk[-1][3]
-
-    def _decode_chunk(
-        self,
-        workflow_id: str,
-        chunk: Sequence[LogRow],
-        after: int,
-        load_value: Callable[[str], Any] | None,
-    ) -> Iterable[Event]:
-        """Decode a few rows with one JSON parse and return their events after ``after``.
-
-        ``chunk`` holds the next rows of the log after position ``after`` (the events read
-        so far, or skipped). Rows are checked (checksums, and that they follow each other
-        from ``after + 1`` on); a chunk that fails a check or the batch decode is decoded
-        row by row, so the error names the first bad row. Streams call this directly and
-        ``yield from`` the list, which saves a generator layer per event on long replays.
-        """
-        blobs = builtins.list(map(_BLOB, chunk))
-        first = chunk[0][0]
-        events: builtins.list[Event] | None = None
-        try:
-            with gc_paused():  # checks included: their garbage would trigger collections
-                counts = [r[3] - r[0] + 1 for r in chunk]
-                if first <= after + 1 and _checksums_match(blobs, chunk):
-                    events = self._events_codec.decode_event_batch(
-                        blobs, counts, load_value=load_value
-                    )
-        except (CodecError, StoreError, TypeError):  # TypeError: a position not a number
-            pass
-        if events is None:
-            # lazily, so the rows before the damaged one are still yielded first
-            return self._decode_each(workflow_id, chunk, after, load_value)
-        # Each blob holds as many events as its row's positions say (decode_event_batch
-        # checks it), so this finds a row missing, or two overlapping, within the chunk.
-        if len(events) != chunk[-1][3] - first + 1:
-            return self._decode_each(workflow_id, chunk, after, load_value)
-        if first <= after:
-            return events[after - first + 1 :]
-        return events
-
-    def _decode_each(
-        self,
-        workflow_id: str,
-        rows: Iterable[LogRow],
-        after: int,
-        load_value: Callable[[str], Any] | None,
-    ) -> Iterator[Event]:
-        """Check and decode rows one by one; raise at the first bad one, naming it."""
-        decode = self._events_codec.decode_events
-        expected, start = after + 1, True
-        for first, stored, _, last, crc in rows:
-            blob = as_bytes(stored)
-            if type(first) is not int or type(last) is not int or last < first:
-                why = f"a row holds the positions {first!r} to {last!r}"
-                raise corrupt_log(workflow_id, expected, why)
-            if first > expected:
-                why = f"events {expected}-{first - 1} are missing before the row of {first}-{last}"
-                raise corrupt_log(workflow_id, expected, why)
-            if first < expected and not start:
-                why = f"the row of events {first}-{last} overlaps the row before it"
-                raise corrupt_log(workflow_id, first, why)
-            if crc is not None and checksum(blob) != crc:
-                raise row_checksum_mismatch(workflow_id, first, last)
-            try:
-                events = decode(blob, load_value=load_value)
-            except (CodecError, StoreError) as exc:
-                raise StoreError(
-                    f"cannot read event {first} of workflow {workflow_id!r}: {exc}. The log "
-                    "is left as it is; other workflows stay readable",
-                    workflow_id=workflow_id,
-                    cursor=first,
-                ) from exc
-            if len(events) != last - first + 1:
-                why = f"the row said to hold events {first}-{last} holds {len(events)}"
-                raise corrupt_log(workflow_id, first, why)
-            if first <= after:
-                events = events[after - first + 1 :]
-            yield from events
-            expected, start = last + 1, False
-
-    def _value_loader(self, rows: builtins.list[Any]) -> Callable[[str], Any]:
-        """Return a loader of the values a stream batch needs, fetched as ``(fact_id, value,
-        check)`` rows (see :func:`~runeflow.stores.integrity.verified_values`).
-
-        The values are checked and decoded now; one that fails raises its error only when
-        the stream asks for it, so that the error names the event that needs it. A fact not
-        fetched (appended as a ``FactRef``: its value was saved apart) is loaded alone.
-        """
-        with gc_paused():
-            found, errors = verified_values(rows)
-            values = self._decode_values(found, errors)
-
-        def load(fact_id: str) -> Any:
-            if fact_id in values:
-                return values.pop(fact_id)
-            if fact_id in errors:
-                raise errors[fact_id]
-            return self.load_fact(fact_id)
-
-        return load
-
-    def _checked_values(self, rows: builtins.list[Any], fact_ids: Sequence[str]) -> dict[str, Any]:
-        """Check and decode the values of ``fact_ids`` from fetched ``(fact_id, value,
-        check)`` rows (see :func:`~runeflow.stores.integrity.verified_values`).
-
-        Raises:
-            StoreError: a value is missing, corrupt or cannot be decoded (naming the fact).
-        """
-        found, errors = verified_values(rows)
-        for fact_id in fact_ids:
-            if fact_id in errors:
-                raise errors[fact_id]
-        missing = [fid for fid in fact_ids if fid not in found]
-        if len(missing) == 1 and len(fact_ids) == 1:
-            raise StoreError(f"no value is stored for fact {missing[0]!r}")
-        if missing:
-            raise StoreError(f"no value is stored for fact {missing[0]!r} ({len(missing)} missing)")
-        return self._decode_values({fid: found[fid] for fid in fact_ids})
-
-    def _decode_values(
-        self, found: dict[str, bytes], errors: dict[str, StoreError] | None = None
-    ) -> dict[str, Any]:
-        """Decode many stored values (with one JSON parse when the codec allows it).
-
-        With ``errors``, a value that cannot be decoded is left out and its error put there
-        instead of raised.
-        """
-        codec = self.codec
-        if isinstance(codec, JsonCodec) and len(found) > 1:
-            try:
-                with gc_paused():
-                    values = codec.decode(b"[" + b",".join(found.values()) + b"]")
-            except CodecError:
-                values = None  # decode one by one to name the unreadable value
-            if type(values) is builtins.list and len(values) == len(found):
-                return dict(zip(found, values, strict=True))
-        decoded: dict[str, Any] = {}
-        for fact_id, data in found.items():
-            try:
-                decoded[fact_id] = self._decode_value(fact_id, data)
-            except StoreError as exc:
-                if errors is None:
-                    raise
-                errors[fact_id] = exc
-        return decoded
-
-    def _decode_value(self, fact_id: str, data: bytes) -> Any:
-        """Decode a stored fact value, turning codec errors into a StoreError."""
-        try:
-            return self.codec.decode(data)
-        except CodecError as exc:
-            raise StoreError(f"cannot read the value of fact {fact_id!r}: {exc}") from exc

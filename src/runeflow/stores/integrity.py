@@ -35,11 +35,14 @@ __all__ = [
     "STATUSES",
     "as_bytes",
     "checksum",
+    "compacted_log",
     "corrupt_fact",
     "corrupt_log",
     "corrupt_snapshot",
     "log_read_failed",
     "row_checksum_mismatch",
+    "snapshot_ahead",
+    "snapshot_before_log",
     "verified_snapshot",
     "verified_values",
 ]
@@ -78,6 +81,29 @@ def corrupt_log(workflow_id: str, position: int, why: str) -> StoreError:
     )
 
 
+def compacted_log(workflow_id: str, after: int, start: Any) -> StoreError:
+    """The error for reading a compacted log from event ``after + 1``, before its start.
+
+    ``start`` is the position up to which events were removed (a damaged, non-numeric one
+    is said to be damaged instead).
+    """
+    if type(start) is not int:
+        return StoreError(
+            f"cannot read the log of workflow {workflow_id!r}: the position where its "
+            f"compacted log starts is {start!r}, not a number, so the log is corrupt: "
+            f"{RESTORE_ADVICE}",
+            workflow_id=workflow_id,
+        )
+    return StoreError(
+        f"cannot read event {after + 1} of workflow {workflow_id!r}: events 1-{start} were "
+        f"compacted into its snapshot (Runner(compact=True)), the log starts at event "
+        f"{start + 1}. Load the instance from its snapshot (the default; not "
+        f"use_snapshot=False), or read the log from there: stream(after={start})",
+        workflow_id=workflow_id,
+        cursor=after + 1,
+    )
+
+
 def log_read_failed(workflow_id: str, position: int, exc: StoreError) -> StoreError:
     """The error for a store failure while reading a log after event ``position``."""
     return StoreError(
@@ -94,6 +120,29 @@ def row_checksum_mismatch(workflow_id: str, first: int, last: int) -> StoreError
         first,
         f"the checksum of the row holding events {first}-{last} does not match its data: the "
         "storage was damaged or the row was changed outside runeflow",
+    )
+
+
+def snapshot_ahead(workflow_id: str, snapshot: int, end: int) -> StoreError:
+    """The error for compacting a log whose snapshot is ahead of it (nothing is removed)."""
+    return StoreError(
+        f"cannot compact the log of workflow {workflow_id!r}: its snapshot (cursor "
+        f"{snapshot}) is ahead of its log (cursor {end}), so it cannot stand for the events "
+        "it would remove. Save a snapshot of the instance as it is now",
+        workflow_id=workflow_id,
+        cursor=snapshot,
+    )
+
+
+def snapshot_before_log(workflow_id: str, snapshot: int, start: int) -> StoreError:
+    """The error for a snapshot older than the start of a compacted log (nothing written)."""
+    return StoreError(
+        f"cannot keep a snapshot of workflow {workflow_id!r} at cursor {snapshot}: its log "
+        f"was compacted up to event {start}, so the events between them are gone and the "
+        "snapshot could never be brought up to date. Take the snapshot of the instance as "
+        "it is now",
+        workflow_id=workflow_id,
+        cursor=snapshot,
     )
 
 

@@ -17,14 +17,13 @@ and the stream still checks that log rows follow each other and decode whole.
 from __future__ import annotations
 
 import builtins
-import heapq
 import json
 import math
 import threading
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from runeflow.codec import Codec, JsonCodec
@@ -33,7 +32,10 @@ from runeflow.model import events as ev
 from runeflow.model.events import Event
 from runeflow.model.facts import Fact, Signal
 from runeflow.model.runstate import EventBatch
+from runeflow.stores._memory_state import Instance as _Instance
+from runeflow.stores._memory_state import Timers as _Timers
 from runeflow.stores.base import (
+    PRUNABLE,
     Append,
     Capabilities,
     EncodedAppend,
@@ -41,9 +43,11 @@ from runeflow.stores.base import (
     LogRow,
     Store,
     Timer,
+    check_prune,
     content_key,
     json_text,
 )
+from runeflow.stores.integrity import compacted_log, snapshot_ahead, snapshot_before_log
 from runeflow.stores.listing import (
     InstanceFilter,
     InstancePage,
@@ -142,152 +146,6 @@ def _json_copy(obj: dict[str, Any] | None, what: str) -> dict[str, Any]:
 _FLAT = frozenset({str, int, bool, type(None)})
 
 
-@dataclass(kw_only=True, slots=True)
-class _Instance:
-    """One instance's state (mutable, guarded by the store's lock)."""
-
-    workflow_id: str
-    """Its id."""
-    definition_name: str
-    """Its workflow's name."""
-    definition_hash: str
-    """Its definition's hash."""
-    created_at: float
-    """When it was created."""
-    metadata: dict[str, Any]
-    """Its metadata (a private copy)."""
-    meta: InstanceMeta | None = None
-    """Its metadata as last built by :meth:`current` (the fields above are newer)."""
-    status: str
-    """Its status."""
-    cursor: int = 0
-    """The log's last position."""
-    updated_at: float = 0.0
-    """When the log or the status last changed."""
-
-    owner: str | None = None
-    """The lease holder (see :attr:`expires`)."""
-    expires: float = 0.0
-    """When the lease ends, epoch seconds."""
-    epoch: int = 0
-    """The fencing token."""
-    error: str | None = None
-    """Why a runner could not load it."""
-
-    def current(self) -> InstanceMeta:
-        """Return the metadata with the current status, cursor, update time and lease."""
-        meta = self.meta
-        owner = self.live_owner(time.time())
-        if meta is None:
-            meta = self.meta = InstanceMeta(
-                workflow_id=self.workflow_id,
-                definition_name=self.definition_name,
-                definition_hash=self.definition_hash,
-                status=self.status,
-                created_at=self.created_at,
-                updated_at=self.updated_at,
-                cursor=self.cursor,
-                metadata=self.metadata,
-                owner=owner,
-                epoch=self.epoch,
-                error=self.error,
-            )
-        elif (meta.status, meta.cursor, meta.updated_at, meta.owner, meta.epoch, meta.error) != (
-            self.status,
-            self.cursor,
-            self.updated_at,
-            owner,
-            self.epoch,
-            self.error,
-        ):
-            meta = self.meta = replace(
-                meta,
-                status=self.status,
-                cursor=self.cursor,
-                updated_at=self.updated_at,
-                owner=owner,
-                epoch=self.epoch,
-                error=self.error,
-            )
-        return meta
-
-    def live_owner(self, now: float) -> str | None:
-        """The lease holder if the lease has not expired."""
-        return self.owner if self.owner is not None and self.expires > now else None
-
-    def grant(self, owner: str, ttl: float, now: float, expect: int | None) -> int | None:
-        """Take the lease (see :meth:`Store.acquire_lease`); return the token or ``None``."""
-        holder = self.live_owner(now)
-        if expect is not None and self.epoch != expect:
-            return None
-        if holder is not None and holder != owner:
-            return None
-        if holder != owner or expect is not None:
-            self.epoch += 1
-        self.owner, self.expires = owner, now + ttl
-        return self.epoch
-
-    rows: list[tuple[int, bytes | EventBatch]] = field(default_factory=list)
-    """The log: one ``(first_cursor, encoded_events)`` row per append (the events
-    themselves for a deferred append, until first read)."""
-    lasts: list[int] = field(default_factory=list)
-    """Last cursor of each row (sorted; used to find where a stream starts)."""
-    snapshot: tuple[int, bytes] | None = None
-    """The latest snapshot."""
-    timer_ids: set[str] | None = None
-    """Ids of its pending timers."""
-
-
-class _Timers:
-    """Pending timers by id, with a heap of ``(fire_at, timer_id)`` for the due ones.
-
-    The heap is lazy: removing or rescheduling a timer leaves its old entry, skipped (and
-    dropped) when met; it is rebuilt when stale entries outnumber live ones. So scheduling,
-    removing and finding the next due timers cost O(log n) each, not a scan of all timers.
-    """
-
-    def __init__(self) -> None:
-        self.by_id: dict[str, Timer] = {}
-        self._heap: list[tuple[float, str]] = []
-
-    def put(self, timer: Timer) -> None:
-        self.by_id[timer.timer_id] = timer
-        heapq.heappush(self._heap, (timer.fire_at, timer.timer_id))
-        if len(self._heap) > 2 * len(self.by_id) + 1024:
-            self._heap = [(t.fire_at, t.timer_id) for t in self.by_id.values()]
-            heapq.heapify(self._heap)
-
-    def pop(self, timer_id: str) -> Timer | None:
-        return self.by_id.pop(timer_id, None)
-
-    def due(self, now: float, keep: Callable[[Timer], bool], limit: int) -> list[Timer]:
-        """Up to ``limit`` timers due by ``now`` that ``keep`` accepts, earliest first."""
-        heap, by_id = self._heap, self.by_id
-        found: list[Timer] = []
-        seen: dict[str, float] = {}
-        while heap and heap[0][0] <= now and len(found) < limit:
-            fire_at, timer_id = heapq.heappop(heap)
-            timer = by_id.get(timer_id)
-            if timer is None or timer.fire_at != fire_at or timer_id in seen:
-                continue  # removed, rescheduled, or a duplicate entry: drop it
-            seen[timer_id] = fire_at
-            if keep(timer):
-                found.append(timer)
-        for timer_id, fire_at in seen.items():
-            heapq.heappush(heap, (fire_at, timer_id))
-        return found
-
-    def next_at(self) -> float | None:
-        heap, by_id = self._heap, self.by_id
-        while heap:
-            fire_at, timer_id = heap[0]
-            timer = by_id.get(timer_id)
-            if timer is not None and timer.fire_at == fire_at:
-                return fire_at
-            heapq.heappop(heap)
-        return None
-
-
 class MemoryStore(Store):
     """A thread-safe store held in this process's memory.
 
@@ -306,8 +164,10 @@ class MemoryStore(Store):
         self._instances: dict[str, _Instance] = {}
         self._facts: dict[str, str | bytes] = {}  # a content hash, or an inline value
         self._scalars: dict[str, Any] = {}  # values of deferred appends (not encoded yet)
+        self._owners: dict[str, str | None] = {}  # the one instance that wrote a fact, if one
         self._defer = isinstance(self.codec, JsonCodec)
         self._contents: dict[str, bytes] = {}
+        self._uses: dict[str, int] = {}  # facts per content hash
         self._timers = _Timers()
 
     # --- instances --------------------------------------------------------------------------
@@ -382,9 +242,65 @@ class MemoryStore(Store):
     def delete(self, workflow_id: str) -> None:
         """See :meth:`Store.delete`."""
         with self._lock:
-            inst = self._instances.pop(workflow_id, None)
-            for timer_id in (inst.timer_ids or ()) if inst is not None else ():
-                self._timers.pop(timer_id)
+            inst = self._instances.get(workflow_id)
+            if inst is not None:
+                self._remove(inst)
+
+    def _remove(self, inst: _Instance) -> None:
+        """Delete an instance with the facts only it refers to (hold the lock)."""
+        del self._instances[inst.workflow_id]
+        for timer_id in inst.timer_ids or ():
+            self._timers.pop(timer_id)
+        facts = self._row_facts(inst.rows)
+        if inst.snapshot_facts is not None:
+            facts.update(inst.snapshot_facts)
+        self._collect(inst.workflow_id, facts)
+
+    def _row_facts(self, rows: builtins.list[tuple[int, bytes | EventBatch]]) -> set[str]:
+        """The ids of the facts log rows hold."""
+        ids: set[str] = set()
+        for _, row in rows:
+            if type(row) is EventBatch:
+                ids.update(r.id for r in row.records if type(r) is Fact)
+                continue
+            assert isinstance(row, bytes)
+            for event in self._events_codec.decode_events(row):
+                if type(event) is ev.FactProduced:
+                    ids.add(event.fact.id)
+        return ids
+
+    def _collect(self, workflow_id: str, fact_ids: set[str]) -> None:
+        """Delete the facts of ``fact_ids`` that only ``workflow_id`` wrote, then the contents
+        no fact uses any more (hold the lock)."""
+        owners, facts = self._owners, self._facts
+        for fact_id in fact_ids:
+            if owners.get(fact_id, "") != workflow_id:
+                continue
+            del owners[fact_id]
+            self._scalars.pop(fact_id, None)
+            ref = facts.pop(fact_id, None)
+            if type(ref) is str:
+                self._unuse(ref)
+
+    def _unuse(self, digest: str) -> None:
+        left = self._uses.get(digest, 1) - 1
+        if left > 0:
+            self._uses[digest] = left
+        else:
+            self._uses.pop(digest, None)
+            self._contents.pop(digest, None)
+
+    def _keep_fact(self, fact_id: str, ref: str | bytes, owner: str | None) -> None:
+        """Point ``fact_id`` at a content hash or an inline value (hold the lock)."""
+        old = self._facts.get(fact_id)
+        if old != ref:
+            if type(old) is str:
+                self._unuse(old)
+            if type(ref) is str:
+                self._uses[ref] = self._uses.get(ref, 0) + 1
+        self._facts[fact_id] = ref
+        if self._owners.setdefault(fact_id, owner) != owner:
+            self._owners[fact_id] = None
 
     def list_page(
         self,
@@ -503,11 +419,15 @@ class MemoryStore(Store):
 
     def _write(self, inst: _Instance, encoded: EncodedAppend | EventBatch) -> None:
         """Add one append to ``inst``'s log (hold the lock)."""
+        wid = inst.workflow_id
         if type(encoded) is EventBatch:
-            scalars = self._scalars
+            scalars, owners = self._scalars, self._owners
             for record in encoded.records:
                 if type(record) is Fact:
-                    scalars[record.id] = record.value
+                    fid = record.id
+                    scalars[fid] = record.value
+                    if owners.setdefault(fid, wid) != wid:
+                        owners[fid] = None
             inst.rows.append((inst.cursor + 1, encoded))
             inst.cursor += len(encoded)
             inst.lasts.append(inst.cursor)
@@ -515,9 +435,10 @@ class MemoryStore(Store):
         assert isinstance(encoded, EncodedAppend)
         if encoded.contents:
             self._contents.update(encoded.contents)
-            self._facts.update(encoded.fact_hashes)
-        if encoded.inline:
-            self._facts.update(encoded.inline)
+            for fid, digest in encoded.fact_hashes.items():
+                self._keep_fact(fid, digest, wid)
+        for fid, data in encoded.inline.items():
+            self._keep_fact(fid, data, wid)
         inst.rows.append((inst.cursor + 1, encoded.blob))
         inst.cursor += encoded.count
         inst.lasts.append(inst.cursor)
@@ -525,7 +446,9 @@ class MemoryStore(Store):
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
         """See :meth:`Store.stream`."""
         with self._lock:
-            self._instance(workflow_id)
+            start = self._instance(workflow_id).compacted
+        if after < start:
+            raise compacted_log(workflow_id, after, start)
         load = self._load_value if values else None
         return self._decode_rows(workflow_id, self._rows(workflow_id, after), after, load)
 
@@ -558,16 +481,83 @@ class MemoryStore(Store):
 
     # --- snapshots --------------------------------------------------------------------------
 
-    def save_snapshot(self, workflow_id: str, cursor: int, snapshot: bytes) -> None:
+    def save_snapshot(
+        self,
+        workflow_id: str,
+        cursor: int,
+        snapshot: bytes,
+        *,
+        token: int | None = None,
+        fact_ids: Sequence[str] | None = None,
+    ) -> None:
         """See :meth:`Store.save_snapshot`."""
+        data, refs = bytes(snapshot), None if fact_ids is None else frozenset(fact_ids)
         with self._lock:
-            self._instance(workflow_id).snapshot = (cursor, bytes(snapshot))
+            inst = self._fenced(workflow_id, token)
+            if cursor < inst.compacted:
+                raise snapshot_before_log(workflow_id, cursor, inst.compacted)
+            inst.snapshot, inst.snapshot_facts = (cursor, data), refs
+
+    def _fenced(self, workflow_id: str, token: int | None) -> _Instance:
+        """The instance, if ``token`` is still its fencing token (hold the lock)."""
+        inst = self._instance(workflow_id)
+        if token is not None and token != inst.epoch:
+            raise LeaseLostError(workflow_id, token, f"; it is at {inst.epoch}")
+        return inst
 
     def load_snapshot(self, workflow_id: str) -> tuple[int, bytes] | None:
         """See :meth:`Store.load_snapshot`."""
         with self._lock:
             inst = self._instances.get(workflow_id)
             return inst.snapshot if inst is not None else None
+
+    # --- bounded stores ---------------------------------------------------------------------
+
+    def compact(self, workflow_id: str, *, token: int | None = None) -> int:
+        """See :meth:`Store.compact`."""
+        with self._lock:
+            inst = self._fenced(workflow_id, token)
+            if inst.snapshot is None:
+                return 0
+            upto = inst.snapshot[0]
+            covered = bisect_right(inst.lasts, upto)
+            if not covered:
+                return 0
+            if upto > inst.cursor:
+                raise snapshot_ahead(workflow_id, upto, inst.cursor)
+            removed, last = inst.rows[:covered], inst.lasts[covered - 1]
+            del inst.rows[:covered], inst.lasts[:covered]
+            count, inst.compacted = last - inst.compacted, last
+            if inst.snapshot_facts is not None:
+                self._collect(workflow_id, self._row_facts(removed) - inst.snapshot_facts)
+            return count
+
+    def prune(
+        self,
+        updated_before: float,
+        statuses: Collection[str] = PRUNABLE,
+        *,
+        limit: int | None = 100,
+        dry_run: bool = False,
+    ) -> builtins.list[str]:
+        """See :meth:`Store.prune` (a scan of the instances, under the store's lock)."""
+        wanted = set(check_prune(statuses, limit, dry_run))
+        now = time.time()
+        with self._lock:
+            found = [
+                inst
+                for inst in self._instances.values()
+                if inst.status in wanted
+                and inst.updated_at < updated_before
+                and inst.live_owner(now) is None
+                and not inst.timer_ids
+            ]
+            found.sort(key=lambda i: (i.updated_at, i.workflow_id))
+            found = found[:limit]
+            if not dry_run:
+                for inst in found:
+                    self._remove(inst)
+        return [inst.workflow_id for inst in found]
 
     # --- facts ------------------------------------------------------------------------------
 
@@ -576,11 +566,9 @@ class MemoryStore(Store):
         data = self.codec.encode(value)
         digest = content_key(data)
         with self._lock:
-            if digest is None:
-                self._facts[fact_id] = data
-                return
-            self._contents.setdefault(digest, data)
-            self._facts[fact_id] = digest
+            if digest is not None:
+                self._contents.setdefault(digest, data)
+            self._keep_fact(fact_id, data if digest is None else digest, None)
 
     def load_fact(self, fact_id: str) -> Any:
         """See :meth:`Store.load_fact`."""
@@ -601,7 +589,8 @@ class MemoryStore(Store):
         with self._lock:
             return {
                 "instances": len(self._instances),
-                "events": sum(i.cursor for i in self._instances.values()),
+                "events": sum(i.cursor - i.compacted for i in self._instances.values()),
+                "snapshots": sum(i.snapshot is not None for i in self._instances.values()),
                 "facts": len(self._facts.keys() | self._scalars.keys()),
                 "contents": len(self._contents),
             }

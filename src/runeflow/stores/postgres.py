@@ -15,10 +15,10 @@ import builtins
 import math
 import re
 import time
+import zlib
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import unquote
 
 from runeflow.codec import Codec
 from runeflow.errors import (
@@ -38,19 +38,29 @@ from runeflow.stores._postgres_sql import (
     SCHEMA_VERSION_TABLE,
     TABLES,
 )
+from runeflow.stores._postgres_writes import append_params, append_results
 from runeflow.stores._rows import instance_meta, metas_in_order, read_instance, read_timer
 from runeflow.stores.base import (
+    PRUNABLE,
     Append,
     Capabilities,
     InstanceMeta,
     Store,
     Timer,
-    _log_chunks,
+    check_prune,
     content_key,
     json_text,
 )
 from runeflow.stores.batching import GroupCommit, outcome
-from runeflow.stores.integrity import checksum, log_read_failed, verified_snapshot
+from runeflow.stores.decoding import _log_chunks
+from runeflow.stores.integrity import (
+    checksum,
+    compacted_log,
+    log_read_failed,
+    snapshot_ahead,
+    snapshot_before_log,
+    verified_snapshot,
+)
 from runeflow.stores.listing import (
     IndexedListing,
     InstanceFilter,
@@ -68,111 +78,22 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 if TYPE_CHECKING:
     from psycopg import Connection
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION_TABLE", "TABLES", "PostgresStore"]
+from runeflow.stores._postgres_connect import check_connect, mask_dsn, mask_password, one_line
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION_TABLE",
+    "TABLES",
+    "PostgresStore",
+    "mask_dsn",
+    "mask_password",
+]
 
 INSTALL_HINT = 'the Postgres store needs: pip install "runeflow[postgres]"'
 
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _BATCH_ROWS = 512
-
-# The password of a URL (``scheme://user:password@host``: up to the last ``@``, so that an
-# unencoded ``@`` or ``/`` in it is masked too), of a URL query (``?password=...``) and of a
-# ``key=value`` connection string (``password=secret`` or ``password='quoted secret'``).
-_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:@/?#]*:)(.*)@", re.S)
-_QUERY_PASSWORD = re.compile(r"([?&]password=)([^&#]*)", re.I)
-_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.I)
-
-
-def mask_dsn(dsn: str) -> str:
-    """``dsn`` with its password replaced by ``***``, fit to show in a message.
-
-    Handles ``postgresql://user:password@host/db`` URLs (and ``?password=`` in their query)
-    and ``key=value`` connection strings (``password=...``, quoted or not).
-    """
-    if "://" in dsn:
-        masked = _URL_PASSWORD.sub(r"\1***@", dsn, count=1)
-        return _QUERY_PASSWORD.sub(r"\1***", masked)
-    return _KEYWORD_PASSWORD.sub(r"\1***", dsn)
-
-
-def _dsn_passwords(dsn: str) -> set[str]:
-    """Every spelling of the password(s) ``dsn`` holds: raw, percent-decoded, unquoted."""
-    found: set[str] = set()
-    if "://" in dsn:
-        url = _URL_PASSWORD.match(dsn)
-        raw = [url.group(2)] if url else []
-        raw += [m.group(2) for m in _QUERY_PASSWORD.finditer(dsn)]
-        found.update(raw, (unquote(r) for r in raw))
-    else:
-        for m in _KEYWORD_PASSWORD.finditer(dsn):
-            value = m.group(2)
-            found.add(value)
-            if value.startswith("'"):
-                inner = value[1:-1] if len(value) > 1 and value.endswith("'") else value[1:]
-                found.update((inner, re.sub(r"\\(.)", r"\1", inner)))
-    if psycopg is not None:
-        try:
-            password = psycopg.conninfo.conninfo_to_dict(dsn).get("password")
-        except psycopg.Error:
-            password = None
-        if password:
-            found.add(str(password))
-    found.discard("")
-    return found
-
-
-def mask_password(text: str, dsn: str) -> str:
-    """``text`` (a driver's error message, say) with every trace of ``dsn``'s password masked.
-
-    The DSN itself, quoted whole (libpq quotes a URL it cannot parse), becomes
-    :func:`mask_dsn` of it; then any remaining spelling of the password becomes ``***``.
-    """
-    if not dsn:
-        return text
-    text = text.replace(dsn, mask_dsn(dsn))
-    for secret in sorted(_dsn_passwords(dsn), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def _one_line(text: str) -> str:
-    """A multi-line libpq message on one line: hint lines (indented) join the line above."""
-    parts: list[str] = []
-    for line in text.strip().splitlines():
-        if not line.strip():
-            continue
-        if parts and line[:1].isspace():
-            end = "" if parts[-1][-1:] in ".?!:;" else "."
-            parts[-1] += f"{end} {line.strip()}"
-        else:
-            parts.append(line.strip())
-    return re.sub(r"\s+", " ", "; ".join(parts))
-
-
-def _check_connect(dsn: str, seconds: int) -> None:
-    """Open and close one connection, so that a store that cannot connect fails now, with why.
-
-    Raises:
-        StoreError: the connection failed; the message names the target (password masked),
-            gives the driver's reason and says what to check.
-    """
-    try:
-        psycopg.connect(dsn, connect_timeout=seconds).close()
-    except psycopg.Error as exc:
-        raw = str(exc)
-        reason = _one_line(mask_password(raw, dsn)).removeprefix("connection failed: ")
-        end = "" if reason[-1:] in ".?!" else "."
-        error = StoreError(
-            f"cannot open the PostgreSQL store at {mask_dsn(dsn)!r} "
-            f"(connect_timeout={seconds}s): {reason}{end} Check that the server is running and "
-            "reachable, and that the URL's host, port, user, password and database are right."
-        )
-        # Chain the driver's error only when it holds no password (its message may quote the
-        # whole URL, say when libpq cannot parse it).
-        if mask_password(raw, dsn) == raw:
-            raise error from exc
-        raise error from None
 
 
 class PostgresStore(IndexedListing, Store):
@@ -230,7 +151,7 @@ class PostgresStore(IndexedListing, Store):
         self._owns_pool = pool is None
         if pool is None:
             seconds = max(2, math.ceil(connect_timeout))  # libpq: whole seconds, at least 2
-            _check_connect(dsn or "", seconds)
+            check_connect(dsn or "", seconds)
             pool = ConnectionPool(
                 dsn or "",
                 min_size=min_size,
@@ -244,6 +165,8 @@ class PostgresStore(IndexedListing, Store):
         # rendered once: composing a statement at every call costs more than sending it
         self._q = {name: _compose(text, schema).as_bytes(None) for name, text in QUERIES.items()}
         self._listing: dict[str, sql.Composed] = {}
+        # the advisory lock between writers of contents (shared) and their collection
+        self._contents_lock = zlib.crc32(f"runeflow-contents:{schema}".encode())
         self._commits: GroupCommit[dict[str, Any]] = GroupCommit(self._write_appends)
         if auto_setup:
             try:
@@ -262,7 +185,7 @@ class PostgresStore(IndexedListing, Store):
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise StoreUnavailableError(
-                f"PostgreSQL store (schema {self.schema!r}) unavailable: {_one_line(str(exc))}"
+                f"PostgreSQL store (schema {self.schema!r}) unavailable: {one_line(str(exc))}"
             ) from exc
         except psycopg.Error as exc:
             raise _failed(self.schema, exc) from exc
@@ -396,8 +319,25 @@ class PostgresStore(IndexedListing, Store):
     def delete(self, workflow_id: str) -> None:
         """See :meth:`Store.delete`."""
         with self._connection() as conn, conn.transaction():
-            for table in ("events", "snapshots", "timers", "instances"):
-                conn.execute(self._q[f"delete_{table}"], (workflow_id,))
+            self._remove(conn, [workflow_id])
+
+    def _remove(self, conn: Connection[Any], ids: builtins.list[str]) -> None:
+        """Delete instances with the facts only they refer to (in the caller's transaction)."""
+        facts = conn.execute(self._q["owned_facts"], {"ids": ids}).fetchall()
+        for table in ("events", "snapshots", "timers", "instances"):
+            conn.execute(self._q[f"delete_{table}"], (ids,))
+        self._collect(conn, facts)
+
+    def _collect(self, conn: Connection[Any], facts: builtins.list[Any]) -> None:
+        """Delete the fact rows ``(fact_id, hash)``, then the contents no fact uses any more
+        (under the exclusive contents lock, held to the end of the transaction)."""
+        if not facts:
+            return
+        conn.execute(self._q["delete_facts"], ([row[0] for row in facts],))
+        hashes = sorted({row[1] for row in facts if row[1]})
+        if hashes:
+            conn.execute(self._q["lock_contents"], (self._contents_lock,))
+            conn.execute(self._q["delete_unused_contents"], (hashes,))
 
     # --- the log ----------------------------------------------------------------------------
 
@@ -446,24 +386,9 @@ class PostgresStore(IndexedListing, Store):
                 with conn.pipeline(), conn.transaction():
                     cursors = [conn.execute(q[p["_statement"]], p) for p in batch]
                 rows = [cursor.fetchone() for cursor in cursors]
-        results: builtins.list[int | Exception] = []
         refused = [p["wid"] for p, row in zip(batch, rows, strict=True) if row is None]
         epochs = dict(self._fetchall("select_epochs", (refused,))) if refused else {}
-        for params, row in zip(batch, rows, strict=True):
-            if row is not None:
-                results.append(int(row[0]))
-                continue
-            wid, token = params["wid"], params["token"]
-            if wid in epochs and token is not None and epochs[wid] != token:
-                results.append(LeaseLostError(wid, token, f"; it is at {epochs[wid]}"))
-            else:
-                results.append(
-                    StoreError(
-                        f"cannot append to unknown workflow {wid!r}: create() it first",
-                        workflow_id=wid,
-                    )
-                )
-        return results
+        return append_results(batch, rows, epochs)
 
     def _append_params(
         self,
@@ -476,45 +401,18 @@ class PostgresStore(IndexedListing, Store):
     ) -> dict[str, Any]:
         """The parameters of the ``append`` statement (events encoded, values kept apart)."""
         encoded = self._encode_append(events) if events else None
-        # One row per fact: (id, content hash, NULL, NULL) or, for an inline value,
-        # (id, '', value, checksum).
-        facts: list[tuple[str, str, bytes | None, int | None]] = []
-        if encoded is not None:
-            facts += [(fid, digest, None, None) for fid, digest in encoded.fact_hashes.items()]
-            facts += [(fid, "", data, checksum(data)) for fid, data in encoded.inline.items()]
-        params: dict[str, Any] = {
-            "_statement": "append",
-            "wid": workflow_id,
-            "n": encoded.count if encoded else 0,
-            "now": time.time(),
-            "status": status,
-            "token": token,
-            "data": encoded.blob if encoded else None,
-            "crc": checksum(encoded.blob) if encoded else None,
-            "fact_ids": list(encoded.fact_ids) if encoded and encoded.fact_ids else None,
-            "fids": [f[0] for f in facts],
-            "fhashes": [f[1] for f in facts],
-            "fdata": [f[2] for f in facts],
-            "fcrcs": [f[3] for f in facts],
-        }
-        if (encoded is not None and encoded.contents) or timers or done_timers:
-            timer_rows = [_timer_params(t) for t in timers]
-            params.update(
-                _statement="append_all",
-                hashes=list(encoded.contents) if encoded else [],
-                blobs=list(encoded.contents.values()) if encoded else [],
-                tids=[t[0] for t in timer_rows],
-                twids=[t[1] for t in timer_rows],
-                tfire=[t[2] for t in timer_rows],
-                tpay=[t[3] for t in timer_rows],
-                done=list(done_timers),
-            )
-        return params
+        timer_rows = [_timer_params(t) for t in timers]
+        return append_params(
+            workflow_id, encoded, status, token, timer_rows, done_timers, self._contents_lock
+        )
 
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
         """See :meth:`Store.stream`."""
-        if not self.exists(workflow_id):
+        row = self._fetchone("select_log_start", (workflow_id,))
+        if row is None:
             raise WorkflowNotFoundError(workflow_id)
+        if after < row[0]:
+            raise compacted_log(workflow_id, after, int(row[0]))
         return self._stream(workflow_id, after, values)
 
     def _stream(self, workflow_id: str, after: int, values: bool) -> Iterator[Event]:
@@ -557,10 +455,89 @@ class PostgresStore(IndexedListing, Store):
 
     # --- snapshots --------------------------------------------------------------------------
 
-    def save_snapshot(self, workflow_id: str, cursor: int, snapshot: bytes) -> None:
+    def save_snapshot(
+        self,
+        workflow_id: str,
+        cursor: int,
+        snapshot: bytes,
+        *,
+        token: int | None = None,
+        fact_ids: Sequence[str] | None = None,
+    ) -> None:
         """See :meth:`Store.save_snapshot`."""
         data = bytes(snapshot)
-        self._execute("upsert_snapshot", (workflow_id, cursor, data, checksum(data)))
+        refs = None if fact_ids is None else list(fact_ids)
+        with self._connection() as conn, conn.transaction():
+            self._fence(conn, "fence_share", workflow_id, token, cursor)
+            conn.execute(
+                self._q["upsert_snapshot"], (workflow_id, cursor, data, checksum(data), refs)
+            )
+
+    def _fence(
+        self,
+        conn: Connection[Any],
+        lock: str,
+        workflow_id: str,
+        token: int | None,
+        snapshot: int | None = None,
+    ) -> None:
+        """Lock the instance row (``lock``: share or update) and check, as ``append`` does,
+        that ``token`` is still its fencing token; a snapshot at ``snapshot`` must not be
+        before the start of its compacted log."""
+        row = conn.execute(self._q[lock], (workflow_id,)).fetchone()
+        if row is None:
+            raise WorkflowNotFoundError(workflow_id)
+        if token is not None and token != row[0]:
+            raise LeaseLostError(workflow_id, token, f"; it is at {row[0]}")
+        if snapshot is not None and snapshot < row[1]:
+            raise snapshot_before_log(workflow_id, snapshot, int(row[1]))
+
+    # --- bounded stores ---------------------------------------------------------------------
+
+    def compact(self, workflow_id: str, *, token: int | None = None) -> int:
+        """See :meth:`Store.compact` (one transaction; appends to the instance wait for it)."""
+        q = self._q
+        with self._connection() as conn, conn.transaction():
+            self._fence(conn, "fence_update", workflow_id, token)
+            snap = conn.execute(q["snapshot_refs"], (workflow_id,)).fetchone()
+            if snap is None:
+                return 0
+            upto = int(snap[0])
+            found = conn.execute(q["compactable"], {"wid": workflow_id, "upto": upto}).fetchone()
+            count, last, at, end = found or (0, 0, None, 0)
+            if not count:
+                return 0
+            if upto > end:
+                raise snapshot_ahead(workflow_id, upto, int(end))
+            facts: builtins.list[Any] = []
+            if snap[1] is not None:  # a snapshot that lists its facts: collect the others
+                kept = set(snap[1])
+                rows = conn.execute(q["compacted_facts"], {"wid": workflow_id, "upto": last})
+                facts = [row for row in rows if row[0] not in kept]
+            conn.execute(q["delete_compacted"], (workflow_id, last))
+            conn.execute(q["set_compacted"], (last, at or 0.0, workflow_id))
+            self._collect(conn, facts)
+            return int(count)
+
+    def prune(
+        self,
+        updated_before: float,
+        statuses: Collection[str] = PRUNABLE,
+        *,
+        limit: int | None = 100,
+        dry_run: bool = False,
+    ) -> builtins.list[str]:
+        """See :meth:`Store.prune` (the batch's rows are locked ``SKIP LOCKED``: concurrent
+        pruners take disjoint batches, and an instance being written is left for later)."""
+        wanted = check_prune(statuses, limit, dry_run)
+        params = {"statuses": wanted, "before": updated_before, "now": time.time(), "limit": limit}
+        if dry_run:
+            return [str(row[0]) for row in self._fetchall("select_prunable", params)]
+        with self._connection() as conn, conn.transaction():
+            ids = [str(row[0]) for row in conn.execute(self._q["lock_prunable"], params)]
+            if ids:
+                self._remove(conn, ids)
+        return ids
 
     def load_snapshot(self, workflow_id: str) -> tuple[int, bytes] | None:
         """See :meth:`Store.load_snapshot`."""
@@ -577,6 +554,7 @@ class PostgresStore(IndexedListing, Store):
             if digest is None:
                 conn.execute(self._q["upsert_fact"], (fact_id, "", data, checksum(data)))
                 return
+            conn.execute(self._q["lock_contents_shared"], (self._contents_lock,))
             conn.execute(self._q["insert_content"], (digest, data))
             conn.execute(self._q["upsert_fact"], (fact_id, digest, None, None))
 
@@ -596,7 +574,9 @@ class PostgresStore(IndexedListing, Store):
         row = self._fetchone("stats")
         return {
             key: int(value)
-            for key, value in zip(("instances", "events", "facts", "contents"), row, strict=True)
+            for key, value in zip(
+                ("instances", "events", "snapshots", "facts", "contents"), row, strict=True
+            )
         }
 
     # --- timers -----------------------------------------------------------------------------
@@ -770,7 +750,7 @@ def _failed(schema: str, exc: Exception) -> StoreError:
     """The :class:`StoreError` for a failed statement, saying when the schema is at fault."""
     if getattr(exc, "sqlstate", None) in _SCHEMA_MISMATCH:
         return StoreError(
-            f"PostgreSQL store (schema {schema!r}) failed: {_one_line(str(exc))}. The schema's "
+            f"PostgreSQL store (schema {schema!r}) failed: {one_line(str(exc))}. The schema's "
             "tables are not as this runeflow made them: another program uses the schema, or "
             "it was changed by hand. Use another schema (PostgresStore(..., schema=...)), or "
             "restore it from a backup"

@@ -37,21 +37,26 @@ from runeflow.errors import (
 from runeflow.model.events import Event
 from runeflow.stores import _sqlite_sql as q
 from runeflow.stores._rows import instance_meta, metas_in_order, read_instance, read_timer
+from runeflow.stores._sqlite_bounded import compact, fenced, position, remove
+from runeflow.stores._sqlite_errors import db_error, is_busy
 from runeflow.stores._sqlite_sql import MIGRATIONS
-from runeflow.stores._sqlite_writes import Pending, position, write_batch
+from runeflow.stores._sqlite_writes import Pending, write_batch
 from runeflow.stores.base import (
+    PRUNABLE,
     Append,
     Capabilities,
     InstanceMeta,
     Store,
     Timer,
-    _log_chunks,
+    check_prune,
     content_key,
     json_text,
 )
 from runeflow.stores.batching import GroupCommit, outcome
+from runeflow.stores.decoding import _log_chunks
 from runeflow.stores.integrity import (
     checksum,
+    compacted_log,
     log_read_failed,
     verified_snapshot,
 )
@@ -117,18 +122,18 @@ class SQLiteStore(IndexedListing, Store):
                 self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
             )
         except sqlite3.Error as exc:
-            raise _db_error(self.path, exc) from exc
+            raise db_error(self.path, exc) from exc
         try:  # the first statements read the file: a file that is no database fails here
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.Error as exc:
             conn.close()
-            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
                 raise StoreUnavailableError(
                     f"SQLite store at {self.path} stayed locked for {self.busy_timeout:g}s "
                     f"({exc}): another process holds it"
                 ) from exc
-            raise _db_error(self.path, exc) from exc
+            raise db_error(self.path, exc) from exc
         self._local.conn, self._local.pid = conn, os.getpid()
         with self._lock:
             self._connections.append(conn)
@@ -153,8 +158,8 @@ class SQLiteStore(IndexedListing, Store):
                         conn.execute("ROLLBACK")
                     raise
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise _db_error(self.path, exc) from exc
+                if not is_busy(exc):
+                    raise db_error(self.path, exc) from exc
                 if time.monotonic() > deadline:
                     raise StoreUnavailableError(
                         f"SQLite store at {self.path} stayed locked for {self.busy_timeout:g}s "
@@ -163,7 +168,7 @@ class SQLiteStore(IndexedListing, Store):
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.1)
             except sqlite3.DatabaseError as exc:
-                raise _db_error(self.path, exc) from exc
+                raise db_error(self.path, exc) from exc
 
     def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> builtins.list[Any]:
         return self._retry(lambda c: c.execute(sql, params).fetchall(), write=False)
@@ -205,7 +210,7 @@ class SQLiteStore(IndexedListing, Store):
                 try:
                     conn.execute(statement)
                 except sqlite3.OperationalError as exc:
-                    if _is_busy(exc):
+                    if is_busy(exc):
                         raise
                     raise StoreError(
                         f"cannot bring the database {self.path} from schema version {version} "
@@ -283,12 +288,7 @@ class SQLiteStore(IndexedListing, Store):
 
     def delete(self, workflow_id: str) -> None:
         """See :meth:`Store.delete`."""
-
-        def work(conn: sqlite3.Connection) -> None:
-            for statement in q.DELETE_INSTANCE:
-                conn.execute(statement, (workflow_id,))
-
-        self._retry(work, write=True)
+        self._retry(lambda conn: remove(conn, workflow_id), write=True)
 
     # --- the log ----------------------------------------------------------------------------
 
@@ -337,8 +337,11 @@ class SQLiteStore(IndexedListing, Store):
 
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
         """See :meth:`Store.stream`."""
-        if not self.exists(workflow_id):
+        row = self._fetchone(q.SELECT_LOG_START, (workflow_id,))
+        if row is None:
             raise WorkflowNotFoundError(workflow_id)
+        if type(row[0]) is not int or after < row[0]:
+            raise compacted_log(workflow_id, after, row[0])
         return self._stream(workflow_id, after, values)
 
     def _stream(self, workflow_id: str, after: int, values: bool) -> Iterator[Event]:
@@ -379,15 +382,63 @@ class SQLiteStore(IndexedListing, Store):
 
     # --- snapshots --------------------------------------------------------------------------
 
-    def save_snapshot(self, workflow_id: str, cursor: int, snapshot: bytes) -> None:
+    def save_snapshot(
+        self,
+        workflow_id: str,
+        cursor: int,
+        snapshot: bytes,
+        *,
+        token: int | None = None,
+        fact_ids: Sequence[str] | None = None,
+    ) -> None:
         """See :meth:`Store.save_snapshot`."""
         data = bytes(snapshot)
-        self._execute(q.UPSERT_SNAPSHOT, (workflow_id, cursor, data, checksum(data)))
+        refs = None if fact_ids is None else json.dumps(list(fact_ids), separators=(",", ":"))
+        params = (workflow_id, cursor, data, checksum(data), refs)
+
+        def work(conn: sqlite3.Connection) -> None:
+            fenced(conn, workflow_id, token, cursor)
+            conn.execute(q.UPSERT_SNAPSHOT, params)
+
+        self._retry(work, write=True)
 
     def load_snapshot(self, workflow_id: str) -> tuple[int, bytes] | None:
         """See :meth:`Store.load_snapshot`."""
         row = self._fetchone(q.SELECT_SNAPSHOT, (workflow_id,))
         return verified_snapshot(workflow_id, row) if row is not None else None
+
+    # --- bounded stores ---------------------------------------------------------------------
+
+    def compact(self, workflow_id: str, *, token: int | None = None) -> int:
+        """See :meth:`Store.compact` (one transaction, under the write lock)."""
+        return self._retry(lambda conn: compact(conn, workflow_id, token), write=True)
+
+    def prune(
+        self,
+        updated_before: float,
+        statuses: Collection[str] = PRUNABLE,
+        *,
+        limit: int | None = 100,
+        dry_run: bool = False,
+    ) -> builtins.list[str]:
+        """See :meth:`Store.prune` (one transaction: the write lock is held for one batch)."""
+        wanted = check_prune(statuses, limit, dry_run)
+        query = q.SELECT_PRUNABLE.format(marks=",".join("?" * len(wanted)))
+
+        def select(conn: sqlite3.Connection) -> builtins.list[str]:
+            params = (*wanted, updated_before, time.time(), updated_before, limit or -1)
+            return [row[0] for row in conn.execute(query, params)]
+
+        if dry_run:
+            return self._retry(select, write=False)
+
+        def work(conn: sqlite3.Connection) -> builtins.list[str]:
+            ids = select(conn)
+            for workflow_id in ids:
+                remove(conn, workflow_id)
+            return ids
+
+        return self._retry(work, write=True)
 
     # --- facts ------------------------------------------------------------------------------
 
@@ -398,10 +449,10 @@ class SQLiteStore(IndexedListing, Store):
 
         def work(conn: sqlite3.Connection) -> None:
             if digest is None:
-                conn.execute(q.UPSERT_INLINE_FACT, (fact_id, data, checksum(data)))
+                conn.execute(q.UPSERT_INLINE_FACT, (fact_id, data, checksum(data), None))
                 return
             conn.execute(q.INSERT_CONTENT, (digest, data))
-            conn.execute(q.UPSERT_FACT, (fact_id, digest))
+            conn.execute(q.UPSERT_FACT, (fact_id, digest, None))
 
         self._retry(work, write=True)
 
@@ -417,7 +468,8 @@ class SQLiteStore(IndexedListing, Store):
     def stats(self) -> dict[str, int]:
         """See :meth:`Store.stats`."""
         row = self._fetchone(q.COUNT_STATS)
-        return dict(zip(("instances", "events", "facts", "contents"), row, strict=True))
+        keys = ("instances", "events", "snapshots", "facts", "contents")
+        return dict(zip(keys, row, strict=True))
 
     # --- timers -----------------------------------------------------------------------------
 
@@ -547,54 +599,6 @@ class SQLiteStore(IndexedListing, Store):
         """Damage the stored row holding event ``cursor`` (for tests of unreadable logs)."""
         params = (workflow_id, cursor, cursor)
         self._execute(q.CORRUPT_EVENT, params)
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
-def _db_error(path: Path, exc: sqlite3.Error) -> StoreError:
-    """A :class:`StoreError` for a failed SQLite call, saying what is wrong with the file."""
-    code = getattr(exc, "sqlite_errorname", "")
-    text = str(exc)
-    if code == "SQLITE_NOTADB" or "not a database" in text:
-        return StoreError(
-            f"{path} is not a SQLite database ({text}): give SQLiteStore the path of a "
-            "runeflow database, or of a file that does not exist yet to create one"
-        )
-    if code == "SQLITE_CORRUPT" or "malformed" in text:
-        return StoreError(
-            f"the SQLite database {path} is damaged ({text}): restore it from a backup "
-            f"(`sqlite3 {path} .recover` may save what is left)"
-        )
-    if code == "SQLITE_CANTOPEN" or "unable to open" in text:
-        return StoreError(f"cannot open the SQLite database {path} ({text}): {_why_not(path)}")
-    if code == "SQLITE_READONLY" or "readonly" in text:
-        return StoreError(
-            f"cannot write the SQLite database {path} ({text}): the file or its directory is "
-            f"read-only (SQLite also writes {path.name}-wal and {path.name}-shm beside it). "
-            "Make both writable, or copy the database to a writable place"
-        )
-    if code == "SQLITE_FULL":
-        return StoreError(f"cannot write the SQLite database {path} ({text}): free some space")
-    return StoreError(f"SQLite store at {path} failed: {text}")
-
-
-def _why_not(path: Path) -> str:
-    """Why SQLite may be unable to open ``path``, and what to do."""
-    parent = path.parent
-    if path.is_dir():
-        return "it is a directory; give the path of a database file (created if missing)"
-    if not parent.exists():
-        return f"its directory {parent} does not exist; create it first"
-    if not parent.is_dir():
-        return f"{parent} is not a directory"
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        return "this process may not read and write it; fix its permissions"
-    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        return f"the file cannot be created: the directory {parent} is not writable"
-    return "check the path, and that this process may read and write the file and its directory"
 
 
 def _fact_ids(rows: builtins.list[Any]) -> builtins.list[str]:

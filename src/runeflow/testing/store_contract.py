@@ -57,6 +57,7 @@ from runeflow.stores.base import Store, Timer
 from runeflow.testing.store_batching import BatchContract
 from runeflow.testing.store_corruption import Corrupter, CorruptionContract
 from runeflow.testing.store_listing import ListingContract
+from runeflow.testing.store_retention import RetentionContract
 
 __all__ = ["Corrupter", "StoreContract", "make_cycle"]
 
@@ -87,7 +88,7 @@ class _Unencodable:
     """A value no codec knows."""
 
 
-class StoreContract(CorruptionContract, BatchContract, ListingContract):
+class StoreContract(CorruptionContract, BatchContract, ListingContract, RetentionContract):
     """Tests every :class:`~runeflow.stores.base.Store` must pass (needs a ``store`` fixture)."""
 
     def _created(self, store: Store, **meta: Any) -> str:
