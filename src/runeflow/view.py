@@ -8,19 +8,37 @@ give what ran, what failed, what is in flight, the open waits and the pending ti
 A view folds the log once; :func:`refresh_view` folds only the events appended since, so a
 page that follows a running instance reads each event once. Without values
 (``load_view(..., values=False)``) facts stay references, their values loaded on demand.
+
+A listing needs much less: :class:`InstanceSummary` (:func:`load_summary`,
+:func:`refresh_summary`) folds the same log into counters and what is open now (running
+steps, waits, timers), keeping no fact and no event but the first final failure, so its
+size does not grow with the log.
+
+Neither is safe to read while another thread refreshes it: a cache shared between threads
+reads and refreshes each one under the same lock.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from runeflow.model import events as ev
 from runeflow.model.facts import ROOT, Fact, FactRef
 from runeflow.stores.base import InstanceMeta, Store
 
-__all__ = ["ComponentState", "InstanceView", "NodeInfo", "load_view", "refresh_view"]
+__all__ = [
+    "ComponentState",
+    "InstanceSummary",
+    "InstanceView",
+    "NodeInfo",
+    "load_summary",
+    "load_view",
+    "refresh_summary",
+    "refresh_view",
+]
 
 ComponentState = Literal["ran", "running", "waiting", "failed", "skipped", "pending"]
 """How a component stands in an instance, worst news first when several apply:
@@ -47,6 +65,30 @@ class NodeInfo:
     reads: tuple[str, ...] = ()
     """What a rule's condition reads of the workflow (meta-conditions), as
     ``"<kind>:<component>"``; drawn as dashed edges."""
+
+
+@dataclass(kw_only=True, slots=True)
+class InstanceSummary:
+    """What a listing shows of an instance, folded from its log into counters: no fact and
+    no event is kept but the first final failure and the waits, timers and steps open now,
+    so its size does not grow with the log (see :func:`load_summary`)."""
+
+    meta: InstanceMeta
+    """What the store keeps besides the log, as last read."""
+    steps: int = 0
+    """Runnables completed."""
+    failures: int = 0
+    """Final failures."""
+    first_failure: ev.RunnableFailed | None = None
+    """The first final failure."""
+    running: dict[str, str] = field(default_factory=dict)
+    """Runnables dispatched and not yet applied: ``runnable_id -> component``."""
+    open_waits: dict[str, ev.EventAwaited] = field(default_factory=dict)
+    """Waits with no event received yet, by wait id."""
+    timers: dict[str, ev.TimerScheduled] = field(default_factory=dict)
+    """Timers scheduled and neither fired nor cancelled, by timer id."""
+    cursor: int = 0
+    """How many events of the log are folded in."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -95,6 +137,19 @@ class InstanceView:
     """Whether fact values were read (``inputs`` and ``productions`` hold ``None`` else)."""
     keep_events: bool = True
     """Whether :attr:`events` keeps the log (a summary needs only the folded state)."""
+
+    def summary(self) -> InstanceSummary:
+        """This view's :class:`InstanceSummary` (a copy: it shares nothing that changes)."""
+        return InstanceSummary(
+            meta=self.meta,
+            steps=sum(self.completed.values()),
+            failures=len(self.failures),
+            first_failure=self.failures[0] if self.failures else None,
+            running=dict(self.running),
+            open_waits=dict(self.open_waits),
+            timers=dict(self.timers),
+            cursor=self.cursor,
+        )
 
     @property
     def fact_ids(self) -> set[str]:
@@ -171,7 +226,7 @@ def load_view(
         StoreError: the log cannot be read.
     """
     view = InstanceView(meta=store.get(workflow_id), values=values, keep_events=events)
-    _fold_from(store, view)
+    _fold_from(store, view, _fold_event, values=values)
     return view
 
 
@@ -184,21 +239,96 @@ def refresh_view(store: Store, view: InstanceView) -> InstanceView:
         WorkflowNotFoundError: the instance is gone.
         StoreError: the log cannot be read.
     """
-    meta = store.get(view.meta.workflow_id)
-    if meta.created_at != view.meta.created_at or meta.cursor < view.cursor:
-        return load_view(store, meta.workflow_id, values=view.values, events=view.keep_events)
-    view.meta = meta
-    if meta.cursor > view.cursor:
-        _fold_from(store, view)
-    return view
+    values, events = view.values, view.keep_events
+    return _refresh(
+        store,
+        view,
+        _fold_event,
+        lambda meta: load_view(store, meta.workflow_id, values=values, events=events),
+        values=values,
+    )
 
 
-def _fold_from(store: Store, view: InstanceView) -> None:
-    for event in store.stream(view.meta.workflow_id, after=view.cursor, values=view.values):
-        if view.keep_events:
-            view.events.append(event)
-        _fold(view, event)
-        view.cursor += 1
+def load_summary(store: Store, instance: InstanceMeta | str) -> InstanceSummary:
+    """Fold the stored log of an instance into an :class:`InstanceSummary` (fact values are
+    not read).
+
+    Args:
+        store: where the instance is.
+        instance: the instance's id, or its metadata as just read (saves reading it again).
+
+    Raises:
+        WorkflowNotFoundError: no instance has that id.
+        StoreError: the log cannot be read.
+    """
+    meta = store.get(instance) if isinstance(instance, str) else instance
+    summary = InstanceSummary(meta=meta)
+    _fold_from(store, summary, _fold_summary, values=False)
+    return summary
+
+
+def refresh_summary(store: Store, summary: InstanceSummary) -> InstanceSummary:
+    """Bring ``summary`` up to date, as :func:`refresh_view` does a view.
+
+    Raises:
+        WorkflowNotFoundError: the instance is gone.
+        StoreError: the log cannot be read.
+    """
+    return _refresh(
+        store, summary, _fold_summary, lambda meta: load_summary(store, meta), values=False
+    )
+
+
+_Folded = TypeVar("_Folded", InstanceView, InstanceSummary)
+
+
+def _refresh(
+    store: Store,
+    folded: _Folded,
+    fold: Callable[[_Folded, ev.Event], None],
+    reload: Callable[[InstanceMeta], _Folded],
+    *,
+    values: bool,
+) -> _Folded:
+    """Fold what was appended to the log since ``folded`` was read (or read it again from
+    the start when the instance was deleted and created again)."""
+    meta = store.get(folded.meta.workflow_id)
+    if meta.created_at != folded.meta.created_at or meta.cursor < folded.cursor:
+        return reload(meta)
+    folded.meta = meta
+    if meta.cursor > folded.cursor:
+        _fold_from(store, folded, fold, values=values)
+    return folded
+
+
+def _fold_from(
+    store: Store, folded: _Folded, fold: Callable[[_Folded, ev.Event], None], *, values: bool
+) -> None:
+    for event in store.stream(folded.meta.workflow_id, after=folded.cursor, values=values):
+        fold(folded, event)
+        folded.cursor += 1
+
+
+def _fold_event(view: InstanceView, event: ev.Event) -> None:
+    if view.keep_events:
+        view.events.append(event)
+    _fold(view, event)
+
+
+def _fold_summary(summary: InstanceSummary, event: ev.Event) -> None:
+    if isinstance(event, ev.RunnableDispatched):
+        summary.running[event.runnable_id] = event.component
+    elif isinstance(event, ev.RunnableCompleted):
+        summary.running.pop(event.runnable_id, None)
+        summary.steps += 1
+    elif isinstance(event, ev.RunnableFailed):
+        summary.running.pop(event.runnable_id, None)
+        if event.final:
+            summary.failures += 1
+            if summary.first_failure is None:
+                summary.first_failure = event
+    else:
+        _fold_open(summary.open_waits, summary.timers, event)
 
 
 def _fold(view: InstanceView, event: ev.Event) -> None:
@@ -244,17 +374,28 @@ def _fold_fact(view: InstanceView, fact: Any) -> None:
 
 
 def _fold_wait(view: InstanceView, event: ev.Event) -> None:
-    if isinstance(event, ev.EventAwaited):
-        view.open_waits[event.wait_id] = event
-    elif isinstance(event, ev.EventReceived):
-        view.open_waits.pop(event.wait_id, None)
-        view.received.append(event)
-    elif isinstance(event, ev.TimerScheduled):
-        view.timers[event.timer_id] = event
-    elif isinstance(event, ev.TimerFired | ev.TimerCancelled):
-        view.timers.pop(event.timer_id, None)
+    if _fold_open(view.open_waits, view.timers, event):
+        if isinstance(event, ev.EventReceived):
+            view.received.append(event)
     elif isinstance(event, ev.ConditionRejected):
         view.unmatched[event.component] += 1
     elif isinstance(event, ev.DownstreamSkipped):
         for name in event.skipped:
             view.skipped[name] += 1
+
+
+def _fold_open(
+    open_waits: dict[str, ev.EventAwaited], timers: dict[str, ev.TimerScheduled], event: ev.Event
+) -> bool:
+    """Fold an event that opens or closes a wait or a timer; whether ``event`` was one."""
+    if isinstance(event, ev.EventAwaited):
+        open_waits[event.wait_id] = event
+    elif isinstance(event, ev.EventReceived):
+        open_waits.pop(event.wait_id, None)
+    elif isinstance(event, ev.TimerScheduled):
+        timers[event.timer_id] = event
+    elif isinstance(event, ev.TimerFired | ev.TimerCancelled):
+        timers.pop(event.timer_id, None)
+    else:
+        return False
+    return True
