@@ -8,6 +8,7 @@ import gc
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,13 +93,14 @@ def test_one_running_instance_read_from_many_threads(tmp_path: Path, switch_ofte
 
 
 def _reachable(root: Any) -> list[Any]:
-    """Every object ``root`` holds, directly or not (classes and modules not followed)."""
+    """Every object ``root`` holds, directly or not (classes, modules and functions not
+    followed: they lead to everything global)."""
     seen: set[int] = set()
     found: list[Any] = []
     todo = [root]
     while todo:
         obj = todo.pop()
-        if id(obj) in seen or isinstance(obj, type) or type(obj).__name__ == "module":
+        if id(obj) in seen or isinstance(obj, type | types.ModuleType | types.FunctionType):
             continue
         seen.add(id(obj))
         found.append(obj)
@@ -140,6 +142,6 @@ def test_the_listing_cache_holds_summaries_only(squares: rf.SQLiteStore) -> None
     dashboard = Dashboard(squares, summary_budget=10.0)
     rows = {r["id"]: r for r in dashboard.instances({})["instances"]}
     assert rows["big"]["summary"]["steps"] > 3000
-    cached = _reachable(dashboard._summaries)
+    cached = _reachable(dashboard._summaries._entries)  # what the cache holds
     assert sum(isinstance(o, InstanceSummary) for o in cached) == 2
     assert not any(isinstance(o, FactRef) for o in cached)

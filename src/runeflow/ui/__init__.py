@@ -11,6 +11,9 @@ mount in your own (Starlette, FastAPI, any ASGI server)::
 
     app = Starlette(routes=[Mount("/runeflow", app=create_app(rf.SQLiteStore("runeflow.db")))])
 
+Without a token it answers only to local host names (``localhost``, ``127.0.0.1``, ``::1``):
+name the hosts it is reached by with ``allowed_hosts=`` (see :func:`create_app`).
+
 It reads the store as ``runeflow list`` and ``runeflow show`` do (:mod:`runeflow.view`) and
 acts through :class:`runeflow.Client`: see the README's "Dashboard" section.
 """
