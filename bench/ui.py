@@ -45,6 +45,8 @@ from runeflow.stores import SQLiteStore, Store
 
 PG_DSN = os.environ.get("RUNEFLOW_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 BUDGET_MS = 300.0
+LOCAL = "http://127.0.0.1:8077"
+"""Where requests are addressed: a local name, as the dashboard wants without a token."""
 
 
 def emit(**row: Any) -> None:
@@ -222,9 +224,9 @@ def measure(label: str, store: Store, rows: list[Any], repeat: int) -> list[floa
         ("instance warm", f"/api/instances/{rows[-1][0]}", False),
     ]
     worst = []
-    client = TestClient(create_app(store))
+    client = TestClient(create_app(store), base_url=LOCAL)
 
-    def get(url: str) -> Any:
+    def get(url: str, client: TestClient = client) -> Any:
         response = client.get(url)
         assert response.status_code == 200, response.text
         return response.json()
@@ -233,7 +235,7 @@ def measure(label: str, store: Store, rows: list[Any], repeat: int) -> list[floa
         if cold:
 
             def call(url: str = url) -> Any:
-                return TestClient(create_app(store)).get(url).json()
+                return get(url, TestClient(create_app(store), base_url=LOCAL))
 
             median, most, data = timed(call, repeat)
         else:

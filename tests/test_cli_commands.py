@@ -340,6 +340,52 @@ def test_list_shows_failures_and_finds_failed_instances(cli: Cli) -> None:
     ] == ["c"]
 
 
+def test_list_reads_the_store_a_page_at_a_time(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``runeflow list`` pages through the listing index (as the dashboard does) rather than
+    reading every row at once, and keeps its order: oldest first."""
+    import runeflow.cli.listing as listing
+
+    ids = ["c1", "p", "c2", "w", "c3"]
+    for workflow_id in ids:
+        if workflow_id == "p":
+            assert cli("run", flow("build_payment"), "--input", '{"id": 1}', "--id", "p")[0] == 1
+        elif workflow_id == "w":
+            assert cli("run", flow("approval"), "--input", '{"id": 1}', "--id", "w")[0] == 3
+        else:
+            assert cli("run", flow("build_counter"), "--input", "1", "--id", workflow_id)[0] == 0
+    code, expected, _ = cli("list", "--format", "json")
+    pages: list[int] = []
+    list_page = rf.SQLiteStore.list_page
+
+    def one_page(self: rf.SQLiteStore, *args: object, **kwargs: object) -> object:
+        page = list_page(self, *args, **kwargs)
+        pages.append(len(page.instances))
+        return page
+
+    def every_row(self: rf.SQLiteStore, *args: object, **kwargs: object) -> object:
+        raise AssertionError("runeflow list read every row at once")
+
+    monkeypatch.setattr(listing, "MAX_PAGE", 2)
+    monkeypatch.setattr(rf.SQLiteStore, "list_page", one_page)
+    monkeypatch.setattr(rf.SQLiteStore, "list", every_row)
+    code, out, err = cli("list", "--format", "json")
+    assert code == 0, err
+    assert [i["id"] for i in json.loads(out)] == ids
+    assert out == expected and pages == [2, 2, 1]
+    code, out, _ = cli("list")
+    assert code == 0
+    assert [row.split()[:4] for row in out.splitlines()[2:]] == [
+        ["c1", "counter", "idle", "0"],
+        ["p", "payment", "failed", "1"],
+        ["c2", "counter", "idle", "0"],
+        ["w", "approval", "waiting", "0"],
+        ["c3", "counter", "idle", "0"],
+    ]
+    pages.clear()
+    code, out, _ = cli("list", "--status", "idle", "--status", "waiting", "--format", "json")
+    assert [i["id"] for i in json.loads(out)] == ["c1", "c2", "w", "c3"] and pages == [2, 2]
+
+
 def test_list_shows_unreadable_instances_without_crashing(cli: Cli) -> None:
     assert cli("run", flow("build_counter"), "--input", "1", "--id", "c")[0] == 0
     assert cli("run", flow("approval"), "--input", '{"id": 1}', "--id", "bad")[0] == 3

@@ -3,6 +3,8 @@ and a waiting instance (Starlette's test client: real app, no network)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
 import re
@@ -24,6 +26,7 @@ from starlette.testclient import TestClient
 
 import runeflow as rf
 from _ui_flows import IDS, SCRIPT, build_approval, populate, serving
+from conftest import ALL_STORES
 from runeflow.errors import InstanceStateError
 from runeflow.ui import INSTALL_HINT, create_app
 
@@ -43,8 +46,13 @@ def fresh_db(tmp_path: Path) -> Path:
     return path
 
 
+LOCAL = "http://127.0.0.1:8077"
+"""Where the test client says it sends requests: a local name, which the dashboard accepts
+by default (without a token it answers only to local names)."""
+
+
 def client_for(path: Path, **options: Any) -> TestClient:
-    return TestClient(create_app(rf.SQLiteStore(path), **options))
+    return TestClient(create_app(rf.SQLiteStore(path), **options), base_url=LOCAL)
 
 
 @pytest.fixture
@@ -119,6 +127,49 @@ def test_list_filters_search_and_pages(client: TestClient) -> None:
 def test_bad_list_parameters_are_a_clear_400(client: TestClient, query: str) -> None:
     status, kind, message = error_of(client.get(f"/api/instances?{query}"))
     assert (status, kind) == (400, "UsageError") and message
+
+
+def page_key(created_at: Any, workflow_id: str) -> str:
+    """A page token made by hand (as a visitor could), in the dashboard's encoding."""
+    data = json.dumps([created_at, workflow_id]).encode()  # "\ud800" stays escaped
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("store", ALL_STORES, indirect=True)
+@pytest.mark.parametrize(
+    "key",
+    [
+        (10**30, "a"),  # no store column holds it
+        (1.0, "\ud800"),  # a lone surrogate: no store can take it as text
+        (True, "a"),
+        ([1.0], "a"),
+        (None, "a"),
+        (1.0, 7),
+    ],
+    ids=["huge-int", "surrogate", "bool", "list", "null", "number-id"],
+)
+def test_a_forged_page_key_is_a_400_on_every_store(store: rf.Store, key: Any) -> None:
+    store.create("a", definition_name="w", definition_hash="h", status="idle")
+    with TestClient(create_app(store), base_url=LOCAL) as c:
+        for side in ("after", "before"):
+            answer = c.get("/api/instances", params={side: page_key(*key)})
+            status, kind, message = error_of(answer)
+            assert (status, kind) == (400, "UsageError"), message
+            assert f"{side}: not a page key" in message
+
+
+@pytest.mark.parametrize("store", ALL_STORES, indirect=True)
+def test_a_page_key_with_text_for_a_time(store: rf.Store) -> None:
+    """Only a damaged SQLite row holds text for its creation time: a page key holding text
+    is answered there and refused as a bad request by the other stores."""
+    store.create("a", definition_name="w", definition_hash="h", status="idle")
+    with TestClient(create_app(store), base_url=LOCAL) as c:
+        answer = c.get("/api/instances", params={"after": page_key("yesterday", "a")})
+        if isinstance(store, rf.SQLiteStore):
+            assert answer.status_code == 200
+        else:
+            status, kind, message = error_of(answer)
+            assert (status, kind) == (400, "UsageError") and "must be a number" in message
 
 
 # --- the instance page's API ----------------------------------------------------------------
@@ -306,7 +357,7 @@ def test_token_is_checked_on_every_request(db: Path) -> None:
 
 def test_local_binding_refuses_foreign_host_names(db: Path) -> None:
     app = create_app(rf.SQLiteStore(db), allowed_hosts={"127.0.0.1", "localhost"})
-    with TestClient(app, base_url="http://127.0.0.1:8077") as c:
+    with TestClient(app, base_url=LOCAL) as c:
         assert c.get("/api/instances").status_code == 200
         rebound = c.get("/api/instances", headers={"Host": "evil.example:8077"})
         assert rebound.status_code == 403
@@ -316,7 +367,7 @@ def test_local_binding_refuses_foreign_host_names(db: Path) -> None:
 
 def test_mounted_under_a_prefix(db: Path) -> None:
     outer = Starlette(routes=[Mount("/ops/runeflow", app=create_app(rf.SQLiteStore(db)))])
-    with TestClient(outer) as c:
+    with TestClient(outer, base_url=LOCAL) as c:
         page = c.get("/ops/runeflow/")
         assert page.status_code == 200
         assert '<meta name="rf-base" content="/ops/runeflow">' in page.text
@@ -341,7 +392,7 @@ def test_non_finite_values_and_unreadable_instances(tmp_path: Path) -> None:
     store.create("broken", definition_name="w", definition_hash="h", status="running")
     store.append("broken", build_approval().event_log())
     store.corrupt_event("broken", 1)
-    with TestClient(create_app(store)) as c:
+    with TestClient(create_app(store), base_url=LOCAL) as c:
         fact_id = c.get("/api/instances/n").json()["outputs"][0]["fact_id"]
         assert c.get("/api/facts/n", params={"fact": fact_id}).json()["value"] == "nan"
         rows = {i["id"]: i for i in c.get("/api/instances").json()["instances"]}
@@ -409,3 +460,43 @@ def test_a_body_too_large_is_refused_before_it_is_read(client: TestClient) -> No
         headers={"X-Runeflow-CSRF": csrf, "content-type": "application/json"},
     )
     assert error_of(answer)[:2] == (400, "UsageError") and "1 MiB" in error_of(answer)[2]
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3", "²", "0x10"])
+def test_a_malformed_content_length_is_a_400(db: Path, length: str) -> None:
+    """Sent as is (an HTTP client would fix the header): the dashboard's own answer."""
+    app = create_app(rf.SQLiteStore(db))
+    csrf = TestClient(app, base_url=LOCAL).get("/api/session").json()["csrf"]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"/api/stop/{IDS['waiting']}",
+        "raw_path": f"/api/stop/{IDS['waiting']}".encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1:8077"),
+            (b"content-type", b"application/json"),
+            (b"content-length", length.encode()),
+            (b"x-runeflow-csrf", csrf.encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8077),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 400
+    error = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))["error"]
+    assert error["type"] == "UsageError" and "Content-Length" in error["message"]
+    with rf.SQLiteStore(db) as store:
+        assert store.get(IDS["waiting"]).status == "waiting"

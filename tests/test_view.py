@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 import runeflow as rf
-from _cli_flows import build_approval, build_every_kind
+from _cli_flows import build_approval, build_every_kind, build_payment
 from runeflow.drawing import nodes_of, to_svg
 from runeflow.stores.base import Store
-from runeflow.view import NodeInfo, load_view, refresh_view
+from runeflow.view import NodeInfo, load_summary, load_view, refresh_summary, refresh_view
 from runeflow.viewdata import summary_dict
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -49,6 +49,32 @@ def test_refresh_reads_only_the_new_events(tmp_path: Path, monkeypatch: pytest.M
     _same(view, load_view(store, "a", values=False, events=False))
     reads.clear()
     assert refresh_view(store, view) is view and reads == []  # nothing new: no read
+    store.close()
+
+
+def test_a_summary_folds_as_the_view_does(tmp_path: Path) -> None:
+    """The listing's fold (counters) says what the full view says of a failed and of a
+    waiting instance, and is brought up to date from the new events only."""
+    store = rf.SQLiteStore(tmp_path / "v.db")
+    flows = [build_approval, build_payment]
+    with rf.Runner(store=store, workflows=flows, executor="inline") as runner:
+        runner.start_instance(build_payment, {"id": 1}, id="p")
+        runner.start_instance(build_approval, {"id": 1}, id="a")
+        runner.wait("p", timeout=10)
+        runner.wait("a", timeout=10)
+        failed, waiting = load_summary(store, "p"), load_summary(store, "a")
+        for summary in (failed, waiting):
+            view = load_view(store, summary.meta.workflow_id, values=False, events=False)
+            assert summary_dict(summary) == summary_dict(view)
+            assert summary.cursor == view.cursor and summary.meta == view.meta
+        assert failed.first_failure == load_view(store, "p").failures[0]
+        assert failed.failures == 1 and waiting.open_waits and not waiting.running
+        runner.resume("a", "approved", payload={"by": "ann"})
+        runner.wait("a", timeout=10)
+    before = waiting.cursor
+    assert refresh_summary(store, waiting) is waiting and waiting.cursor > before
+    assert summary_dict(waiting) == summary_dict(load_summary(store, "a"))
+    assert not waiting.open_waits and waiting.meta.status == "idle"
     store.close()
 
 

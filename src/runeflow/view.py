@@ -13,13 +13,22 @@ When the log was compacted (``Runner(compact=True)``), the view starts from the 
 which holds the same without code (components, productions, failures, waits, timers, what
 is in flight), and folds the events after it; only the per-component counts of runs,
 retries and timings then cover just the events kept.
+
+A listing needs much less: :class:`InstanceSummary` (:func:`load_summary`,
+:func:`refresh_summary`) folds the same log into counters and what is open now (running
+steps, waits, timers), keeping no fact and no event but the first final failure, so its
+size does not grow with the log.
+
+Neither is safe to read while another thread refreshes it: a cache shared between threads
+reads and refreshes each one under the same lock.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from runeflow.errors import CodecError, StoreError
 from runeflow.model import events as ev
@@ -27,7 +36,16 @@ from runeflow.model.facts import ROOT, Fact, FactRef
 from runeflow.stores.base import InstanceMeta, Store
 from runeflow.stores.integrity import RESTORE_ADVICE
 
-__all__ = ["ComponentState", "InstanceView", "NodeInfo", "load_view", "refresh_view"]
+__all__ = [
+    "ComponentState",
+    "InstanceSummary",
+    "InstanceView",
+    "NodeInfo",
+    "load_summary",
+    "load_view",
+    "refresh_summary",
+    "refresh_view",
+]
 
 ComponentState = Literal["ran", "running", "waiting", "failed", "skipped", "pending"]
 """How a component stands in an instance, worst news first when several apply:
@@ -54,6 +72,30 @@ class NodeInfo:
     reads: tuple[str, ...] = ()
     """What a rule's condition reads of the workflow (meta-conditions), as
     ``"<kind>:<component>"``; drawn as dashed edges."""
+
+
+@dataclass(kw_only=True, slots=True)
+class InstanceSummary:
+    """What a listing shows of an instance, folded from its log into counters: no fact and
+    no event is kept but the first final failure and the waits, timers and steps open now,
+    so its size does not grow with the log (see :func:`load_summary`)."""
+
+    meta: InstanceMeta
+    """What the store keeps besides the log, as last read."""
+    steps: int = 0
+    """Runnables completed."""
+    failures: int = 0
+    """Final failures."""
+    first_failure: ev.RunnableFailed | None = None
+    """The first final failure."""
+    running: dict[str, str] = field(default_factory=dict)
+    """Runnables dispatched and not yet applied: ``runnable_id -> component``."""
+    open_waits: dict[str, ev.EventAwaited] = field(default_factory=dict)
+    """Waits with no event received yet, by wait id."""
+    timers: dict[str, ev.TimerScheduled] = field(default_factory=dict)
+    """Timers scheduled and neither fired nor cancelled, by timer id."""
+    cursor: int = 0
+    """How many events of the log are folded in."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -107,6 +149,19 @@ class InstanceView:
     """Whether fact values were read (``inputs`` and ``productions`` hold ``None`` else)."""
     keep_events: bool = True
     """Whether :attr:`events` keeps the log (a summary needs only the folded state)."""
+
+    def summary(self) -> InstanceSummary:
+        """This view's :class:`InstanceSummary` (a copy: it shares nothing that changes)."""
+        return InstanceSummary(
+            meta=self.meta,
+            steps=sum(self.completed.values()),
+            failures=len(self.failures),
+            first_failure=self.failures[0] if self.failures else None,
+            running=dict(self.running),
+            open_waits=dict(self.open_waits),
+            timers=dict(self.timers),
+            cursor=self.cursor,
+        )
 
     @property
     def fact_ids(self) -> set[str]:
@@ -186,7 +241,7 @@ def load_view(
     view = InstanceView(meta=store.get(workflow_id), values=values, keep_events=events)
     if view.meta.compacted:
         view.cursor = _from_snapshot(store, view, values)
-    _fold_from(store, view)
+    _fold_from(store, view, _fold_event, values=values)
     return view
 
 
@@ -199,25 +254,109 @@ def refresh_view(store: Store, view: InstanceView) -> InstanceView:
         WorkflowNotFoundError: the instance is gone.
         StoreError: the log cannot be read.
     """
-    meta = store.get(view.meta.workflow_id)
+    values, events = view.values, view.keep_events
+    return _refresh(
+        store,
+        view,
+        _fold_event,
+        lambda meta: load_view(store, meta.workflow_id, values=values, events=events),
+        values=values,
+    )
+
+
+def load_summary(store: Store, instance: InstanceMeta | str) -> InstanceSummary:
+    """Fold the stored log of an instance into an :class:`InstanceSummary` (fact values are
+    not read).
+
+    Args:
+        store: where the instance is.
+        instance: the instance's id, or its metadata as just read (saves reading it again).
+
+    Raises:
+        WorkflowNotFoundError: no instance has that id.
+        StoreError: the log cannot be read.
+    """
+    meta = store.get(instance) if isinstance(instance, str) else instance
+    summary = InstanceSummary(meta=meta)
+    if meta.compacted:  # what the snapshot holds, then the events after it
+        seed = InstanceView(meta=meta, values=False, keep_events=False)
+        summary.cursor = _from_snapshot(store, seed, False)
+        summary.steps = seed.steps  # the snapshot's step count: no per-kind counts kept
+        summary.failures = len(seed.failures)
+        summary.first_failure = seed.failures[0] if seed.failures else None
+        summary.running = dict(seed.running)
+        summary.open_waits = dict(seed.open_waits)
+        summary.timers = dict(seed.timers)
+    _fold_from(store, summary, _fold_summary, values=False)
+    return summary
+
+
+def refresh_summary(store: Store, summary: InstanceSummary) -> InstanceSummary:
+    """Bring ``summary`` up to date, as :func:`refresh_view` does a view.
+
+    Raises:
+        WorkflowNotFoundError: the instance is gone.
+        StoreError: the log cannot be read.
+    """
+    return _refresh(
+        store, summary, _fold_summary, lambda meta: load_summary(store, meta), values=False
+    )
+
+
+_Folded = TypeVar("_Folded", InstanceView, InstanceSummary)
+
+
+def _refresh(
+    store: Store,
+    folded: _Folded,
+    fold: Callable[[_Folded, ev.Event], None],
+    reload: Callable[[InstanceMeta], _Folded],
+    *,
+    values: bool,
+) -> _Folded:
+    """Fold what was appended to the log since ``folded`` was read (or read it again from
+    the start when the instance was deleted and created again)."""
+    meta = store.get(folded.meta.workflow_id)
     if (
-        meta.created_at != view.meta.created_at
-        or meta.cursor < view.cursor
-        or meta.compacted > view.cursor  # compacted past what was read: start from the snapshot
+        meta.created_at != folded.meta.created_at
+        or meta.cursor < folded.cursor
+        or meta.compacted > folded.cursor  # compacted past what was read: from the snapshot
     ):
-        return load_view(store, meta.workflow_id, values=view.values, events=view.keep_events)
-    view.meta = meta
-    if meta.cursor > view.cursor:
-        _fold_from(store, view)
-    return view
+        return reload(meta)
+    folded.meta = meta
+    if meta.cursor > folded.cursor:
+        _fold_from(store, folded, fold, values=values)
+    return folded
 
 
-def _fold_from(store: Store, view: InstanceView) -> None:
-    for event in store.stream(view.meta.workflow_id, after=view.cursor, values=view.values):
-        if view.keep_events:
-            view.events.append(event)
-        _fold(view, event)
-        view.cursor += 1
+def _fold_from(
+    store: Store, folded: _Folded, fold: Callable[[_Folded, ev.Event], None], *, values: bool
+) -> None:
+    for event in store.stream(folded.meta.workflow_id, after=folded.cursor, values=values):
+        fold(folded, event)
+        folded.cursor += 1
+
+
+def _fold_event(view: InstanceView, event: ev.Event) -> None:
+    if view.keep_events:
+        view.events.append(event)
+    _fold(view, event)
+
+
+def _fold_summary(summary: InstanceSummary, event: ev.Event) -> None:
+    if isinstance(event, ev.RunnableDispatched):
+        summary.running[event.runnable_id] = event.component
+    elif isinstance(event, ev.RunnableCompleted):
+        summary.running.pop(event.runnable_id, None)
+        summary.steps += 1
+    elif isinstance(event, ev.RunnableFailed):
+        summary.running.pop(event.runnable_id, None)
+        if event.final:
+            summary.failures += 1
+            if summary.first_failure is None:
+                summary.first_failure = event
+    else:
+        _fold_open(summary.open_waits, summary.timers, event)
 
 
 def _from_snapshot(store: Store, view: InstanceView, values: bool) -> int:
@@ -327,18 +466,29 @@ def _fold_fact(view: InstanceView, fact: Any) -> None:
 
 
 def _fold_wait(view: InstanceView, event: ev.Event) -> None:
-    if isinstance(event, ev.EventAwaited):
-        view.open_waits[event.wait_id] = event
-    elif isinstance(event, ev.EventReceived):
-        view.open_waits.pop(event.wait_id, None)
-        view.received.append(event)
-        view.steps += 1
-    elif isinstance(event, ev.TimerScheduled):
-        view.timers[event.timer_id] = event
-    elif isinstance(event, ev.TimerFired | ev.TimerCancelled):
-        view.timers.pop(event.timer_id, None)
+    if _fold_open(view.open_waits, view.timers, event):
+        if isinstance(event, ev.EventReceived):
+            view.received.append(event)
+            view.steps += 1
     elif isinstance(event, ev.ConditionRejected):
         view.unmatched[event.component] += 1
     elif isinstance(event, ev.DownstreamSkipped):
         for name in event.skipped:
             view.skipped[name] += 1
+
+
+def _fold_open(
+    open_waits: dict[str, ev.EventAwaited], timers: dict[str, ev.TimerScheduled], event: ev.Event
+) -> bool:
+    """Fold an event that opens or closes a wait or a timer; whether ``event`` was one."""
+    if isinstance(event, ev.EventAwaited):
+        open_waits[event.wait_id] = event
+    elif isinstance(event, ev.EventReceived):
+        open_waits.pop(event.wait_id, None)
+    elif isinstance(event, ev.TimerScheduled):
+        timers[event.timer_id] = event
+    elif isinstance(event, ev.TimerFired | ev.TimerCancelled):
+        timers.pop(event.timer_id, None)
+    else:
+        return False
+    return True

@@ -19,7 +19,7 @@ from typing import Any
 
 from runeflow.model.events import RunnableFailed
 from runeflow.stores.base import InstanceMeta
-from runeflow.view import InstanceView
+from runeflow.view import InstanceSummary, InstanceView
 
 __all__ = [
     "event_data",
@@ -151,18 +151,21 @@ def event_data(event: Any) -> dict[str, Any]:
     return data
 
 
-def summary_dict(view: InstanceView) -> dict[str, Any]:
+def summary_dict(summary: InstanceSummary | InstanceView) -> dict[str, Any]:
     """What a listing shows of an instance besides its row: ``steps`` (runnables completed),
     ``failures`` (final ones) and the ``first_failure``'s component, what it is
     ``waiting_for`` (each open wait's step and events), and how many ``timers`` are pending
     and steps are ``running``."""
+    if isinstance(summary, InstanceView):
+        summary = summary.summary()
+    first = summary.first_failure
     return {
-        "steps": sum(view.completed.values()),
-        "failures": len(view.failures),
-        "first_failure": view.failures[0].component if view.failures else None,
+        "steps": summary.steps,
+        "failures": summary.failures,
+        "first_failure": first.component if first is not None else None,
         "waiting_for": [
-            {"step": w.component, "events": list(w.events)} for w in view.open_waits.values()
+            {"step": w.component, "events": list(w.events)} for w in summary.open_waits.values()
         ],
-        "timers": len(view.timers),
-        "running": len(view.running),
+        "timers": len(summary.timers),
+        "running": len(summary.running),
     }

@@ -644,7 +644,7 @@ class Store(AppendEncoding, LogDecoding, ABC):
             UsageError: both ``after`` and ``before``, a malformed key or limit.
         """
         where = where if where is not None else InstanceFilter()
-        check_page_args(where, after, before, limit)
+        check_page_args(where, after, before, limit, numeric_keys=True)  # list() gives numbers
         metas, following, previous = page_in_memory(
             self.list(where.statuses or None),
             where,

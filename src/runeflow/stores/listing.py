@@ -103,14 +103,23 @@ class InstancePage:
 
 
 def check_page_args(
-    where: InstanceFilter, after: PageKey | None, before: PageKey | None, limit: int
+    where: InstanceFilter,
+    after: PageKey | None,
+    before: PageKey | None,
+    limit: int,
+    *,
+    numeric_keys: bool = False,
 ) -> None:
     """Refuse arguments no listing can answer.
 
+    Args:
+        numeric_keys: the store keeps every ``created_at`` as a number, so a key's must be
+            one too.
+
     Raises:
         UsageError: both ``after`` and ``before``, a key that is not ``(created_at,
-            workflow_id)``, a limit out of 1..:data:`MAX_PAGE`, or a filter of the wrong
-            types.
+            workflow_id)`` (with ``numeric_keys``, a ``created_at`` that is not a number), a
+            limit out of 1..:data:`MAX_PAGE`, or a filter of the wrong types.
     """
     if after is not None and before is not None:
         raise UsageError("give after= or before= (a page's next or previous key), not both")
@@ -120,6 +129,8 @@ def check_page_args(
                 f"{name}= must be a page key (created_at, workflow_id) from a page's next or "
                 f"previous, not {key!r}"
             )
+        if numeric_keys and key is not None and type(key[0]) not in (int, float):
+            raise UsageError(f"a page key's created_at must be a number, not {key[0]!r}")
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
         raise UsageError(f"limit must be a whole number from 1 to {MAX_PAGE}, not {limit!r}")
     if not isinstance(where.statuses, tuple) or not all(isinstance(s, str) for s in where.statuses):

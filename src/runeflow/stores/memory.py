@@ -313,7 +313,7 @@ class MemoryStore(Store):
         """See :meth:`Store.list_page`: one pass over the instances (no index), building
         the metadata of the page's instances only."""
         where = where if where is not None else InstanceFilter()
-        check_page_args(where, after, before, limit)
+        check_page_args(where, after, before, limit, numeric_keys=True)
         statuses, name, prefix = where.statuses, where.workflow, where.id_prefix
 
         def matches(inst: _Instance) -> bool:

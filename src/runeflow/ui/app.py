@@ -183,7 +183,10 @@ def _post(action: Callable[[str, Any], dict[str, Any]]) -> Callable[[Request], A
 
 async def _body(request: Request) -> bytes:
     """The request's body, refused past :data:`_MAX_BODY` bytes (before reading it all)."""
-    if int(request.headers.get("content-length") or 0) > _MAX_BODY:
+    length = (request.headers.get("content-length") or "0").strip()
+    if not (length.isascii() and length.isdigit()):
+        raise UsageError(f"Content-Length must be a whole number of bytes, not {length[:20]!r}")
+    if int(length) > _MAX_BODY:
         raise UsageError("the request body is larger than 1 MiB")
     chunks, size = [], 0
     async for chunk in request.stream():

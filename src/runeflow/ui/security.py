@@ -1,8 +1,8 @@
 """Who may use the dashboard, checked on every request before it reaches a page.
 
-* **Host** (when bound to this machine only): a request must name a local host
-  (``127.0.0.1``, ``localhost``, ``::1``), which defeats DNS rebinding (a page on another
-  site whose name resolves to 127.0.0.1).
+* **Host**: a request must name one of the allowed hosts (without a token, by default, the
+  local names ``127.0.0.1``, ``localhost`` and ``::1``), which defeats DNS rebinding (a page
+  on another site whose name resolves to 127.0.0.1).
 * **Token** (required to bind anywhere else): every request carries it, as
   ``Authorization: Bearer TOKEN`` or in the ``rf_token`` cookie that opening the dashboard
   once with ``?token=TOKEN`` sets (HttpOnly, SameSite=Strict; the token is then taken out of
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 import html
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -52,8 +53,16 @@ _CSP = (
 
 
 def is_local(host: str) -> bool:
-    """Whether binding to ``host`` keeps the dashboard on this machine."""
-    return host.strip("[]") in LOCAL_HOSTS or host.startswith("127.")
+    """Whether binding to ``host`` keeps the dashboard on this machine: ``localhost``, or a
+    loopback address (``127.0.0.0/8``, ``::1``, brackets allowed). Any other name may
+    resolve to any address, whatever it starts with (``127.example.net``), so it is not."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -65,7 +74,7 @@ class Access:
     csrf: str
     """The token actions must carry in ``X-Runeflow-CSRF``."""
     hosts: frozenset[str] | None = None
-    """The only ``Host`` names accepted (``None``: any)."""
+    """The only ``Host`` names accepted, in lower case (``None``: any)."""
 
 
 class Guard:
@@ -100,8 +109,8 @@ class Guard:
         """``(status, message, extra headers)`` when the request is refused, else ``None``."""
         access = self.access
         host = headers.get("host", "")
-        if access.hosts is not None and _host_name(host) not in access.hosts:
-            return 403, f"unexpected Host {host[:80]!r}: open the dashboard by a local name", []
+        if access.hosts is not None and _host_name(host).lower() not in access.hosts:
+            return 403, f"unexpected Host {host[:80]!r}: {_OTHER_HOST}", []
         if access.token is not None:
             given = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))).get("token")
             if given is not None and scope["method"] in _SAFE:
@@ -149,6 +158,10 @@ class Guard:
         return None
 
 
+_OTHER_HOST = (
+    "this dashboard answers only to the host names it allows (without an access token, by "
+    "default: localhost, 127.0.0.1 and [::1]); open it by one of them"
+)
 _NEEDS_TOKEN = (
     "this dashboard needs its access token: open it once as /?token=TOKEN (the token given "
     "to runeflow ui --token or RUNEFLOW_UI_TOKEN), or send Authorization: Bearer TOKEN"
@@ -169,11 +182,25 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+def _route_path(scope: Scope) -> str:
+    """The request's path inside the dashboard, without the prefix it is mounted under.
+
+    ASGI servers and Starlette (0.35 on) put the whole path in ``scope["path"]``, the
+    mount's prefix in ``root_path``; older ones left the prefix out of ``path``: both are
+    read here (as Starlette's own ``get_route_path`` does).
+    """
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "") or ""
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :]
+    return path
+
+
 def _sign_in(scope: Scope, token: str) -> list[tuple[bytes, bytes]]:
     """Set the token cookie and send the browser to the same address without the token."""
     root = scope.get("root_path", "") or ""
     query = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode()) if k != "token"]
-    location = root + scope["path"] + (f"?{urlencode(query)}" if query else "")
+    location = root + _route_path(scope) + (f"?{urlencode(query)}" if query else "")
     secure = "; Secure" if scope.get("scheme") == "https" else ""
     cookie = f"{COOKIE}={token}; Path={root or '/'}; HttpOnly; SameSite=Strict{secure}"
     return [(b"location", location.encode()), (b"set-cookie", cookie.encode())]
@@ -193,7 +220,7 @@ def _security_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
 async def _respond(
     scope: Scope, send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]]
 ) -> None:
-    if scope["path"].startswith("/api/") or status == 303:
+    if _route_path(scope).startswith("/api/") or status == 303:
         body = json.dumps({"error": {"type": "AccessDenied", "message": message}}).encode()
         kind = b"application/json"
     else:

@@ -7,9 +7,14 @@ through the read-only view (:mod:`runeflow.view`, :mod:`runeflow.viewdata`) and 
 
 Listing is one :meth:`~runeflow.stores.base.Store.list_page` (indexed) plus bounded counts;
 each listed instance's summary (steps, failures, what it waits for) is folded from its log
-once and then kept, refreshed by folding only the events appended since. Summaries not
-ready within :attr:`Dashboard.summary_budget` seconds come back ``null``, for the page to
-ask again (``summaries``), so a page costs about the same however long the logs are.
+once into counters (:class:`~runeflow.view.InstanceSummary`: nothing per fact) and then
+kept, refreshed by folding only the events appended since. Summaries not ready within
+:attr:`Dashboard.summary_budget` seconds come back ``null``, for the page to ask again
+(``summaries``), so a page costs about the same however long the logs are.
+
+Cached views and summaries are shared by every request: each is brought up to date and
+read under its own lock (:class:`_Cache`), so an answer is never built from one that
+another request is folding new events into.
 """
 
 from __future__ import annotations
@@ -21,11 +26,11 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from runeflow.drawing import STATE_STYLES, to_dot, to_mermaid, to_svg
 from runeflow.errors import RuneflowError, UsageError, WorkflowNotFoundError
@@ -34,7 +39,14 @@ from runeflow.runner.client import Client
 from runeflow.runner.info import Status
 from runeflow.stores.base import InstanceMeta, Store
 from runeflow.stores.listing import InstanceFilter, PageKey
-from runeflow.view import InstanceView, load_view, refresh_view
+from runeflow.view import (
+    InstanceSummary,
+    InstanceView,
+    load_summary,
+    load_view,
+    refresh_summary,
+    refresh_view,
+)
 from runeflow.viewdata import (
     event_data,
     event_failure,
@@ -62,55 +74,82 @@ class ReadOnlyError(RuneflowError):
         )
 
 
-@dataclass(slots=True)
-class _Entry:
-    """A cached view and the lock that keeps two requests from folding it at once."""
+_F = TypeVar("_F", InstanceView, InstanceSummary)
+_R = TypeVar("_R")
 
-    view: InstanceView
+
+@dataclass(slots=True)
+class _Entry(Generic[_F]):
+    """A cached view or summary (``None`` until first read) and the lock under which it is
+    read and brought up to date."""
+
+    folded: _F | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class _Views:
-    """Views of instances, least recently used dropped first, each brought up to date when
-    asked for (:func:`~runeflow.view.refresh_view`: only new events are read)."""
+class _Cache(Generic[_F]):
+    """Views or summaries of instances, least recently used dropped first, each brought up
+    to date when asked for (only new events are read).
 
-    def __init__(self, store: Store, size: int) -> None:
-        self.store, self.size = store, size
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+    Every read goes through :meth:`read` or :meth:`peek` with a function that builds the
+    answer: it runs under the entry's lock, so no other request folds events into what it
+    reads (the folded dicts are not safe to iterate while they change).
+    """
+
+    def __init__(
+        self,
+        size: int,
+        load: Callable[[InstanceMeta | str], _F],
+        refresh: Callable[[_F], _F],
+    ) -> None:
+        self.size = size
+        self._load: Callable[[InstanceMeta | str], _F] = load
+        self._refresh: Callable[[_F], _F] = refresh
+        self._entries: OrderedDict[str, _Entry[_F]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def peek(self, meta: InstanceMeta) -> InstanceView | None:
-        """The cached view when it is current for ``meta`` (no store read)."""
+    def peek(self, meta: InstanceMeta, build: Callable[[_F], _R]) -> _R | None:
+        """``build(cached)`` when the cached one is current for ``meta`` (no store read);
+        else ``None``."""
         with self._lock:
             entry = self._entries.get(meta.workflow_id)
         if entry is None:
             return None
-        view = entry.view
-        current = (view.meta.created_at, view.cursor, view.meta.status, view.meta.error)
-        return view if current == (meta.created_at, meta.cursor, meta.status, meta.error) else None
+        with entry.lock:
+            folded = entry.folded
+            if folded is None or _state(folded.meta, folded.cursor) != _state(meta, meta.cursor):
+                return None
+            return build(folded)
 
-    def get(self, workflow_id: str) -> InstanceView:
-        """The instance's view, read or brought up to date now."""
+    def read(self, instance: InstanceMeta | str, build: Callable[[_F], _R]) -> _R:
+        """``build(it)`` for the instance's view or summary, read or brought up to date now
+        (``instance``: its id, or its metadata as just read).
+
+        Raises:
+            WorkflowNotFoundError: the instance is gone (it is dropped from the cache).
+            StoreError: its log cannot be read.
+        """
+        workflow_id = _id_of(instance)
         with self._lock:
             entry = self._entries.get(workflow_id)
-            if entry is not None:
-                self._entries.move_to_end(workflow_id)
-        if entry is None:
-            view = load_view(self.store, workflow_id, values=False, events=False)
-            entry = _Entry(view)
-            with self._lock:
-                entry = self._entries.setdefault(workflow_id, entry)
+            if entry is None:
+                entry = self._entries[workflow_id] = _Entry()
                 while len(self._entries) > self.size:
                     self._entries.popitem(last=False)
-            return entry.view
+            else:
+                self._entries.move_to_end(workflow_id)
         with entry.lock:
             try:
-                entry.view = refresh_view(self.store, entry.view)
+                if entry.folded is None:
+                    entry.folded = self._load(instance)
+                else:
+                    entry.folded = self._refresh(entry.folded)
             except WorkflowNotFoundError:
                 with self._lock:
-                    self._entries.pop(workflow_id, None)
+                    if self._entries.get(workflow_id) is entry:
+                        del self._entries[workflow_id]
                 raise
-            return entry.view
+            return build(entry.folded)
 
 
 class Dashboard:
@@ -137,8 +176,14 @@ class Dashboard:
         self.summary_budget = summary_budget
         self.page_size = page_size
         self.client = Client(store)
-        self._summaries = _Views(store, 4096)
-        self._details = _Views(store, 64)
+        self._summaries: _Cache[InstanceSummary] = _Cache(
+            4096, lambda at: load_summary(store, at), lambda s: refresh_summary(store, s)
+        )
+        self._details: _Cache[InstanceView] = _Cache(
+            64,
+            lambda at: load_view(store, _id_of(at), values=False, events=False),
+            lambda view: refresh_view(store, view),
+        )
 
     # --- the instances page -----------------------------------------------------------------
 
@@ -185,7 +230,7 @@ class Dashboard:
                 out[workflow_id] = None
                 continue
             try:
-                out[workflow_id] = _summary(self._summaries.get(workflow_id))
+                out[workflow_id] = self._summaries.read(workflow_id, summary_dict)
             except RuneflowError as exc:
                 out[workflow_id] = {"unreadable": str(exc)}
         return {"summaries": out}
@@ -195,14 +240,11 @@ class Dashboard:
         rows: list[dict[str, Any]] = []
         folded = False
         for meta in metas:
-            view = self._summaries.peek(meta)
-            summary: Any = None
-            if view is not None:
-                summary = _summary(view)
-            elif not folded or time.monotonic() <= deadline:
+            summary: Any = self._summaries.peek(meta, summary_dict)
+            if summary is None and (not folded or time.monotonic() <= deadline):
                 folded = True
                 try:
-                    summary = _summary(self._summaries.get(meta.workflow_id))
+                    summary = self._summaries.read(meta, summary_dict)
                 except WorkflowNotFoundError:
                     continue  # deleted since the page was read
                 except RuneflowError as exc:
@@ -222,7 +264,10 @@ class Dashboard:
             WorkflowNotFoundError: no such instance.
             StoreError: its log cannot be read.
         """
-        view = self._details.get(workflow_id)
+        return self._details.read(workflow_id, lambda view: self._detail(view, since))
+
+    def _detail(self, view: InstanceView, since: str) -> dict[str, Any]:
+        """:meth:`instance`'s answer, built under the view's lock."""
         meta = view.meta
         version = _version(meta, view)
         if since and since == version:
@@ -233,7 +278,7 @@ class Dashboard:
         outputs = view.outputs or {n: n for n in view.sinks()}
         return {
             "version": version,
-            "instance": meta_dict(meta) | {"summary": _summary(view)},
+            "instance": meta_dict(meta) | {"summary": summary_dict(view)},
             "retry_of": meta.metadata.get("retry_of"),
             "failures": [event_failure(f) for f in view.failures],
             "steps": step_rows(view),
@@ -260,7 +305,7 @@ class Dashboard:
                 for port, c in outputs.items()
             ],
             "facts": _facts(view),
-            "events": self.events(workflow_id, after=max(0, view.cursor - 50), limit=50),
+            "events": self.events(meta.workflow_id, after=max(0, view.cursor - 50), limit=50),
             "graph": {
                 "svg": to_svg(name, nodes),
                 "mermaid": to_mermaid(name, nodes),
@@ -291,8 +336,9 @@ class Dashboard:
             WorkflowNotFoundError: no such instance, or no such fact in it.
             StoreError: the value cannot be read or decoded (an untrusted type, damage).
         """
-        view = self._details.get(workflow_id)
-        ref = next((f for f in view.facts if f.id == fact_id), None)
+        ref = self._details.read(
+            workflow_id, lambda view: next((f for f in view.facts if f.id == fact_id), None)
+        )
         if ref is None:
             raise WorkflowNotFoundError(
                 workflow_id, f"instance {workflow_id!r} has no fact {fact_id!r}"
@@ -312,8 +358,9 @@ class Dashboard:
 
     def graph_svg(self, workflow_id: str) -> str:
         """``GET /api/graph/{id}``: the instance's graph as an SVG drawing."""
-        view = self._details.get(workflow_id)
-        return to_svg(view.meta.definition_name, view.nodes())
+        return self._details.read(
+            workflow_id, lambda view: to_svg(view.meta.definition_name, view.nodes())
+        )
 
     def _actions(self, view: InstanceView) -> dict[str, bool]:
         if self.read_only:
@@ -369,8 +416,13 @@ class Dashboard:
         yield
 
 
-def _summary(view: InstanceView) -> dict[str, Any]:
-    return summary_dict(view)
+def _state(meta: InstanceMeta, cursor: int) -> tuple[Any, ...]:
+    """What a cached view or summary must share with an instance's row to be current."""
+    return (meta.created_at, cursor, meta.status, meta.error)
+
+
+def _id_of(instance: InstanceMeta | str) -> str:
+    return instance if isinstance(instance, str) else instance.workflow_id
 
 
 def _version(meta: InstanceMeta, view: InstanceView) -> str:
@@ -436,16 +488,32 @@ def _key(token: str, name: str) -> PageKey | None:
     """
     if not token:
         return None
+    refused = UsageError(f"{name}: not a page key given out by this dashboard")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         created, workflow_id = json.loads(raw)
     except (binascii.Error, ValueError, TypeError):
-        raise UsageError(f"{name}: not a page key given out by this dashboard") from None
-    if not isinstance(workflow_id, str) or not isinstance(created, int | float | str):
-        raise UsageError(f"{name}: not a page key given out by this dashboard")
+        raise refused from None
+    if not _storable_text(workflow_id):
+        raise refused
     if isinstance(created, str) and created in ("inf", "-inf", "nan"):
-        created = float(created)
-    return (created, workflow_id)
+        return (float(created), workflow_id)
+    if type(created) is int and abs(created) < 2**53:
+        return (float(created), workflow_id)  # the stores keep creation times as floats
+    if type(created) is float or _storable_text(created):
+        return (created, workflow_id)  # text: a damaged row's creation time, as stored
+    raise refused
+
+
+def _storable_text(value: Any) -> bool:
+    """Whether ``value`` is text a store can take as a query parameter (no lone surrogate)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _object(body: Any) -> dict[str, Any]:
