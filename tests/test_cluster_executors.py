@@ -28,6 +28,7 @@ from _cluster_flows import (
     TESTS,
     build_marked_chain,
     build_squares,
+    make_flaky,
     make_sleeper,
     make_victim,
     mark_and_pass,
@@ -363,6 +364,39 @@ def test_invalid_options_are_usage_errors(cluster: Cluster) -> None:
     else:
         with pytest.raises(rf.UsageError, match="Ray task option"):
             cluster.make(no_such_option=1)
+        with pytest.raises(rf.UsageError, match="num_returns"):
+            cluster.make(num_returns=2)
+
+
+def test_the_engines_retry_options_are_refused_pointing_to_the_policy(
+    cluster: Cluster,
+) -> None:
+    """A step's exception is caught on the worker, so the engine's own retry of a task that
+    raised would never happen: the option is refused, pointing to the policy."""
+    option = "retries" if cluster.engine == "dask" else "retry_exceptions"
+    with pytest.raises(rf.UsageError) as caught:
+        cluster.make(**{option: 2 if cluster.engine == "dask" else True})
+    message = str(caught.value)
+    assert f"does not take {option}=" in message
+    assert "rf.Policy(max_retries=...)" in message
+    if cluster.engine == "ray":  # a worker's death is still the engine's to retry
+        assert "max_retries= stays" in message
+        cluster.make(max_retries=1).shutdown()
+
+
+def test_a_step_that_raises_is_retried_by_its_policy_on_the_cluster(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """What the refused option would have been for: the policy retries the step."""
+    wf = rf.workflow(name="flaky").add(
+        rf.step(make_flaky(tmp_path, failures=2), name="flaky", policy=rf.Policy(max_retries=2))
+    )
+    with rf.Runner(store=rf.SQLiteStore(tmp_path / "rf.db"), executor=cluster.make()) as runner:
+        runner.start_instance(wf, 5, id="flaky")
+        info = runner.wait("flaky", timeout=60)
+        assert info.status is rf.Status.IDLE, info
+        assert runner.get_results("flaky") == [6]
+    assert runs(tmp_path, "flaky") == 3  # two failures, then the success
 
 
 @pytest.mark.slow

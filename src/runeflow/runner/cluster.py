@@ -51,6 +51,8 @@ __all__ = [
     "check_large_value_bytes",
     "optional_module",
     "probe",
+    "refuse_options",
+    "retried_by_policy",
     "run_payload",
     "run_shipment",
 ]
@@ -319,6 +321,23 @@ def optional_module(name: str, needs: str) -> Any:
     except ImportError:
         return None
     return module if hasattr(module, needs) else None
+
+
+def refuse_options(executor: str, options: dict[str, Any], refused: dict[str, str]) -> None:
+    """Raise :class:`UsageError` when ``options`` has one of ``refused`` (option: why)."""
+    for option, why in refused.items():
+        if option in options:
+            raise UsageError(f"{executor} does not take {option}=: {why}")
+
+
+def retried_by_policy(then: str) -> str:
+    """Why an engine's option to retry a task that raised does nothing here; ``then``: what
+    the engine still retries on its own."""
+    return (
+        "a step's exception is caught on the cluster worker and reported as the runnable's "
+        "failure, so the engine never sees it to retry it; retry a failing step with its "
+        f"policy, rf.Policy(max_retries=...) (with backoff, every attempt in the log). {then}"
+    )
 
 
 def check_large_value_bytes(value: object) -> None:
