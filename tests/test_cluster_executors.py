@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,6 +304,29 @@ def test_a_timeout_fails_the_attempt_and_cancels_the_task(
     finally:
         (tmp_path / "stop").touch()
     assert not (tmp_path / "finished").exists() or cluster.engine == "dask"
+
+
+def test_shutdown_waits_for_the_tasks_in_flight(cluster: Cluster, tmp_path: Path) -> None:
+    executor = cluster.make()
+    got: list[rf.Runnable] = []
+    runnable = rf.Runnable(
+        id="r",
+        component="sleepy",
+        component_kind="step",
+        component_hash="h",
+        fn=make_sleeper(tmp_path),
+        args=(3,),
+    )
+    executor.submit(runnable, got.append)
+    stopper = threading.Timer(1.0, (tmp_path / "stop").touch)
+    stopper.start()
+    try:
+        executor.shutdown(wait=True)
+        assert (tmp_path / "finished").exists()  # it ran to its end, not cancelled
+    finally:
+        stopper.cancel()
+    wait_for(lambda: got, what="the report")
+    assert got[0].status == "completed" and got[0].result == 3
 
 
 def _dask_tasks(client: Any, prefix: str) -> list[str]:

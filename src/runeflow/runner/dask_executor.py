@@ -177,8 +177,9 @@ class DaskExecutor(ClusterExecutor):
             return exc
 
     def _wait_all(self, handles: list[Any]) -> None:
-        if handles:
-            distributed.wait(handles)
+        # distributed.wait needs a default client, which this executor's may not be
+        for _ in distributed.as_completed(handles, loop=self.client.loop):
+            pass
 
     def _close(self) -> None:
         self.client.close()
