@@ -93,6 +93,9 @@ def _ray() -> Iterator[Cluster]:
     ray = need("ray")
     env = {"env_vars": {"PYTHONPATH": str(TESTS)}}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)
+    # start both workers now: a test's first task must not wait for a worker process to
+    # start (a 0.5 s timeout would fire before it runs)
+    ray.get([ray.remote(pid_of).remote(i) for i in range(2)])
     ip = ray.util.get_node_ip_address()
     yield Cluster(
         engine="ray",
