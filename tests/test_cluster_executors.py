@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,6 +308,67 @@ def test_a_timeout_fails_the_attempt_and_cancels_the_task(
     finally:
         (tmp_path / "stop").touch()
     assert not (tmp_path / "finished").exists() or cluster.engine == "dask"
+
+
+def test_a_slow_instance_holds_up_no_other_instance(cluster: Cluster, tmp_path: Path) -> None:
+    """Cluster results are applied and checkpointed on several threads: while one
+    instance's apply is stuck (a hook here; a slow store commit alike), others finish."""
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(workflow_id: str, runnable: rf.Runnable) -> None:
+        entered.set()
+        release.wait(60)
+
+    wf = (
+        rf.workflow(name="pair")
+        .add(rf.step(square, name="first"))
+        .add(rf.step(square, name="second"), to="first")
+    )
+    store = rf.SQLiteStore(tmp_path / "rf.db")
+    with rf.Runner(store=store, executor=cluster.make()) as runner:
+        try:
+            runner.start_instance(wf, 2, id="slow", hooks=rf.Hooks(on_complete=stuck))
+            assert entered.wait(60), "the slow instance's first result never came back"
+            for i in range(4):
+                runner.start_instance(wf, i, id=f"fast{i}")
+            for i in range(4):
+                assert runner.wait(f"fast{i}", timeout=30).status is rf.Status.IDLE
+                assert runner.get_results(f"fast{i}", components=["second"]) == {"second": i**4}
+        finally:
+            release.set()
+        assert runner.wait("slow", timeout=30).status is rf.Status.IDLE
+        assert runner.get_results("slow", components=["second"]) == {"second": 16}
+
+
+def test_one_instances_results_are_handed_over_in_turn(cluster: Cluster) -> None:
+    """Results reported to one callback (one instance) reach it one at a time, each once."""
+    executor = cluster.make()
+    lock = threading.Lock()
+    active, most, got = [0], [0], []
+
+    def done(runnable: rf.Runnable) -> None:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.01)  # long enough for the next results to arrive meanwhile
+        got.append(runnable.result)
+        with lock:
+            active[0] -= 1
+
+    for i in range(40):
+        runnable = rf.Runnable(
+            id=f"r{i}",
+            component="square",
+            component_kind="step",
+            component_hash="h",
+            fn=square,
+            args=(i,),
+        )
+        executor.submit(runnable, done)
+    wait_for(lambda: len(got) == 40, timeout=60, what="every result")
+    assert sorted(got) == [i * i for i in range(40)]
+    assert most[0] == 1
+    assert executor.in_flight == 0
 
 
 def test_shutdown_waits_for_the_tasks_in_flight(cluster: Cluster, tmp_path: Path) -> None:
