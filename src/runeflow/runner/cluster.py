@@ -46,7 +46,6 @@ from typing import Any
 from runeflow.errors import ClusterUnavailableError, DispatchError, UsageError
 from runeflow.model.events import ErrorInfo
 from runeflow.model.runnable import Runnable, RunnableStatus
-from runeflow.runner.executors import Done
 
 __all__ = [
     "DRIVERS",
@@ -73,6 +72,10 @@ LARGE_VALUE_BYTES = 1_000_000
 DRIVERS = 8
 """Threads, per process, that hand cluster results to runners: the most instances whose
 results are applied and checkpointed at once (see the module docstring)."""
+
+Done = Callable[[Runnable], None]
+"""Called once with the executed runnable (:data:`runeflow.runner.executors.Done`, which
+this module cannot import: the executors module imports the cluster executors)."""
 
 _SAMPLE = 32
 """Items of a container looked at to estimate its size."""
