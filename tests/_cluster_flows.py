@@ -102,6 +102,18 @@ def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> 
         time.sleep(0.02)
 
 
+def make_flaky(directory: str | Path, failures: int):  # type: ignore[no-untyped-def]
+    """A step that raises on its first ``failures`` executions, marking each one."""
+
+    def flaky(x: int) -> int:
+        mark(directory, "flaky")
+        if runs(directory, "flaky") <= failures:
+            raise RuntimeError("not yet")
+        return x + 1
+
+    return flaky
+
+
 def make_victim(directory: str | Path):  # type: ignore[no-untyped-def]
     """A step whose first attempt writes its pid and waits to be killed."""
 

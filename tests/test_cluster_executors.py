@@ -15,6 +15,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from _cluster_flows import (
     TESTS,
     build_marked_chain,
     build_squares,
+    make_flaky,
     make_sleeper,
     make_victim,
     mark_and_pass,
@@ -91,6 +94,9 @@ def _ray() -> Iterator[Cluster]:
     ray = need("ray")
     env = {"env_vars": {"PYTHONPATH": str(TESTS)}}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)
+    # start both workers now: a test's first task must not wait for a worker process to
+    # start (a 0.5 s timeout would fire before it runs)
+    ray.get([ray.remote(pid_of).remote(i) for i in range(2)])
     ip = ray.util.get_node_ip_address()
     yield Cluster(
         engine="ray",
@@ -329,6 +335,90 @@ def test_a_timeout_fails_the_attempt_and_cancels_the_task(
     assert not (tmp_path / "finished").exists() or cluster.engine == "dask"
 
 
+def test_a_slow_instance_holds_up_no_other_instance(cluster: Cluster, tmp_path: Path) -> None:
+    """Cluster results are applied and checkpointed on several threads: while one
+    instance's apply is stuck (a hook here; a slow store commit alike), others finish."""
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(workflow_id: str, runnable: rf.Runnable) -> None:
+        entered.set()
+        release.wait(60)
+
+    wf = (
+        rf.workflow(name="pair")
+        .add(rf.step(square, name="first"))
+        .add(rf.step(square, name="second"), to="first")
+    )
+    store = rf.SQLiteStore(tmp_path / "rf.db")
+    with rf.Runner(store=store, executor=cluster.make()) as runner:
+        try:
+            runner.start_instance(wf, 2, id="slow", hooks=rf.Hooks(on_complete=stuck))
+            assert entered.wait(60), "the slow instance's first result never came back"
+            for i in range(4):
+                runner.start_instance(wf, i, id=f"fast{i}")
+            for i in range(4):
+                assert runner.wait(f"fast{i}", timeout=30).status is rf.Status.IDLE
+                assert runner.get_results(f"fast{i}", components=["second"]) == {"second": i**4}
+        finally:
+            release.set()
+        assert runner.wait("slow", timeout=30).status is rf.Status.IDLE
+        assert runner.get_results("slow", components=["second"]) == {"second": 16}
+
+
+def test_one_instances_results_are_handed_over_in_turn(cluster: Cluster) -> None:
+    """Results reported to one callback (one instance) reach it one at a time, each once."""
+    executor = cluster.make()
+    lock = threading.Lock()
+    active, most, got = [0], [0], []
+
+    def done(runnable: rf.Runnable) -> None:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.01)  # long enough for the next results to arrive meanwhile
+        got.append(runnable.result)
+        with lock:
+            active[0] -= 1
+
+    for i in range(40):
+        runnable = rf.Runnable(
+            id=f"r{i}",
+            component="square",
+            component_kind="step",
+            component_hash="h",
+            fn=square,
+            args=(i,),
+        )
+        executor.submit(runnable, done)
+    wait_for(lambda: len(got) == 40, timeout=60, what="every result")
+    assert sorted(got) == [i * i for i in range(40)]
+    assert most[0] == 1
+    assert executor.in_flight == 0
+
+
+def test_shutdown_waits_for_the_tasks_in_flight(cluster: Cluster, tmp_path: Path) -> None:
+    executor = cluster.make()
+    got: list[rf.Runnable] = []
+    runnable = rf.Runnable(
+        id="r",
+        component="sleepy",
+        component_kind="step",
+        component_hash="h",
+        fn=make_sleeper(tmp_path),
+        args=(3,),
+    )
+    executor.submit(runnable, got.append)
+    stopper = threading.Timer(1.0, (tmp_path / "stop").touch)
+    stopper.start()
+    try:
+        executor.shutdown(wait=True)
+        assert (tmp_path / "finished").exists()  # it ran to its end, not cancelled
+    finally:
+        stopper.cancel()
+    wait_for(lambda: got, what="the report")
+    assert got[0].status == "completed" and got[0].result == 3
+
+
 def _dask_tasks(client: Any, prefix: str) -> list[str]:
     def keys(dask_scheduler: Any) -> list[str]:
         return [str(k) for k in dask_scheduler.tasks if str(k).startswith(prefix)]
@@ -388,6 +478,39 @@ def test_invalid_options_are_usage_errors(cluster: Cluster) -> None:
     else:
         with pytest.raises(rf.UsageError, match="Ray task option"):
             cluster.make(no_such_option=1)
+        with pytest.raises(rf.UsageError, match="num_returns"):
+            cluster.make(num_returns=2)
+
+
+def test_the_engines_retry_options_are_refused_pointing_to_the_policy(
+    cluster: Cluster,
+) -> None:
+    """A step's exception is caught on the worker, so the engine's own retry of a task that
+    raised would never happen: the option is refused, pointing to the policy."""
+    option = "retries" if cluster.engine == "dask" else "retry_exceptions"
+    with pytest.raises(rf.UsageError) as caught:
+        cluster.make(**{option: 2 if cluster.engine == "dask" else True})
+    message = str(caught.value)
+    assert f"does not take {option}=" in message
+    assert "rf.Policy(max_retries=...)" in message
+    if cluster.engine == "ray":  # a worker's death is still the engine's to retry
+        assert "max_retries= stays" in message
+        cluster.make(max_retries=1).shutdown()
+
+
+def test_a_step_that_raises_is_retried_by_its_policy_on_the_cluster(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """What the refused option would have been for: the policy retries the step."""
+    wf = rf.workflow(name="flaky").add(
+        rf.step(make_flaky(tmp_path, failures=2), name="flaky", policy=rf.Policy(max_retries=2))
+    )
+    with rf.Runner(store=rf.SQLiteStore(tmp_path / "rf.db"), executor=cluster.make()) as runner:
+        runner.start_instance(wf, 5, id="flaky")
+        info = runner.wait("flaky", timeout=60)
+        assert info.status is rf.Status.IDLE, info
+        assert runner.get_results("flaky") == [6]
+    assert runs(tmp_path, "flaky") == 3  # two failures, then the success
 
 
 @pytest.mark.slow

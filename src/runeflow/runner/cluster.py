@@ -16,8 +16,13 @@ released when the last of them reports.
 
 Completions are pushed: the engine calls back when a task ends (a Dask future callback, a
 Ray object's completion callback), the callback only queues it, and one background thread
-(per process, shared by every cluster executor) turns queued completions into outcomes and
-hands them to the runner. Nothing polls.
+(per process, shared by every cluster executor) turns queued completions into outcomes, a
+batch at a time (one Dask ``gather`` for the results that arrived together). It does not
+apply them: it hands each to one of :data:`DRIVERS` threads, which call the runner back
+(apply, plan, checkpoint, dispatch). One instance's results go to one thread at a time, in
+the order they were reported; different instances are driven in parallel, so a slow
+checkpoint holds up only its own instance and concurrent checkpoints share the store's
+transactions (its group commit). Nothing polls.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import threading
 import traceback
 import types
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +48,7 @@ from runeflow.model.events import ErrorInfo
 from runeflow.model.runnable import Runnable, RunnableStatus
 
 __all__ = [
+    "DRIVERS",
     "LARGE_VALUE_BYTES",
     "ClusterExecutor",
     "Outcome",
@@ -51,6 +58,8 @@ __all__ = [
     "check_large_value_bytes",
     "optional_module",
     "probe",
+    "refuse_options",
+    "retried_by_policy",
     "run_payload",
     "run_shipment",
 ]
@@ -59,6 +68,14 @@ log = logging.getLogger("runeflow.runner")
 
 LARGE_VALUE_BYTES = 1_000_000
 """Arguments estimated at this many bytes or more go by reference (1 MB)."""
+
+DRIVERS = 8
+"""Threads, per process, that hand cluster results to runners: the most instances whose
+results are applied and checkpointed at once (see the module docstring)."""
+
+Done = Callable[[Runnable], None]
+"""Called once with the executed runnable (:data:`runeflow.runner.executors.Done`, which
+this module cannot import: the executors module imports the cluster executors)."""
 
 _SAMPLE = 32
 """Items of a container looked at to estimate its size."""
@@ -291,7 +308,7 @@ def probe(address: str, engine: str, timeout: float) -> None:
 @dataclass(slots=True)
 class _Task:
     runnable: Runnable
-    done: Callable[[Runnable], None]
+    done: Done
     held: tuple[_Shared, ...]
     handle: Any = None
 
@@ -321,6 +338,23 @@ def optional_module(name: str, needs: str) -> Any:
     return module if hasattr(module, needs) else None
 
 
+def refuse_options(executor: str, options: dict[str, Any], refused: dict[str, str]) -> None:
+    """Raise :class:`UsageError` when ``options`` has one of ``refused`` (option: why)."""
+    for option, why in refused.items():
+        if option in options:
+            raise UsageError(f"{executor} does not take {option}=: {why}")
+
+
+def retried_by_policy(then: str) -> str:
+    """Why an engine's option to retry a task that raised does nothing here; ``then``: what
+    the engine still retries on its own."""
+    return (
+        "a step's exception is caught on the cluster worker and reported as the runnable's "
+        "failure, so the engine never sees it to retry it; retry a failing step with its "
+        f"policy, rf.Policy(max_retries=...) (with backoff, every attempt in the log). {then}"
+    )
+
+
 def check_large_value_bytes(value: object) -> None:
     """Raise :class:`UsageError` unless ``value`` is ``None`` or a whole number of bytes."""
     if value is not None and (type(value) is not int or value < 0):
@@ -330,27 +364,45 @@ def check_large_value_bytes(value: object) -> None:
 
 
 class _Reporter:
-    """The one thread, per process, that hands cluster results to runners.
+    """The threads, per process, that hand cluster results to runners.
 
-    Engine callbacks only queue what ended; this thread collects the outcomes (a batch per
-    executor: one Dask gather for every result that arrived together) and calls each
-    runnable's ``done``. Started on first use, it lives as long as the process.
+    Engine callbacks only queue what ended. One thread collects the outcomes (a batch per
+    executor: one Dask gather for every result that arrived together) and puts each in the
+    mailbox of its ``done`` (one instance's worker); ``drivers`` threads take mailboxes and
+    call ``done`` with what is in them, in order. One thread at a time empties a mailbox:
+    results arriving for it meanwhile are handed over by that thread once it is free, so an
+    instance's results are never reordered or handed over by two threads at once, while
+    other instances' go to the other threads. Started on first use, the threads live as long
+    as the process.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, drivers: int = DRIVERS) -> None:
+        self.drivers = drivers
         self._queue: queue.SimpleQueue[tuple[ClusterExecutor, str, Any]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._ready: queue.SimpleQueue[object] = queue.SimpleQueue()
+        """Mailboxes (their keys) holding results that no thread is handing over yet."""
+        self._boxes: dict[object, deque[tuple[Done, Runnable]]] = {}
+        self._boxes_lock = threading.Lock()
+        self._started = False
         self._lock = threading.Lock()
 
     def put(self, executor: ClusterExecutor, key: str, completed: Any) -> None:
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._loop, name="runeflow-cluster-results", daemon=True
-                    )
-                    self._thread.start()
+        if not self._started:
+            self._start()
         self._queue.put((executor, key, completed))
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            threading.Thread(
+                target=self._loop, name="runeflow-cluster-results", daemon=True
+            ).start()
+            for i in range(self.drivers):
+                threading.Thread(
+                    target=self._drive, name=f"runeflow-cluster-driver-{i}", daemon=True
+                ).start()
+            self._started = True
 
     def _loop(self) -> None:
         while True:
@@ -360,16 +412,52 @@ class _Reporter:
             self._deliver(batch)
             del batch  # hold no finished task while waiting: the cluster may free it
 
-    @staticmethod
-    def _deliver(batch: list[tuple[ClusterExecutor, str, Any]]) -> None:
+    def _deliver(self, batch: list[tuple[ClusterExecutor, str, Any]]) -> None:
         by_executor: dict[ClusterExecutor, list[tuple[str, Any]]] = {}
         for executor, key, completed in batch:
             by_executor.setdefault(executor, []).append((key, completed))
         for executor, items in by_executor.items():
             try:
-                executor._report(items)
+                reported = executor._report(items)
             except Exception:  # never lose the thread: other executors depend on it
                 log.exception("reporting results from %s failed", executor.engine)
+                continue
+            for done, runnable in reported:
+                self._post(done, runnable)
+
+    def _post(self, done: Done, runnable: Runnable) -> None:
+        """Put ``runnable`` in the mailbox of ``done``; queue the mailbox if it was empty."""
+        try:
+            key: object = done
+            hash(key)
+        except TypeError:  # unique while its mailbox, which holds ``done``, exists
+            key = id(done)
+        with self._boxes_lock:
+            box = self._boxes.get(key)
+            if box is not None:  # a driver has it (or will): it hands this over too
+                box.append((done, runnable))
+                return
+            self._boxes[key] = deque(((done, runnable),))
+        self._ready.put(key)
+
+    def _drive(self) -> None:
+        while True:
+            self._hand_over(self._ready.get())
+
+    def _hand_over(self, key: object) -> None:
+        """Call back with what is in mailbox ``key`` until it is empty; then drop it."""
+        boxes, lock = self._boxes, self._boxes_lock
+        while True:
+            with lock:
+                box = boxes[key]
+                if not box:
+                    del boxes[key]
+                    return
+                done, runnable = box.popleft()
+            try:
+                done(runnable)
+            except Exception:  # never lose the thread: the runner logs its own failures
+                log.exception("reporting %r from a cluster failed", runnable)
 
 
 _REPORTER = _Reporter()
@@ -407,8 +495,8 @@ class ClusterExecutor:
 
     # --- the Executor protocol ------------------------------------------------------------
 
-    def submit(self, runnable: Runnable, done: Callable[[Runnable], None]) -> None:
-        """Ship ``runnable`` to the cluster; ``done`` is called from the reporting thread."""
+    def submit(self, runnable: Runnable, done: Done) -> None:
+        """Ship ``runnable`` to the cluster; ``done`` is called from a reporting thread."""
         if self._closed:
             done(runnable.fail(DispatchError(f"the {self.engine} executor is shut down")))
             return
@@ -480,8 +568,10 @@ class ClusterExecutor:
         """Engine callback: a task ended. Only queue it (engine threads must not block)."""
         _REPORTER.put(self, key, completed)
 
-    def _report(self, items: list[tuple[str, Any]]) -> None:
+    def _report(self, items: list[tuple[str, Any]]) -> list[tuple[Done, Runnable]]:
+        """Turn ended tasks into executed runnables, each with the callback to hand it to."""
         collected: list[tuple[str, bytes | BaseException]]
+        reported: list[tuple[Done, Runnable]] = []
         try:
             collected = self._collect(items)
         except Exception as exc:  # the cluster connection broke while fetching results
@@ -506,10 +596,8 @@ class ClusterExecutor:
                 runnable.worker_address = outcome.worker_address
             else:
                 runnable.fail(outcome)
-            try:
-                task.done(runnable)
-            except Exception:  # never lose the thread: the runner logs its own failures
-                log.exception("reporting %r from %s failed", runnable, self.engine)
+            reported.append((task.done, runnable))
+        return reported
 
     def _dispatch_error(self, runnable: Runnable, exc: Exception) -> Exception:
         if isinstance(exc, DispatchError):

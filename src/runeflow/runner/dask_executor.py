@@ -25,6 +25,8 @@ from runeflow.runner.cluster import (
     check_large_value_bytes,
     optional_module,
     probe,
+    refuse_options,
+    retried_by_policy,
     run_payload,
 )
 
@@ -35,6 +37,15 @@ INSTALL_HINT = 'the Dask executor needs: pip install "runeflow[dask]"'
 distributed: Any = optional_module("distributed", needs="Client")
 
 _RESERVED = frozenset({"key", "pure", "actor", "actors"})
+"""``client.submit`` options the executor sets itself."""
+
+_REFUSED = {
+    "retries": retried_by_policy(
+        "A task whose worker dies is run again by Dask itself, up to the scheduler's "
+        "distributed.scheduler.allowed-failures setting"
+    )
+}
+"""``client.submit`` options that would do nothing, with what to do instead."""
 
 
 def _run_on_dask(component: str, payload: bytes, *values: Any) -> bytes:
@@ -61,12 +72,15 @@ class DaskExecutor(ClusterExecutor):
             cluster once and passed by reference (``None``: never).
         connect_timeout: seconds to wait for the scheduler.
         **submit_options: passed to ``client.submit`` for every runnable (``resources=``,
-            ``workers=``, ``priority=``, ``retries=``...).
+            ``workers=``, ``priority=``, ``allow_other_workers=``...). Not ``retries=``:
+            a step's exception never reaches Dask (it is the runnable's failure, which its
+            policy retries: ``rf.Policy(max_retries=...)``).
 
     Raises:
         ImportError: ``distributed`` is not installed (the message says what to install).
         ClusterUnavailableError: the scheduler cannot be reached; the message names it.
-        UsageError: both ``client`` and ``address``, or a submit option runeflow sets itself.
+        UsageError: both ``client`` and ``address``, a submit option runeflow sets itself
+            (``key``, ``pure``, ``actor``), or ``retries``.
 
     A task whose worker dies is run again elsewhere by Dask itself, up to Dask's
     ``distributed.scheduler.allowed-failures`` times; after that the runnable fails with
@@ -96,6 +110,7 @@ class DaskExecutor(ClusterExecutor):
             raise UsageError(
                 f"DaskExecutor sets {', '.join(reserved)} itself: leave them out of its options"
             )
+        refuse_options("DaskExecutor", submit_options, _REFUSED)
         check_large_value_bytes(large_value_bytes)
         self.submit_options = submit_options
         """Options passed to ``client.submit``."""
@@ -162,8 +177,9 @@ class DaskExecutor(ClusterExecutor):
             return exc
 
     def _wait_all(self, handles: list[Any]) -> None:
-        if handles:
-            distributed.wait(handles)
+        # distributed.wait needs a default client, which this executor's may not be
+        for _ in distributed.as_completed(handles, loop=self.client.loop):
+            pass
 
     def _close(self) -> None:
         self.client.close()

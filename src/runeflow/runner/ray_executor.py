@@ -21,12 +21,23 @@ from runeflow.runner.cluster import (
     check_large_value_bytes,
     optional_module,
     probe,
+    refuse_options,
+    retried_by_policy,
     run_payload,
 )
 
 __all__ = ["INSTALL_HINT", "RayExecutor"]
 
 INSTALL_HINT = 'the Ray executor needs: pip install "runeflow[ray]"'
+
+_REFUSED = {
+    "num_returns": "each task returns one outcome, which runeflow reads",
+    "retry_exceptions": retried_by_policy(
+        "max_retries= stays meaningful: how often Ray runs a task again when its worker "
+        "process dies"
+    ),
+}
+"""Ray task options that make no sense for runeflow's tasks, with what to do instead."""
 
 ray: Any = optional_module("ray", needs="remote")
 
@@ -63,12 +74,15 @@ class RayExecutor(ClusterExecutor):
         force_cancel: cancel (on a policy timeout) by killing the worker process rather
             than interrupting the task.
         **remote_options: Ray task options for every runnable (``num_cpus=``, ``num_gpus=``,
-            ``resources=``, ``max_retries=``, ``memory=``...).
+            ``resources=``, ``max_retries=``, ``memory=``...). Not ``retry_exceptions=``:
+            a step's exception never reaches Ray (it is the runnable's failure, which its
+            policy retries: ``rf.Policy(max_retries=...)``); nor ``num_returns=``.
 
     Raises:
         ImportError: ``ray`` is not installed (the message says what to install).
         ClusterUnavailableError: the address does not accept connections; the message names it.
-        UsageError: an invalid Ray option, or Ray already connected to another cluster.
+        UsageError: an invalid Ray option (``retry_exceptions`` and ``num_returns`` too), or
+            Ray already connected to another cluster.
 
     A task whose worker process dies is retried by Ray itself (its ``max_retries`` task
     option, 3 unless set); after that the runnable fails (``WorkerCrashedError``) and its
@@ -93,6 +107,7 @@ class RayExecutor(ClusterExecutor):
         if ray is None:
             raise ImportError(INSTALL_HINT)
         check_large_value_bytes(large_value_bytes)
+        refuse_options("RayExecutor", remote_options, _REFUSED)
         try:  # checked before connecting
             remote = ray.remote(_run_on_ray)
             self._remote = remote.options(**remote_options) if remote_options else remote
