@@ -294,23 +294,25 @@ class Runner(Hosting, Loading, Serving, Retaining, AsyncTwins):
             ready = wf.prepare_for_dispatch()
         events = wf.uncommitted_batch()
         status = Status.RUNNING if fed else Status.IDLE
-        with self._registry_lock:
-            created = self.store.create(
-                workflow_id,
-                definition_name=wf.name,
-                definition_hash=wf.definition_hash(),
-                status=status.value,
-                metadata={k: v for k, v in metadata.items() if v},
-                events=events,
-                owner=self.owner,
-                ttl=self.lease_ttl,
-            )
-            if created:
-                worker = self._started(workflow_id, wf, status, hooks, max_concurrency, events)
+        # Not under the registry lock: starts from several threads share store transactions.
+        created = self.store.create(
+            workflow_id,
+            definition_name=wf.name,
+            definition_hash=wf.definition_hash(),
+            status=status.value,
+            metadata={k: v for k, v in metadata.items() if v},
+            events=events,
+            owner=self.owner,
+            ttl=self.lease_ttl,
+        )
         if not created:  # a retry of a start that went through: make sure it runs somewhere
             self._check_same_start(workflow_id, wf, metadata.get("input"))
             self._local_worker(workflow_id)
             return workflow_id
+        with self._registry_lock:
+            if workflow_id in self._workers:  # loaded from the store meanwhile: it runs there
+                return workflow_id
+            worker = self._started(workflow_id, wf, status, hooks, max_concurrency, events)
         if self.telemetry.active:
             self._emit("workflow", "start", wf.name, workflow_id)
         if fed:

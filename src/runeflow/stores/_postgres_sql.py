@@ -287,8 +287,11 @@ QUERIES: dict[str, str] = {
         WHERE workflow_id = %s""",
     "renew_lease": """UPDATE {schema}.instances SET lease_expires = %s
         WHERE workflow_id = %s AND owner = %s AND lease_expires > %s""",
-    "renew_leases": """UPDATE {schema}.instances SET lease_expires = %s
-        WHERE owner = %s AND lease_expires > %s RETURNING workflow_id, epoch""",
+    "renew_leases": """WITH o AS (SELECT workflow_id FROM {schema}.instances
+            WHERE owner = %s AND lease_expires > %s ORDER BY workflow_id FOR UPDATE)
+        UPDATE {schema}.instances i SET lease_expires = %s FROM o
+        WHERE i.workflow_id = o.workflow_id RETURNING i.workflow_id, i.epoch""",
+    # rows locked in id order, as a batch of appends locks them: the two never deadlock
     "release_lease": """UPDATE {schema}.instances SET owner = NULL, lease_expires = 0
         WHERE workflow_id = %s AND owner = %s""",
     "release_leases": """UPDATE {schema}.instances SET owner = NULL, lease_expires = 0

@@ -383,9 +383,12 @@ class PostgresStore(IndexedListing, Store):
                 params = batch[0]
                 rows = [conn.execute(q[params["_statement"]], params).fetchone()]
             else:
+                # instance rows locked in id order (stable: one instance's appends keep theirs),
+                # as lease renewals lock them, so that the two never wait for each other
+                order = sorted(range(len(batch)), key=lambda i: batch[i]["wid"])
                 with conn.pipeline(), conn.transaction():
-                    cursors = [conn.execute(q[p["_statement"]], p) for p in batch]
-                rows = [cursor.fetchone() for cursor in cursors]
+                    cursors = {i: conn.execute(q[batch[i]["_statement"]], batch[i]) for i in order}
+                rows = [cursors[i].fetchone() for i in range(len(batch))]
         refused = [p["wid"] for p, row in zip(batch, rows, strict=True) if row is None]
         epochs = dict(self._fetchall("select_epochs", (refused,))) if refused else {}
         return append_results(batch, rows, epochs)
@@ -636,7 +639,7 @@ class PostgresStore(IndexedListing, Store):
     def renew_leases(self, owner: str, ttl: float) -> dict[str, int]:
         """See :meth:`Store.renew_leases`."""
         now = time.time()
-        rows = self._fetchall("renew_leases", (now + ttl, owner, now))
+        rows = self._fetchall("renew_leases", (owner, now, now + ttl))
         return {wid: int(epoch) for wid, epoch in rows}
 
     def release_lease(self, workflow_id: str, owner: str) -> None:
