@@ -9,13 +9,17 @@ pointing at each version's ``src``. Cases:
 * ``fanout``: a 1,000-way fan-out into a join through the runner (thread executor,
   MemoryStore), µs per step, against the same workflow run inline by the model.
 * ``instances``: N instances of a three-step workflow through the runner, MemoryStore, on
-  the inline and the thread executor; instances/s against the model's.
-* ``durable_instances``: the same on SQLite (``synchronous=NORMAL``, which survives a
+  the inline and the thread executor; instances/s against the model's (1,000 with
+  ``--quick``, 10,000 without: the runner holds every instance it ran, so the larger run
+  also pays CPython's full garbage collections over them).
+* ``durable_instances``: 1,000 of them on SQLite (``synchronous=NORMAL``, which survives a
   SIGKILL), every cycle committed before its successors are dispatched; started from one
   thread, and from 8 threads at once (their appends share transactions).
 * ``durable_chain``: a 200-step chain on SQLite, every step committed (``NORMAL``); steps/s.
 * ``timers``: N waiting instances whose timeouts fall due over 1 to 3 s (MemoryStore and
-  SQLite): lateness of the firings (mean, p99, max); N timers due at the same moment
+  SQLite): lateness of the firings (mean, p99, max) and the longest full garbage
+  collection meanwhile, as they come and with the parked instances frozen out of the
+  collector's sight; N timers due at the same moment
   (a fake clock jumps): fires/s; one timer due among 100,000 armed: its lateness; and the
   heap per waiting instance (tracemalloc).
 * ``pg_appends``: appends/s to PostgreSQL by 1 and by 8 threads, each appending to its own
@@ -270,28 +274,54 @@ def store_of(kind: str) -> Iterator[rf.Store]:
             yield store
 
 
-def timers_spread(n: int, kind: str) -> None:
-    """``n`` instances whose waits time out at 1.00 .. 3.00 s after they park."""
+def timers_spread(n: int, kind: str, freeze: bool = False) -> None:
+    """``n`` instances whose waits time out at 1.00 .. 3.00 s after they park.
+
+    With ``freeze``, the objects made while parking are moved out of the garbage collector's
+    sight (``gc.freeze()``) before the first timer is due, which shows the lateness the
+    runner adds apart from CPython's full collections: with tens of thousands of instances
+    held, one such collection pauses every thread for tens to hundreds of milliseconds."""
     definitions = [waiting(round(1.0 + i / 100, 2)) for i in range(201)]
-    with store_of(kind) as store, rf.Runner(store=store, recover=False) as runner:
-        start = time.perf_counter()
-        for i in range(n):
-            runner.start_instance(definitions[i % 201], i, id=f"t{i}")
-        park_s = time.perf_counter() - start
-        late = wait_fired(runner, n, 60)
-        wait_settled(runner, [f"t{i}" for i in range(n)], 30)
-        idle = len(store.list("idle"))
+    pauses: list[float] = []  # full collections while the timers fire
+    started = [0.0, 0.0]  # when the current collection began; 1.0 once parked
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif info["generation"] == 2 and started[1]:
+            pauses.append(time.perf_counter() - started[0])
+
+    gc.collect()  # the garbage of the cases before is not this case's to collect
+    gc.callbacks.append(on_gc)
+    try:
+        with store_of(kind) as store, rf.Runner(store=store, recover=False) as runner:
+            start = time.perf_counter()
+            for i in range(n):
+                runner.start_instance(definitions[i % 201], i, id=f"t{i}")
+            park_s = time.perf_counter() - start
+            if freeze:
+                gc.freeze()
+            started[1] = 1.0
+            late = wait_fired(runner, n, 60)
+            wait_settled(runner, [f"t{i}" for i in range(n)], 30)
+            idle = len(store.list("idle"))
+    finally:
+        gc.callbacks.remove(on_gc)
+        gc.unfreeze()
     emit(
         case="timers",
         pattern="spread_1_to_3s",
         store=kind,
         timers=n,
+        gc="frozen after parking" if freeze else "default",
         park_s=round(park_s, 3),
         fired=len(late),
         settled_idle=idle,
         mean_lateness_ms=round(statistics.mean(late) * 1000, 2),
         p99_lateness_ms=round(percentile(late, 0.99) * 1000, 2),
         max_lateness_ms=round(max(late) * 1000, 2),
+        full_gc_while_firing=len(pauses),
+        longest_full_gc_ms=round(max(pauses, default=0.0) * 1000, 1),
     )
 
 
@@ -300,6 +330,7 @@ def timers_burst(n: int, kind: str) -> None:
     clock = rf.FakeClock(start=1_000_000.0)
     definition = waiting(10.0)
     ids = [f"b{i}" for i in range(n)]
+    gc.collect()
     with store_of(kind) as store, rf.Runner(store=store, clock=clock, recover=False) as runner:
         for i, wid in enumerate(ids):
             runner.start_instance(definition, i, id=wid)
@@ -430,15 +461,16 @@ def main() -> None:
     if "fanout" in only:
         fanout(1000, trials)
     if "instances" in only:
-        instances(2000 if quick else 10_000, trials)
+        instances(1000 if quick else 10_000, trials)
     if "durable_instances" in only:
-        durable_instances(1000 if quick else 5000, 3)
+        durable_instances(1000, 3)
     if "durable_chain" in only:
         durable_chain(200, trials)
     if "timers" in only:
         n = 2000 if quick else 10_000
         for kind in ("memory", "sqlite"):
             timers_spread(n, kind)
+            timers_spread(n, kind, freeze=True)
             timers_burst(n, kind)
         timers_armed(10_000 if quick else 100_000)
         waiting_memory(2000 if quick else 10_000)

@@ -37,7 +37,6 @@ from runeflow.runner.info import (
 from runeflow.runner.telemetry import TelemetryEvent
 from runeflow.runner.waiting import Waiting
 from runeflow.stores.base import Append, Timer
-from runeflow.stores.batching import outcome
 
 if TYPE_CHECKING:
     from runeflow.runner.executors import Executor
@@ -546,7 +545,9 @@ class Worker(Attempts, Waiting):
                 request.timers,
                 request.done_timers,
             )
-        cursor = outcome(result)
+        if isinstance(result, Exception):
+            raise result
+        cursor = result
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s: checkpoint, %d event(s), %s, cursor %d",

@@ -100,8 +100,11 @@ def write_batch(
 ) -> builtins.list[int | Exception]:
     """Write a batch of creates and appends (under the write lock); each one is checked on
     its own. A create whose id is taken writes nothing and gives -1."""
-    if len(batch) == 1 and batch[0].instance is None:
-        return [_write_one(conn, batch[0], now)]
+    if len(batch) == 1:
+        lone = batch[0]
+        return [
+            _write_one(conn, lone, now) if lone.instance is None else _create_one(conn, lone, now)
+        ]
     taken: set[int] = set()
     for i, p in enumerate(batch):
         if p.instance is not None and conn.execute(q.INSERT_INSTANCE, p.instance).rowcount != 1:
@@ -154,6 +157,22 @@ def write_batch(
         conn.executemany(q.UPSERT_TIMER, [row for row in timers.values() if row is not None])
         conn.executemany(q.DELETE_TIMER, [(tid,) for tid, row in timers.items() if row is None])
     return results
+
+
+def _create_one(conn: sqlite3.Connection, p: Pending, now: float) -> int:
+    """:func:`write_batch` for one create alone: the instance row, then its first events
+    at position 0 (nothing to check: nobody else can have written to it)."""
+    assert p.instance is not None
+    if conn.execute(q.INSERT_INSTANCE, p.instance).rowcount != 1:
+        return -1
+    cursor = 0
+    if p.encoded is not None:
+        log = _LogWrites()
+        cursor = log.add(p.workflow_id, 0, p.encoded, now)
+        log.write(conn)
+    if p.timers:
+        conn.executemany(q.UPSERT_TIMER, p.timers)
+    return cursor
 
 
 def _write_one(conn: sqlite3.Connection, p: Pending, now: float) -> int | Exception:

@@ -311,7 +311,10 @@ class SQLiteStore(IndexedListing, Store):
             [_timer_params(t) for t in timers],
             done_timers,
         )
-        return outcome(self._commits.submit(pending))
+        result = self._commits.submit(pending)
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def append_many(self, appends: Sequence[Append]) -> builtins.list[int | Exception]:
         """See :meth:`Store.append_many` (one transaction)."""
