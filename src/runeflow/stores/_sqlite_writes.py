@@ -16,7 +16,7 @@ from runeflow.stores._sqlite_bounded import position
 from runeflow.stores.encoding import EncodedAppend
 from runeflow.stores.integrity import checksum
 
-__all__ = ["Pending", "write_batch"]
+__all__ = ["Pending", "write_batch", "write_lone"]
 
 _MAX_PARAMS = 500
 """Instances whose state one query reads (SQLite limits a statement's parameters)."""
@@ -33,7 +33,7 @@ class Pending:
         encoded: EncodedAppend | None,
         status: str | None,
         token: int | None,
-        timers: builtins.list[tuple[str, str, float, str]],
+        timers: Sequence[tuple[str, str, float, str]],
         done: Sequence[str],
         instance: tuple[Any, ...] | None = None,
     ) -> None:
@@ -101,10 +101,7 @@ def write_batch(
     """Write a batch of creates and appends (under the write lock); each one is checked on
     its own. A create whose id is taken writes nothing and gives -1."""
     if len(batch) == 1:
-        lone = batch[0]
-        return [
-            _write_one(conn, lone, now) if lone.instance is None else _create_one(conn, lone, now)
-        ]
+        return [write_lone(conn, batch[0], now)]
     taken: set[int] = set()
     for i, p in enumerate(batch):
         if p.instance is not None and conn.execute(q.INSERT_INSTANCE, p.instance).rowcount != 1:
@@ -159,17 +156,19 @@ def write_batch(
     return results
 
 
+def write_lone(conn: sqlite3.Connection, p: Pending, now: float) -> int | Exception:
+    """:func:`write_batch` for a batch of one (the usual case when appends do not overlap):
+    the same checks and rows, with fewer containers."""
+    return _write_one(conn, p, now) if p.instance is None else _create_one(conn, p, now)
+
+
 def _create_one(conn: sqlite3.Connection, p: Pending, now: float) -> int:
     """:func:`write_batch` for one create alone: the instance row, then its first events
     at position 0 (nothing to check: nobody else can have written to it)."""
     assert p.instance is not None
     if conn.execute(q.INSERT_INSTANCE, p.instance).rowcount != 1:
         return -1
-    cursor = 0
-    if p.encoded is not None:
-        log = _LogWrites()
-        cursor = log.add(p.workflow_id, 0, p.encoded, now)
-        log.write(conn)
+    cursor = 0 if p.encoded is None else _write_log(conn, p.workflow_id, 0, p.encoded, now)
     if p.timers:
         conn.executemany(q.UPSERT_TIMER, p.timers)
     return cursor
@@ -193,11 +192,36 @@ def _write_one(conn: sqlite3.Connection, p: Pending, now: float) -> int | Except
     if p.status is not None and p.status != row[2]:
         conn.execute(q.UPDATE_STATUS, (p.status, now, wid))
     if p.encoded is not None:
-        log = _LogWrites()
-        cursor = log.add(wid, cursor, p.encoded, now)
-        log.write(conn)
+        cursor = _write_log(conn, wid, cursor, p.encoded, now)
     if p.timers:
         conn.executemany(q.UPSERT_TIMER, p.timers)
     if p.done:
         conn.executemany(q.DELETE_TIMER, [(timer_id,) for timer_id in p.done])
+    return cursor
+
+
+def _write_log(
+    conn: sqlite3.Connection, workflow_id: str, cursor: int, encoded: EncodedAppend, now: float
+) -> int:
+    """:meth:`_LogWrites.add` then ``write`` for a lone append, without the containers (the
+    usual case: a few microseconds less per checkpoint); return the new last position."""
+    first, cursor = cursor + 1, cursor + encoded.count
+    blob = encoded.blob
+    conn.execute(
+        q.INSERT_EVENTS,
+        (workflow_id, cursor, first, blob, encoded.fact_ids_text, now, checksum(blob)),
+    )
+    inline = encoded.inline
+    if len(inline) == 1:
+        [(fid, data)] = inline.items()
+        conn.execute(q.UPSERT_INLINE_FACT, (fid, data, checksum(data), workflow_id))
+    elif inline:
+        conn.executemany(
+            q.UPSERT_INLINE_FACT, [(f, d, checksum(d), workflow_id) for f, d in inline.items()]
+        )
+    if encoded.contents:
+        conn.executemany(q.INSERT_CONTENT, encoded.contents.items())
+        conn.executemany(
+            q.UPSERT_FACT, [(fid, h, workflow_id) for fid, h in encoded.fact_hashes.items()]
+        )
     return cursor

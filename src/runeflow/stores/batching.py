@@ -87,12 +87,18 @@ class GroupCommit(Generic[T]):
         write: writes a batch in one transaction and returns each item's result (a cursor,
             or the exception refusing that item); raising fails the whole batch.
         max_batch: the most items one batch holds.
+        write_one: writes one item alone (a batch of one, the usual case when appends do
+            not overlap), when the store has a shorter path for it; ``write`` otherwise.
     """
 
     def __init__(
-        self, write: Callable[[list[T]], list[int | Exception]], max_batch: int = 256
+        self,
+        write: Callable[[list[T]], list[int | Exception]],
+        max_batch: int = 256,
+        write_one: Callable[[T], int | Exception] | None = None,
     ) -> None:
         self._write = write
+        self._write_one = write_one
         self.max_batch = max_batch
         self._mutex = threading.Lock()
         self._queue: deque[_Waiter[T]] = deque()
@@ -128,26 +134,23 @@ class GroupCommit(Generic[T]):
     def _lead(self, item: T) -> int | Exception:
         """Write ``item`` with the queued ones, hand over to the next, deliver results."""
         queue = self._queue
+        if not queue and self._write_one is not None:  # alone: the usual case
+            try:
+                return self._write_one(item)
+            finally:
+                self._hand_over(1)
         others: list[_Waiter[T]] = []
         if queue:
             with self._mutex:
                 for _ in range(min(len(queue), self.max_batch - 1)):
                     others.append(queue.popleft())
-        items = [item, *[w.item for w in others]] if others else [item]
+        items = [item, *[w.item for w in others]]
         failure: BaseException | None = None
         try:
             results = self._write(items)
         except BaseException as exc:
             failure = exc
-        with self._mutex:
-            self.batches += 1
-            self.items += len(items)
-            if queue:
-                nxt = queue.popleft()
-                nxt.lead = True
-                nxt.gate.release()
-            else:
-                self._writing = False
+        self._hand_over(len(items))
         if failure is not None:
             shared = failure
             if not isinstance(failure, Exception):  # interrupted: the others learn it so
@@ -160,3 +163,15 @@ class GroupCommit(Generic[T]):
             waiter.result = result
             waiter.gate.release()
         return results[0]
+
+    def _hand_over(self, written: int) -> None:
+        """Count a written batch; wake the oldest queued item to lead the next one."""
+        with self._mutex:
+            self.batches += 1
+            self.items += written
+            if self._queue:
+                nxt = self._queue.popleft()
+                nxt.lead = True
+                nxt.gate.release()
+            else:
+                self._writing = False

@@ -40,7 +40,7 @@ from runeflow.stores._rows import instance_meta, metas_in_order, read_instance, 
 from runeflow.stores._sqlite_bounded import compact, fenced, position, remove
 from runeflow.stores._sqlite_errors import db_error, is_busy
 from runeflow.stores._sqlite_sql import MIGRATIONS
-from runeflow.stores._sqlite_writes import Pending, write_batch
+from runeflow.stores._sqlite_writes import Pending, write_batch, write_lone
 from runeflow.stores.base import (
     PRUNABLE,
     Append,
@@ -105,7 +105,9 @@ class SQLiteStore(IndexedListing, Store):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._commits: GroupCommit[Pending] = GroupCommit(self._write_appends)
+        self._commits: GroupCommit[Pending] = GroupCommit(
+            self._write_appends, write_one=self._write_lone
+        )
         if auto_setup:
             self.setup()
 
@@ -139,18 +141,19 @@ class SQLiteStore(IndexedListing, Store):
             self._connections.append(conn)
         return conn
 
-    def _retry(self, work: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        """Run ``work`` (in a write transaction if ``write``), retrying while busy."""
+    def _retry(self, work: Callable[..., T], *args: Any, write: bool) -> T:
+        """Run ``work(conn, *args)`` (in a write transaction if ``write``), retrying while
+        busy."""
         conn = self._conn()
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.001
         while True:
             try:
                 if not write:
-                    return work(conn)
+                    return work(conn, *args)
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    result = work(conn)
+                    result = work(conn, *args)
                     conn.execute("COMMIT")
                     return result
                 except BaseException:
@@ -178,7 +181,8 @@ class SQLiteStore(IndexedListing, Store):
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement in its own transaction; return the number of rows changed."""
-        return self._retry(lambda c: c.execute(sql, params).rowcount, write=False)
+        changed: int = self._retry(lambda c: c.execute(sql, params).rowcount, write=False)
+        return changed
 
     def setup(self) -> None:
         """Create the schema or apply pending :data:`MIGRATIONS`; safe to call again.
@@ -308,7 +312,7 @@ class SQLiteStore(IndexedListing, Store):
             self._encode_append(events) if events else None,
             status,
             token,
-            [_timer_params(t) for t in timers],
+            [_timer_params(t) for t in timers] if timers else (),
             done_timers,
         )
         result = self._commits.submit(pending)
@@ -336,7 +340,11 @@ class SQLiteStore(IndexedListing, Store):
 
     def _write_appends(self, batch: builtins.list[Pending]) -> builtins.list[int | Exception]:
         """Write appends in one transaction; return each one's cursor or refusal."""
-        return self._retry(lambda conn: write_batch(conn, batch, time.time()), write=True)
+        return self._retry(write_batch, batch, time.time(), write=True)
+
+    def _write_lone(self, pending: Pending) -> int | Exception:
+        """:meth:`_write_appends` for a batch of one."""
+        return self._retry(write_lone, pending, time.time(), write=True)
 
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
         """See :meth:`Store.stream`."""
