@@ -74,6 +74,47 @@ def test_submits_arriving_during_a_write_share_the_next_one() -> None:
             assert results[i] == i * 10
 
 
+def test_several_writers_write_at_once_and_the_rest_queue() -> None:
+    """With ``max_writers=2`` two batches are written at the same time; what arrives while
+    both are busy waits and then shares one batch."""
+    gate = threading.Event()
+    writing: list[list[int]] = []
+    both = threading.Barrier(2, timeout=5)
+
+    def write(items: list[int]) -> list[int | Exception]:
+        writing.append(items)
+        if len(writing) <= 2:
+            both.wait()  # breaks unless the two first writes are in progress together
+            assert gate.wait(5)
+        return [i * 10 for i in items]
+
+    commits: GroupCommit[int] = GroupCommit(write, max_writers=2)
+    results: dict[int, Any] = {}
+
+    def submit(i: int) -> None:
+        results[i] = commits.submit(i)
+
+    leaders = [threading.Thread(target=submit, args=(i,)) for i in (0, 1)]
+    for thread in leaders:
+        thread.start()
+    while len(writing) < 2:
+        time.sleep(0.001)
+    queued = [threading.Thread(target=submit, args=(i,)) for i in range(2, 6)]
+    for thread in queued:
+        thread.start()
+    while len(commits._queue) < 4:
+        time.sleep(0.001)
+    gate.set()
+    for thread in [*leaders, *queued]:
+        thread.join(5)
+    assert results == {i: i * 10 for i in range(6)}
+    assert sorted(len(w) for w in writing[:2]) == [1, 1]
+    assert sum(len(w) for w in writing[2:]) == 4 and len(writing) <= 4
+    assert commits.submit(9) == 90 and commits._writers == 0
+    with pytest.raises(ValueError, match="max_writers"):
+        GroupCommit(write, max_writers=0)
+
+
 def test_a_failed_write_fails_every_item_of_its_batch_and_the_writer_goes_on() -> None:
     calls: list[list[int]] = []
     gate = threading.Event()
@@ -141,7 +182,10 @@ def _appends_while_blocked(store: Store, block: Any, threads: int = 8) -> tuple[
         for thread in workers:
             thread.start()
         deadline = time.monotonic() + 5
-        while len(store._commits._queue) < threads - 1 and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        # the first max_writers appends each lead a transaction (and wait for the lock)
+        while (
+            len(commits._queue) < threads - commits.max_writers and time.monotonic() < deadline
+        ):
             time.sleep(0.005)
     for thread in workers:
         thread.join()
@@ -185,7 +229,11 @@ def test_postgres_appends_made_at_once_share_a_transaction(pg_store: Store) -> N
 
     batches, items = _appends_while_blocked(pg_store, block)
     assert items == 32
-    assert batches <= items - 6, (batches, items)
+    # several appends are written at once (one per connection but one); the five queued
+    # behind them went in one transaction
+    writers = pg_store._commits.max_writers  # type: ignore[attr-defined]
+    assert writers == 3  # the default pool has four connections
+    assert batches <= items - (8 - writers - 1), (batches, items)
 
 
 def test_a_failed_transaction_writes_none_of_its_appends(tmp_path: Path) -> None:

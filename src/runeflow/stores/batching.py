@@ -12,10 +12,14 @@ written together by :class:`GroupCommit`, so that they share one commit:
   the next transaction, and so on.
 
 So no append waits for more than the transaction in progress when it arrived plus its own,
-and the more appends arrive at once, the fewer commits they cost. Each append stays atomic
-and is refused on its own (a stale fencing token, an unknown instance) without failing the
-others; when the transaction itself fails, every append in it fails with that error and none
-was written.
+and the more appends arrive at once, the fewer commits they cost. A store whose server runs
+several connections' transactions at once (PostgreSQL) lets a few leaders write at the same
+time (``max_writers``): appends queue, and share transactions, only while all of them are
+busy, so the client's own work for one append overlaps another's round trip.
+
+Each append stays atomic and is refused on its own (a stale fencing token, an unknown
+instance) without failing the others; when the transaction itself fails, every append in it
+fails with that error and none was written.
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ class GroupCommit(Generic[T]):
         max_batch: the most items one batch holds.
         write_one: writes one item alone (a batch of one, the usual case when appends do
             not overlap), when the store has a shorter path for it; ``write`` otherwise.
+        max_writers: batches written at the same time, each by its own leader; ``write``
+            must then cope with two batches appending to the same instance at once.
     """
 
     def __init__(
@@ -96,13 +102,17 @@ class GroupCommit(Generic[T]):
         write: Callable[[list[T]], list[int | Exception]],
         max_batch: int = 256,
         write_one: Callable[[T], int | Exception] | None = None,
+        max_writers: int = 1,
     ) -> None:
+        if max_writers < 1:
+            raise ValueError(f"max_writers must be at least 1, not {max_writers}")
         self._write = write
         self._write_one = write_one
+        self.max_writers = max_writers
         self.max_batch = max_batch
         self._mutex = threading.Lock()
         self._queue: deque[_Waiter[T]] = deque()
-        self._writing = False
+        self._writers = 0  # batches being written
         self.batches = 0
         """Transactions written so far (for tests and benchmarks)."""
         self.items = 0
@@ -116,8 +126,8 @@ class GroupCommit(Generic[T]):
                 written).
         """
         with self._mutex:
-            if not self._writing:
-                self._writing = True
+            if self._writers < self.max_writers:
+                self._writers += 1
                 waiter = None
             else:
                 waiter = _Waiter(item)
@@ -174,4 +184,4 @@ class GroupCommit(Generic[T]):
                 nxt.lead = True
                 nxt.gate.release()
             else:
-                self._writing = False
+                self._writers -= 1

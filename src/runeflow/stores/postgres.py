@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import random
 import re
 import time
 import zlib
@@ -94,6 +95,9 @@ INSTALL_HINT = 'the Postgres store needs: pip install "runeflow[postgres]"'
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _BATCH_ROWS = 512
+_POSITION_RETRIES = 50
+"""Attempts of an append that lost the race for a log position to another writer appending
+to the same instance at the same time (only concurrent callers of one instance do)."""
 
 
 class PostgresStore(IndexedListing, Store):
@@ -167,7 +171,12 @@ class PostgresStore(IndexedListing, Store):
         self._listing: dict[str, sql.Composed] = {}
         # the advisory lock between writers of contents (shared) and their collection
         self._contents_lock = zlib.crc32(f"runeflow-contents:{schema}".encode())
-        self._commits: GroupCommit[dict[str, Any]] = GroupCommit(self._write_appends)
+        # appends write on all connections but one (kept for reads and lease renewals) at
+        # once, and share transactions only when all those are busy: on PostgreSQL the
+        # client's work per append weighs as much as the commit (see README, Performance)
+        self._commits: GroupCommit[dict[str, Any]] = GroupCommit(
+            self._write_appends, max_writers=max(1, pool.max_size - 1)
+        )
         if auto_setup:
             try:
                 self.setup()
@@ -376,19 +385,33 @@ class PostgresStore(IndexedListing, Store):
         self, batch: builtins.list[dict[str, Any]]
     ) -> builtins.list[int | Exception]:
         """Write appends in one transaction (pipelined: one round trip); return each one's
-        cursor or refusal. Never retried: after a failed commit the outcome is unknown."""
+        cursor or refusal. Never retried after a failed commit (its outcome is unknown);
+        retried when two writers appended to one instance at once and this one lost (the
+        log position both read is taken: nothing of this transaction was written)."""
         q = self._q
         with self._connection() as conn:
-            if len(batch) == 1:  # autocommit: the statement is its own transaction
-                params = batch[0]
-                rows = [conn.execute(q[params["_statement"]], params).fetchone()]
-            else:
-                # instance rows locked in id order (stable: one instance's appends keep theirs),
-                # as lease renewals lock them, so that the two never wait for each other
-                order = sorted(range(len(batch)), key=lambda i: batch[i]["wid"])
-                with conn.pipeline(), conn.transaction():
-                    cursors = {i: conn.execute(q[batch[i]["_statement"]], batch[i]) for i in order}
-                rows = [cursors[i].fetchone() for i in range(len(batch))]
+            for attempt in range(_POSITION_RETRIES):
+                try:
+                    if len(batch) == 1:  # autocommit: the statement is its own transaction
+                        params = batch[0]
+                        rows = [conn.execute(q[params["_statement"]], params).fetchone()]
+                    else:
+                        # instance rows locked in id order (stable: one instance's appends
+                        # keep theirs), as lease renewals lock them: the two never deadlock
+                        order = sorted(range(len(batch)), key=lambda i: batch[i]["wid"])
+                        with conn.pipeline(), conn.transaction():
+                            cursors = {
+                                i: conn.execute(q[batch[i]["_statement"]], batch[i]) for i in order
+                            }
+                        rows = [cursors[i].fetchone() for i in range(len(batch))]
+                    break
+                except psycopg.errors.UniqueViolation as exc:
+                    if (
+                        exc.diag.constraint_name != "events_pkey"
+                        or attempt + 1 == _POSITION_RETRIES
+                    ):
+                        raise
+                    time.sleep(random.random() * 0.002 * (attempt + 1))
         refused = [p["wid"] for p, row in zip(batch, rows, strict=True) if row is None]
         epochs = dict(self._fetchall("select_epochs", (refused,))) if refused else {}
         return append_results(batch, rows, epochs)
