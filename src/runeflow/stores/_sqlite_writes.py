@@ -16,7 +16,7 @@ from runeflow.stores._sqlite_bounded import position
 from runeflow.stores.encoding import EncodedAppend
 from runeflow.stores.integrity import checksum
 
-__all__ = ["Pending", "write_batch", "write_lone"]
+__all__ = ["AppendStates", "Pending", "write_batch", "write_lone"]
 
 _MAX_PARAMS = 500
 """Instances whose state one query reads (SQLite limits a statement's parameters)."""
@@ -45,6 +45,41 @@ class Pending:
         self.done = done
         self.instance = instance
         """For a create: the instance row to insert first (its events then follow)."""
+
+
+class AppendStates:
+    """What one connection knows of the instances it appended to: each one's last position,
+    fencing token and status, as its own last append left them.
+
+    An append must read them under the write lock (a stale token is refused, the position
+    comes next). Reading them costs a query per append, about a tenth of a lone append's
+    time; a connection that appends to an instance again and again (a running instance's
+    checkpoints) knows them already, as long as nothing else wrote meanwhile. So they are
+    kept, and trusted only while ``PRAGMA data_version`` (which changes when another
+    connection commits) is what it was, and forgotten whenever this connection does
+    anything but a lone append (a lease, a status, a compaction, a batch) or fails one.
+    """
+
+    __slots__ = ("states", "version")
+
+    def __init__(self) -> None:
+        self.version: int | None = None
+        self.states: dict[str, tuple[int, Any, Any]] = {}
+
+    def forget(self) -> None:
+        """Trust nothing known so far."""
+        if self.states:
+            self.states.clear()
+        self.version = None
+
+    def get(self, conn: sqlite3.Connection, workflow_id: str) -> tuple[int, Any, Any] | None:
+        """The instance's ``(position, token, status)`` if still known (hold the write lock)."""
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self.version:
+            self.states.clear()
+            self.version = version
+            return None
+        return self.states.get(workflow_id)
 
 
 class _LogWrites:
@@ -156,10 +191,15 @@ def write_batch(
     return results
 
 
-def write_lone(conn: sqlite3.Connection, p: Pending, now: float) -> int | Exception:
+def write_lone(
+    conn: sqlite3.Connection, p: Pending, now: float, known: AppendStates | None = None
+) -> int | Exception:
     """:func:`write_batch` for a batch of one (the usual case when appends do not overlap):
-    the same checks and rows, with fewer containers."""
-    return _write_one(conn, p, now) if p.instance is None else _create_one(conn, p, now)
+    the same checks and rows, with fewer containers; ``known`` saves reading the instance's
+    state again (see :class:`AppendStates`)."""
+    if p.instance is not None:
+        return _create_one(conn, p, now)
+    return _write_one(conn, p, now, known)
 
 
 def _create_one(conn: sqlite3.Connection, p: Pending, now: float) -> int:
@@ -174,29 +214,37 @@ def _create_one(conn: sqlite3.Connection, p: Pending, now: float) -> int:
     return cursor
 
 
-def _write_one(conn: sqlite3.Connection, p: Pending, now: float) -> int | Exception:
+def _write_one(
+    conn: sqlite3.Connection, p: Pending, now: float, known: AppendStates | None = None
+) -> int | Exception:
     """:func:`_write_batch` for one append alone, the usual case when appends do not
     overlap: the same checks and rows, with fewer containers."""
     wid = p.workflow_id
-    row = conn.execute(q.SELECT_APPEND_STATE_ONE, (wid,)).fetchone()
-    if row is None:
-        return StoreError(
-            f"cannot append to unknown workflow {wid!r}: create() it first", workflow_id=wid
-        )
-    try:
-        cursor = position(wid, row[0])
-    except StoreError as exc:
-        return exc
-    if p.token is not None and p.token != row[1]:
-        return LeaseLostError(wid, p.token, f"; it is at {row[1]}")
-    if p.status is not None and p.status != row[2]:
+    state = None if known is None else known.get(conn, wid)
+    if state is None:
+        row = conn.execute(q.SELECT_APPEND_STATE_ONE, (wid,)).fetchone()
+        if row is None:
+            return StoreError(
+                f"cannot append to unknown workflow {wid!r}: create() it first", workflow_id=wid
+            )
+        try:
+            state = (position(wid, row[0]), row[1], row[2])
+        except StoreError as exc:
+            return exc
+    cursor, token, status = state
+    if p.token is not None and p.token != token:
+        return LeaseLostError(wid, p.token, f"; it is at {token}")
+    if p.status is not None and p.status != status:
         conn.execute(q.UPDATE_STATUS, (p.status, now, wid))
+        status = p.status
     if p.encoded is not None:
         cursor = _write_log(conn, wid, cursor, p.encoded, now)
     if p.timers:
         conn.executemany(q.UPSERT_TIMER, p.timers)
     if p.done:
         conn.executemany(q.DELETE_TIMER, [(timer_id,) for timer_id in p.done])
+    if known is not None:  # kept once all is written (a failed commit forgets it)
+        known.states[wid] = (cursor, token, status)
     return cursor
 
 

@@ -40,7 +40,7 @@ from runeflow.stores._rows import instance_meta, metas_in_order, read_instance, 
 from runeflow.stores._sqlite_bounded import compact, fenced, position, remove
 from runeflow.stores._sqlite_errors import db_error, is_busy
 from runeflow.stores._sqlite_sql import MIGRATIONS
-from runeflow.stores._sqlite_writes import Pending, write_batch, write_lone
+from runeflow.stores._sqlite_writes import AppendStates, Pending, write_batch, write_lone
 from runeflow.stores.base import (
     PRUNABLE,
     Append,
@@ -137,14 +137,23 @@ class SQLiteStore(IndexedListing, Store):
                 ) from exc
             raise db_error(self.path, exc) from exc
         self._local.conn, self._local.pid = conn, os.getpid()
+        self._local.known = AppendStates()
         with self._lock:
             self._connections.append(conn)
         return conn
 
-    def _retry(self, work: Callable[..., T], *args: Any, write: bool) -> T:
+    def _retry(
+        self, work: Callable[..., T], *args: Any, write: bool, lone_append: bool = False
+    ) -> T:
         """Run ``work(conn, *args)`` (in a write transaction if ``write``), retrying while
-        busy."""
+        busy. With ``lone_append``, the connection's :class:`AppendStates` is passed last;
+        anything else this connection does forgets them (it may change what they hold)."""
         conn = self._conn()
+        known: AppendStates = self._local.known
+        if lone_append:
+            args = (*args, known)
+        else:
+            known.forget()
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.001
         while True:
@@ -157,6 +166,7 @@ class SQLiteStore(IndexedListing, Store):
                     conn.execute("COMMIT")
                     return result
                 except BaseException:
+                    known.forget()  # what the failed work noted was not committed
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
@@ -344,7 +354,7 @@ class SQLiteStore(IndexedListing, Store):
 
     def _write_lone(self, pending: Pending) -> int | Exception:
         """:meth:`_write_appends` for a batch of one."""
-        return self._retry(write_lone, pending, time.time(), write=True)
+        return self._retry(write_lone, pending, time.time(), write=True, lone_append=True)
 
     def stream(self, workflow_id: str, after: int = 0, *, values: bool = True) -> Iterator[Event]:
         """See :meth:`Store.stream`."""
