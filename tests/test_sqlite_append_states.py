@@ -119,3 +119,18 @@ def test_a_deleted_and_recreated_instance_starts_again(store: SQLiteStore) -> No
         store.append("w", _events(1), token=1)
     store.create("w", definition_name="d", definition_hash="h", owner="a", ttl=60)
     assert store.append("w", _events(2), token=1) == 2
+
+
+def test_what_is_kept_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One connection appending to ever more instances (a long-lived runner on one thread)
+    keeps at most KNOWN_INSTANCES of them, and appends stay right when it starts over."""
+    from runeflow.stores import _sqlite_writes
+
+    monkeypatch.setattr(_sqlite_writes, "KNOWN_INSTANCES", 3)
+    s = SQLiteStore(tmp_path / "bounded.db")
+    for k in range(10):
+        s.create(f"i{k}", definition_name="d", definition_hash="h")
+        assert s.append(f"i{k}", _events(k)) == 2
+        assert len(s._local.known.states) <= 3
+    for k in range(10):
+        assert s.append(f"i{k}", _events(k)) == 4

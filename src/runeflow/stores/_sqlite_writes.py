@@ -16,7 +16,7 @@ from runeflow.stores._sqlite_bounded import position
 from runeflow.stores.encoding import EncodedAppend
 from runeflow.stores.integrity import checksum
 
-__all__ = ["AppendStates", "Pending", "write_batch", "write_lone"]
+__all__ = ["KNOWN_INSTANCES", "AppendStates", "Pending", "write_batch", "write_lone"]
 
 _MAX_PARAMS = 500
 """Instances whose state one query reads (SQLite limits a statement's parameters)."""
@@ -47,6 +47,10 @@ class Pending:
         """For a create: the instance row to insert first (its events then follow)."""
 
 
+KNOWN_INSTANCES = 4096
+"""The most instances whose append state one connection keeps (see :class:`AppendStates`)."""
+
+
 class AppendStates:
     """What one connection knows of the instances it appended to: each one's last position,
     fencing token and status, as its own last append left them.
@@ -71,6 +75,13 @@ class AppendStates:
         if self.states:
             self.states.clear()
         self.version = None
+
+    def keep(self, workflow_id: str, state: tuple[int, Any, Any]) -> None:
+        """Note what an append left (at most :data:`KNOWN_INSTANCES` instances at a time)."""
+        states = self.states
+        if len(states) >= KNOWN_INSTANCES and workflow_id not in states:
+            states.clear()  # the instances being checkpointed now come back soon enough
+        states[workflow_id] = state
 
     def get(self, conn: sqlite3.Connection, workflow_id: str) -> tuple[int, Any, Any] | None:
         """The instance's ``(position, token, status)`` if still known (hold the write lock)."""
@@ -244,7 +255,7 @@ def _write_one(
     if p.done:
         conn.executemany(q.DELETE_TIMER, [(timer_id,) for timer_id in p.done])
     if known is not None:  # kept once all is written (a failed commit forgets it)
-        known.states[wid] = (cursor, token, status)
+        known.keep(wid, (cursor, token, status))
     return cursor
 
 
