@@ -301,3 +301,4 @@ def test_postgres_shared_appends_and_lease_renewals_never_deadlock(pg_store: Sto
         thread.join()
     assert errors == []
     assert pg_store._commits.batches < pg_store._commits.items  # type: ignore[attr-defined]
+

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 import runeflow as rf
-from conftest import ALL_STORES
+from conftest import ALL_STORES, PG_DSN
 from runeflow.cli import main
+from runeflow.errors import WorkflowNotFoundError
 from runeflow.model import events as ev
 from runeflow.recovery import load_workflow, save_snapshot
 from runeflow.stores import Store
-from runeflow.stores.base import INLINE_VALUE_LIMIT
+from runeflow.stores.base import INLINE_VALUE_LIMIT, Timer
 from test_model_events import rich_workflow, state_signature
 
 BIG = "v" * (INLINE_VALUE_LIMIT * 2)
@@ -579,3 +580,35 @@ def test_background_retention_survives_a_failing_store(caplog: pytest.LogCapture
     assert "pruning failed" in caplog.text and "restarting" in caplog.text
     assert retention.tick() == 0 and len(calls) == 1  # not again before its interval
     assert time.time() - 3600 - 5 < calls[0] < time.time() - 3600 + 5
+
+
+@pytest.mark.postgres
+def test_postgres_a_command_racing_a_prune_leaves_no_timer(pg_store: Store) -> None:
+    """A timer (a command sent to an instance) whose instance is being deleted by a prune
+    waits for it, then finds no instance: refused, and no orphan timer row is left."""
+    import psycopg
+
+    schema = pg_store.schema  # type: ignore[attr-defined]
+    pg_store.create("doomed", definition_name="d", definition_hash="h", status="idle")
+    outcome: list[BaseException | None] = []
+
+    def send() -> None:
+        try:
+            pg_store.schedule_timer(Timer(timer_id="cmd-doomed", workflow_id="doomed", fire_at=0))
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with psycopg.connect(PG_DSN) as conn:  # what a prune does: lock the row, delete it
+        conn.execute(
+            f"SELECT 1 FROM \"{schema}\".instances WHERE workflow_id = 'doomed' FOR UPDATE"
+        )
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(0.3)
+        assert not outcome  # it waits for the prune's transaction
+        conn.execute(f"DELETE FROM \"{schema}\".instances WHERE workflow_id = 'doomed'")
+        conn.commit()
+    sender.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], WorkflowNotFoundError)
+    assert pg_store.timers("doomed") == []

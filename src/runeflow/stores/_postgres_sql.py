@@ -267,8 +267,12 @@ QUERIES: dict[str, str] = {
     "lock_prunable": _PRUNABLE + " FOR UPDATE OF i SKIP LOCKED",
     "select_snapshot": """SELECT cursor, data, checksum FROM {schema}.snapshots
         WHERE workflow_id = %s""",
+    # only for an instance that exists, share-locked (a delete or prune holding it waits
+    # for nothing: this waits for it, then finds no row and stores nothing)
     "upsert_timer": """INSERT INTO {schema}.timers (timer_id, workflow_id, fire_at, payload)
-        VALUES (%s, %s, %s, %s) ON CONFLICT (timer_id) DO UPDATE SET
+        SELECT u.t, u.w, u.f, u.p::jsonb FROM (VALUES (%s, %s, %s::float8, %s)) AS u (t, w, f, p)
+        WHERE EXISTS (SELECT 1 FROM {schema}.instances i WHERE i.workflow_id = u.w FOR SHARE)
+        ON CONFLICT (timer_id) DO UPDATE SET
         workflow_id = EXCLUDED.workflow_id, fire_at = EXCLUDED.fire_at,
         payload = EXCLUDED.payload""",
     "select_due_timers": """SELECT timer_id, workflow_id, fire_at, payload FROM {schema}.timers

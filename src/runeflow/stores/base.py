@@ -524,7 +524,13 @@ class Store(AppendEncoding, LogDecoding, ABC):
 
     @abstractmethod
     def schedule_timer(self, timer: Timer) -> None:
-        """Store a timer (replacing one with the same id)."""
+        """Store a timer (replacing one with the same id) of an instance that exists, checked
+        in the same transaction: a timer is never left behind by an instance deleted or
+        pruned meanwhile.
+
+        Raises:
+            WorkflowNotFoundError: no such instance (nothing is stored).
+        """
 
     @abstractmethod
     def due_timers(

@@ -601,6 +601,7 @@ class MemoryStore(Store):
         """See :meth:`Store.schedule_timer`."""
         copy = self._timer_copy(timer)
         with self._lock:
+            self._instance(timer.workflow_id)  # raises for an unknown one
             self._put_timer(copy)
 
     @staticmethod

@@ -609,7 +609,8 @@ class PostgresStore(IndexedListing, Store):
 
     def schedule_timer(self, timer: Timer) -> None:
         """See :meth:`Store.schedule_timer`."""
-        self._execute("upsert_timer", _timer_params(timer))
+        if self._execute("upsert_timer", _timer_params(timer)) == 0:
+            raise WorkflowNotFoundError(timer.workflow_id)
 
     def due_timers(
         self, now: float, limit: int = 100, *, owner: str | None = None

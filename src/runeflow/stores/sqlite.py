@@ -496,7 +496,14 @@ class SQLiteStore(IndexedListing, Store):
 
     def schedule_timer(self, timer: Timer) -> None:
         """See :meth:`Store.schedule_timer`."""
-        self._execute(q.UPSERT_TIMER, _timer_params(timer))
+        params = _timer_params(timer)
+
+        def work(conn: sqlite3.Connection) -> None:  # under the write lock, as delete/prune
+            if conn.execute(q.SELECT_LOG_START, (timer.workflow_id,)).fetchone() is None:
+                raise WorkflowNotFoundError(timer.workflow_id)
+            conn.execute(q.UPSERT_TIMER, params)
+
+        self._retry(work, write=True)
 
     def due_timers(
         self, now: float, limit: int = 100, *, owner: str | None = None

@@ -342,6 +342,18 @@ class StoreContract(CorruptionContract, BatchContract, ListingContract, Retentio
         assert store.due_timers(base + 25.0, limit=1) == due[:1]
         assert [t.fire_at for t in store.timers(wid)] == [base + 10, base + 20, base + 30]
 
+    def test_a_timer_needs_its_instance(self, store: Store) -> None:
+        """A timer (a command or a resume for a runner) of an instance that does not exist,
+        or no longer does (deleted or pruned meanwhile), is refused and nothing is stored."""
+        with pytest.raises(WorkflowNotFoundError):
+            store.schedule_timer(Timer(timer_id="t-nobody", workflow_id="nobody", fire_at=1.0))
+        wid = self._created(store)
+        store.delete(wid)
+        with pytest.raises(WorkflowNotFoundError):
+            store.schedule_timer(Timer(timer_id=f"t-{wid}", workflow_id=wid, fire_at=1.0))
+        assert store.timers("nobody") == [] and store.timers(wid) == []
+        assert all(t.workflow_id not in ("nobody", wid) for t in store.due_timers(2.0))
+
     def test_timer_cancelled_once(self, store: Store) -> None:
         wid = self._created(store)
         timer = Timer(timer_id=f"t-{wid}", workflow_id=wid, fire_at=5.0, payload={"wait_id": "w"})
