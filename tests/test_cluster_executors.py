@@ -313,9 +313,7 @@ def test_a_large_value_lost_with_its_worker_is_put_again_for_the_retry(
     assert len(executor.references) == 0
 
 
-def test_a_timeout_fails_the_attempt_and_cancels_the_task(
-    cluster: Cluster, tmp_path: Path
-) -> None:
+def test_a_timeout_fails_the_attempt_and_cancels_the_task(cluster: Cluster, tmp_path: Path) -> None:
     executor = cluster.make()
     policy = rf.Policy(timeout=0.5)
     wf = rf.workflow(name="slow").add(rf.step(make_sleeper(tmp_path), name="sleepy", policy=policy))
@@ -333,6 +331,37 @@ def test_a_timeout_fails_the_attempt_and_cancels_the_task(
     finally:
         (tmp_path / "stop").touch()
     assert not (tmp_path / "finished").exists() or cluster.engine == "dask"
+
+
+def test_a_collected_result_is_released_even_while_its_future_is_referenced(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dask keeps a task's result while a client holds its future, and recomputes it when
+    its worker dies. The executor releases each future once it has the result, not when
+    the future is garbage: otherwise a step following on the same worker could be running
+    when the release arrives, and a worker killed then would run a checkpointed step again
+    (seen in the killed-worker test above)."""
+    if cluster.engine != "dask":
+        pytest.skip("Ray rebuilds a lost result only when it is fetched again: never here")
+    executor = cluster.make()
+    held: list[list[tuple[str, Any]]] = []  # what a slow reporting thread would still hold
+    report = executor._report
+    monkeypatch.setattr(
+        executor, "_report", lambda items: (held.append(list(items)), report(items))[1]
+    )
+    got: list[rf.Runnable] = []
+    runnable = rf.Runnable(
+        id="r", component="kept", component_kind="step", component_hash="h", fn=square, args=(4,)
+    )
+    executor.submit(runnable, got.append)
+    wait_for(lambda: got, what="the report")
+    assert got[0].status == "completed" and got[0].result == 16
+    wait_for(
+        lambda: not _dask_tasks(cluster.client, "kept-"),
+        timeout=10,
+        what="the scheduler to forget the collected result",
+    )
+    assert held and held[0][0][1] is not None  # the future itself is still referenced
 
 
 def test_a_slow_instance_holds_up_no_other_instance(cluster: Cluster, tmp_path: Path) -> None:
@@ -606,8 +635,15 @@ def test_references_are_shared_and_released() -> None:
     puts: list[Any] = []
     refs = References(lambda value: puts.append(value) or f"ref{len(puts)}", threshold=100)
     big, small = b"b" * 200, b"s"
-    one = rf.Runnable(id="1", component="c", component_kind="step", component_hash="h",
-                      fn=None, args=(big, small), kwargs={"k": big})
+    one = rf.Runnable(
+        id="1",
+        component="c",
+        component_kind="step",
+        component_hash="h",
+        fn=None,
+        args=(big, small),
+        kwargs={"k": big},
+    )
     shipment, sent, held = refs.ship(one)
     assert shipment.runnable.args == (None, small) and shipment.runnable.kwargs == {"k": None}
     assert one.args == (big, small)  # the runner's runnable keeps its values

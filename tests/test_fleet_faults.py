@@ -273,6 +273,70 @@ def test_a_client_drives_an_instance_a_serving_runner_runs(tmp_path: Path) -> No
         client.close()
 
 
+class CommandRacingStore(rf.SQLiteStore):
+    """A real SQLite store whose first read once armed (the instance's row or its timers)
+    returns only after the runner has applied the command sent to it: a wait's reads
+    straddle the command, the moment it could be misled."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.armed = False
+
+    def _straddle(self, workflow_id: str) -> None:
+        if self.armed:
+            self.armed = False
+            wait_until(lambda: not self.timers(workflow_id), 10, "the command to be applied")
+
+    def get(self, workflow_id: str) -> Any:
+        meta = super().get(workflow_id)
+        self._straddle(workflow_id)
+        return meta
+
+    def timers(self, workflow_id: str) -> Any:
+        timers = super().timers(workflow_id)
+        self._straddle(workflow_id)
+        return timers
+
+
+def test_a_wait_is_not_misled_by_a_command_applied_while_it_reads(tmp_path: Path) -> None:
+    import threading
+
+    from runeflow.cli.inspecting import wait_for
+
+    db = tmp_path / "race.db"
+    release = threading.Event()
+
+    def approval() -> rf.Workflow:
+        return (
+            rf.workflow(name="approval")
+            .add(rf.await_event(name="w", events=["go"]))
+            .add(rf.step(lambda s: release.wait(10) and s.payload * 2, name="after"), to="w")
+        )
+
+    store = CommandRacingStore(db)
+    with rf.Runner(store=rf.SQLiteStore(db), workflows=[approval], poll_interval=0.02):
+        client = rf.Client(store)
+        for n, wait in enumerate(
+            [
+                lambda: client.wait("i0", timeout=20),
+                lambda: wait_for(store, "i1", {rf.Status.WAITING, rf.Status.IDLE}, None, None),
+            ]
+        ):
+            wid = f"i{n}"
+            client.start_instance("approval", n, id=wid)
+            assert client.wait(wid, timeout=10).status is rf.Status.WAITING
+            client.resume(wid, "go", 21)
+            store.armed = True  # the wait's first read is from before "go" is applied
+            timer = threading.Timer(0.5, release.set)  # "after" runs until then
+            timer.start()
+            info = wait()
+            timer.join()
+            release.clear()
+            assert info.status is rf.Status.IDLE, info  # not the running state read meanwhile
+            assert client.get_results(wid, components=["after"]) == {"after": 42}
+            assert not store.armed  # the race was staged
+
+
 @pytest.mark.slow
 def test_cli_run_submit_records_and_a_worker_runs_it(tmp_path: Path) -> None:
     db = tmp_path / "s.db"

@@ -183,9 +183,7 @@ def _appends_while_blocked(store: Store, block: Any, threads: int = 8) -> tuple[
             thread.start()
         deadline = time.monotonic() + 5
         # the first max_writers appends each lead a transaction (and wait for the lock)
-        while (
-            len(commits._queue) < threads - commits.max_writers and time.monotonic() < deadline
-        ):
+        while len(commits._queue) < threads - commits.max_writers and time.monotonic() < deadline:
             time.sleep(0.005)
     for thread in workers:
         thread.join()
@@ -301,4 +299,3 @@ def test_postgres_shared_appends_and_lease_renewals_never_deadlock(pg_store: Sto
         thread.join()
     assert errors == []
     assert pg_store._commits.batches < pg_store._commits.items  # type: ignore[attr-defined]
-

@@ -195,9 +195,10 @@ def test_meta_markers_are_part_of_the_hash() -> None:
     def b(x: Any, n: int = rf.fact_count("two")) -> bool:
         return True
 
-    assert rf.rule(condition=a, reaction=str, name="r").hash != rf.rule(
-        condition=b, reaction=str, name="r"
-    ).hash
+    assert (
+        rf.rule(condition=a, reaction=str, name="r").hash
+        != rf.rule(condition=b, reaction=str, name="r").hash
+    )
 
 
 def test_step_ran_and_fact_count_see_what_ran_before_the_condition() -> None:

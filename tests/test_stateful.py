@@ -418,9 +418,7 @@ def test_state_based_components_replay_and_recover_from_a_store(tmp_path: Path) 
             runner.run("all", {"command": command, "order": "o-9", "id": 5})
         runner.wait("all", timeout=30)
         before = runner.get_workflow("all").productions_by_component()
-    rebuilt = rf.Workflow.from_events(
-        rf.SQLiteStore(db).stream("all"), definition=every_component
-    )
+    rebuilt = rf.Workflow.from_events(rf.SQLiteStore(db).stream("all"), definition=every_component)
     assert rebuilt.productions_by_component() == before
     assert rebuilt.state_of("fulfilment")["paid"] is True
     assert rebuilt.state_of("traffic_light") == "red"  # "sent ..." is no event of the light

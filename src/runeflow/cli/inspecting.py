@@ -107,13 +107,21 @@ def wait_for(
     if wanted is None:
         return wait_stored(store, workflow_id, deadline, timeout)
     delay = 0.005
+
+    def reached(status: Status, pending: bool) -> bool:
+        return status.is_terminal or (
+            status in wanted and (status is Status.RUNNING or not pending)
+        )
+
     while True:
+        # Commands before the status, as in wait_stored: a command applied between the two
+        # reads shows in the status read second
+        pending = has_pending_commands(store, workflow_id)
         status = _status(store.get(workflow_id).status)
-        if status.is_terminal or (
-            status in wanted
-            and (status is Status.RUNNING or not has_pending_commands(store, workflow_id))
-        ):
-            return stored_info(store, workflow_id)
+        if reached(status, pending):
+            info = stored_info(store, workflow_id)
+            if reached(info.status, pending):  # else it moved on meanwhile: look again
+                return info
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise TimeoutError(f"instance {workflow_id!r} is still {status.value}")

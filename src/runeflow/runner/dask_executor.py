@@ -168,6 +168,12 @@ class DaskExecutor(ClusterExecutor):
             except Exception:  # one of them went away meanwhile: fetch them one by one
                 out += [(key, self._one(f)) for key, f in finished]
         out += [(key, self._one(f)) for key, f in items if f.status != "finished"]
+        for _, future in items:
+            # Tell the scheduler now, before the result is handed over, that its value is no
+            # longer wanted. Left to the future's garbage collection, the release could reach
+            # the scheduler after the steps that follow were submitted: a worker dying then
+            # would make Dask recompute a step whose result is already checkpointed.
+            future.release()
         return out
 
     def _one(self, future: Any) -> bytes | BaseException:

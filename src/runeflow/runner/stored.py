@@ -159,9 +159,16 @@ def wait_stored(
     """
     delay = 0.005
     while True:
-        status = store.get(workflow_id).status
-        if status != Status.RUNNING.value and not has_pending_commands(store, workflow_id):
-            return stored_info(store, workflow_id)
+        # Commands first: a runner removes a command only once what it did is committed, so
+        # a status read after finding none already shows it (read the other way round, a
+        # command applied between the two reads would pass for settled).
+        if (
+            not has_pending_commands(store, workflow_id)
+            and store.get(workflow_id).status != Status.RUNNING.value
+        ):
+            info = stored_info(store, workflow_id)
+            if info.status is not Status.RUNNING:  # else a new command came meanwhile
+                return info
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise TimeoutError(
